@@ -1,0 +1,311 @@
+"""A small real HTTP server on 127.0.0.1 that speaks the Ollama wire protocol, for tests.
+
+Why: the voting code drives the real `ollama` client over real HTTP, so failures
+(HTTP 500, unknown model, hangs, streams cut before `done`, bad lines) are the ones a
+user meets. Each model is scripted with a :class:`ModelScript`.
+
+    with FakeOllama({"qwen2.5:7b-instruct": ModelScript(replies=["#### 42"])}) as srv:
+        srv.url  # "http://127.0.0.1:PORT"
+
+`python -m tests.fake_ollama --port N --demo` serves a few demo models until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAILURES = ("http500", "hang", "stall", "cut", "badline")
+"""Failure modes: `http500` error status; `hang` never answers; `stall` sends one token
+then hangs; `cut` ends the stream without a `done: true` line; `badline` sends a line that
+is not JSON."""
+
+
+@dataclass
+class ModelScript:
+    """How one fake model answers.
+
+    replies: texts to answer with; with a request seed, reply `seed % len(replies)`,
+        otherwise the replies are cycled per request.
+    latency: seconds before the first token of each reply.
+    token_delay: seconds between streamed chunks.
+    chunk: characters per streamed chunk.
+    fail: a failure mode from FAILURES for every request, or None.
+    fail_seeds: failure mode by request seed (overrides `fail`).
+    """
+
+    replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
+    latency: float = 0.0
+    token_delay: float = 0.0
+    chunk: int = 4
+    fail: str | None = None
+    fail_seeds: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        modes = [self.fail, *self.fail_seeds.values()]
+        bad = [m for m in modes if m is not None and m not in FAILURES]
+        if bad:
+            raise ValueError(f"unknown failure mode {bad[0]!r}; expected one of {FAILURES}")
+        if not self.replies:
+            raise ValueError("replies must not be empty")
+
+
+def fake_embedding(text: str, dim: int = 32) -> list[float]:
+    """Deterministic bag-of-words vector: texts sharing words get similar vectors."""
+    v = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        h = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big")
+        v[h % dim] += 1.0 if (h >> 16) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]
+
+
+class FakeOllama:
+    """A threaded Ollama-protocol server on a free loopback port (context manager)."""
+
+    def __init__(self, models: dict[str, ModelScript] | None = None, port: int = 0) -> None:
+        self.models: dict[str, ModelScript] = dict(models or {})
+        self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._counter: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeOllama:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-ollama", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release hanging handlers."""
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> FakeOllama:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- used by the handler -------------------------------------------------------------
+    def _record(self, path: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append({"path": path, **body})
+
+    def _reply_for(self, model: str, seed: int | None) -> tuple[str, str | None]:
+        script = self.models[model]
+        with self._lock:
+            n = self._counter.get(model, 0)
+            self._counter[model] = n + 1
+        idx = seed if seed is not None else n
+        failure = script.fail_seeds.get(seed, script.fail) if seed is not None else script.fail
+        return script.replies[idx % len(script.replies)], failure
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep test output quiet
+            pass
+
+        def _json(self, status: int, obj: dict[str, Any]) -> None:
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _body(self) -> dict[str, Any]:
+            n = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(n) if n else b"{}"
+            try:
+                obj = json.loads(raw or b"{}")
+            except json.JSONDecodeError:
+                return {}
+            return obj if isinstance(obj, dict) else {}
+
+        def do_GET(self) -> None:
+            if self.path == "/api/tags":
+                models = [
+                    {
+                        "name": m,
+                        "model": m,
+                        "modified_at": "2024-01-01T00:00:00Z",
+                        "size": 1000,
+                        "digest": hashlib.sha256(m.encode()).hexdigest(),
+                        "details": {"format": "gguf", "family": "fake"},
+                    }
+                    for m in srv.models
+                ]
+                self._json(200, {"models": models})
+            elif self.path == "/api/version":
+                self._json(200, {"version": "0.0.0-fake"})
+            elif self.path in ("/", ""):
+                data = b"Ollama is running"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                self._json(404, {"error": f"no route {self.path}"})
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            body = self._body()
+            srv._record(self.path, body)
+            if self.path not in ("/api/chat", "/api/generate", "/api/embed"):
+                self._json(404, {"error": f"no route {self.path}"})
+                return
+            model = str(body.get("model", ""))
+            if model not in srv.models:
+                self._json(404, {"error": f'model "{model}" not found, try pulling it first'})
+                return
+            if self.path == "/api/embed":
+                inputs = body.get("input", "")
+                texts = [inputs] if isinstance(inputs, str) else list(inputs)
+                self._json(200, {"model": model, "embeddings": [fake_embedding(t) for t in texts]})
+                return
+            srv._enter()
+            try:
+                self._generate(model, body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away (cancel or timeout)
+            finally:
+                srv._leave()
+
+        def _generate(self, model: str, body: dict[str, Any]) -> None:
+            script = srv.models[model]
+            options = body.get("options") or {}
+            seed = options.get("seed")
+            text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
+            chat = self.path == "/api/chat"
+            if failure == "hang":
+                srv._stopping.wait()
+                return
+            if srv._stopping.wait(script.latency):
+                return
+            if failure == "http500":
+                self._json(500, {"error": "fake internal server error"})
+                return
+            if body.get("stream", True) is False:
+                self._json(200, _part(model, text, chat, done=True))
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            size = max(1, script.chunk)
+            pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+            for i, piece in enumerate(pieces):
+                if i and srv._stopping.wait(script.token_delay):
+                    return
+                self._chunk(json.dumps(_part(model, piece, chat, done=False)) + "\n")
+                if failure == "stall":
+                    srv._stopping.wait()
+                    return
+                if failure == "badline" and i == len(pieces) // 2:
+                    self._chunk("this is not json\n")
+            if failure != "cut":
+                self._chunk(json.dumps(_part(model, "", chat, done=True)) + "\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _chunk(self, s: str) -> None:
+            data = s.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+def _part(model: str, text: str, chat: bool, done: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"model": model, "created_at": _now(), "done": done}
+    if chat:
+        part["message"] = {"role": "assistant", "content": text}
+    else:
+        part["response"] = text
+    if done:
+        part.update(done_reason="stop", total_duration=1000, eval_count=len(text.split()))
+    return part
+
+
+def demo_models() -> dict[str, ModelScript]:
+    """A few models for the browser test and manual tries: mostly agree, sometimes not."""
+    math_replies = [
+        "Let me work it out step by step.\nSo the total is 42.\n#### 42",
+        "First add, then multiply. The answer is 42.",
+        "I think it is 41.\n#### 41",
+        "Carefully: 6 * 7 = 42.\n\\boxed{42}",
+    ]
+    return {
+        "qwen2.5:7b-instruct": ModelScript(replies=math_replies, latency=0.2, token_delay=0.02),
+        "llama3.1:8b": ModelScript(
+            replies=["The answer is 41.", "#### 42", "Answer: 41"], latency=0.2, token_delay=0.02
+        ),
+        "gemma2:9b": ModelScript(replies=["Answer: C", "(C) is right", "B."], latency=0.1),
+        "nomic-embed-text": ModelScript(replies=[""]),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve demo (or no) models on 127.0.0.1 until interrupted."""
+    ap = argparse.ArgumentParser(description="Fake Ollama server for tests (127.0.0.1 only).")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--demo", action="store_true", help="serve a few demo models")
+    args = ap.parse_args(argv)
+    srv = FakeOllama(demo_models() if args.demo else {}, port=args.port)
+    srv.start()
+    print(srv.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()
