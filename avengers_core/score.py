@@ -1,0 +1,113 @@
+"""Scoring: the K × M capability profile, each cluster's model ranking, model selection.
+
+`mean[c, j]` is model j's raw accuracy on the training queries of cluster c (the paper's
+profile). Small clusters give noisy accuracies, so routing uses scores shrunk toward the
+model's global mean with prior strength `shrinkage` (0 = the paper's raw accuracies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class CapabilityProfile:
+    """Per-cluster, per-model score sums and counts (missing scores are not counted)."""
+
+    models: list[str]
+    sums: np.ndarray  # (K, M)
+    count: np.ndarray  # (K, M) int
+    cost: np.ndarray | None = None  # (K, M) mean cost per query, NaN where unknown
+    shrinkage: float = 0.0
+
+    @classmethod
+    def build(
+        cls,
+        labels: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        models: list[str],
+        costs: np.ndarray | None = None,
+        shrinkage: float = 0.0,
+    ) -> CapabilityProfile:
+        """Accumulate each cluster's scores (and costs) from the labelled training rows."""
+        seen = ~np.isnan(scores)
+        onehot = np.zeros((k, len(labels)))
+        onehot[labels, np.arange(len(labels))] = 1.0
+        sums = onehot @ np.where(seen, scores, 0.0)
+        count = (onehot @ seen).astype(int)
+        cost = None
+        if costs is not None:
+            cseen = ~np.isnan(costs)
+            csum = onehot @ np.where(cseen, costs, 0.0)
+            ccnt = onehot @ cseen
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cost = np.where(ccnt > 0, csum / ccnt, np.nan)
+        return cls(list(models), sums, count, cost, float(shrinkage))
+
+    @property
+    def k(self) -> int:
+        return self.sums.shape[0]
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Raw accuracy per cluster and model (NaN where a model has no score there)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.sums / np.maximum(self.count, 1), np.nan)
+
+    @property
+    def global_mean(self) -> np.ndarray:
+        """Each model's accuracy over all training queries."""
+        n = self.count.sum(axis=0)
+        return np.where(n > 0, self.sums.sum(axis=0) / np.maximum(n, 1), 0.0)
+
+    def scores(self, shrinkage: float | None = None) -> np.ndarray:
+        """Routing scores: (sums + τ·global) / (count + τ); τ = 0 gives raw accuracy.
+
+        With τ = 0 a model never scored in a cluster gets NaN (ranked last).
+        """
+        tau = self.shrinkage if shrinkage is None else shrinkage
+        if tau <= 0:
+            return self.mean
+        return (self.sums + tau * self.global_mean) / (self.count + tau)
+
+    def ranking(self, cluster: int, shrinkage: float | None = None) -> list[int]:
+        """Model indices of one cluster, best first."""
+        s = np.nan_to_num(self.scores(shrinkage)[cluster], nan=-1.0)
+        return list(np.argsort(-s, kind="stable"))
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Per-row rank of each column, 0 = best (NaN ranked last; ties by column order)."""
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), axis=1, kind="stable")
+    out = np.empty_like(order)
+    rows = np.arange(values.shape[0])[:, None]
+    out[rows, order] = np.arange(values.shape[1])[None, :]
+    return out
+
+
+def cost_aware(perf: np.ndarray, cost: np.ndarray | None, alpha: float) -> np.ndarray:
+    """Avengers-Pro: α·perf + (1 − α)·(1 − cost), both min-max normalised inside each cluster."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if cost is None or alpha >= 1.0:
+        return perf
+
+    def minmax(a: np.ndarray) -> np.ndarray:
+        lo = np.nanmin(a, axis=1, keepdims=True)
+        hi = np.nanmax(a, axis=1, keepdims=True)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        return np.nan_to_num((a - lo) / span, nan=0.0)
+
+    return alpha * minmax(perf) + (1.0 - alpha) * (1.0 - minmax(cost))
+
+
+def select_models(profile: CapabilityProfile, n: int, shrinkage: float | None = None) -> list[str]:
+    """The paper's automatic selection: models by how often they rank first, then second, …"""
+    r = ranks(profile.scores(shrinkage))
+    m = len(profile.models)
+    counts = np.stack([(r == pos).sum(axis=0) for pos in range(m)], axis=1)  # (M, positions)
+    order = sorted(range(m), key=lambda j: tuple(-counts[j]) + (-profile.global_mean[j],))
+    return [profile.models[j] for j in order[: max(1, n)]]
