@@ -1,0 +1,270 @@
+"""Plotly figures for the app and reports: one function per figure, plain data in, figure out.
+
+Query text from data is escaped (`html.escape`) and shortened before it reaches a hover
+label, because plotly renders a subset of HTML in hover text.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+PALETTE = (
+    "#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf "
+    "#393b79 #e6550d #31a354 #843c39 #7b4173 #3182bd #fd8d3c #74c476 #ad494a #a55194 "
+    "#6baed6 #fdae6b #a1d99b #d6616b #ce6dbd #9c9ede #637939 #8ca252 #b5cf6b #cedb9c"
+).split()
+
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
+
+
+def hover_text(text: str, limit: int = 160, width: int = 60) -> str:
+    """Shortened, escaped, wrapped text safe to show in a plotly hover label."""
+    flat = " ".join(str(text).split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(flat, width) or [""])
+
+
+def cluster_title(k: int, label: str | None = None) -> str:
+    """Unique display name of cluster `k`: "#12 house · shoes" (labels alone may repeat)."""
+    return f"#{k} {label}" if label else f"#{k}"
+
+
+def color_of(i: int) -> str:
+    """A stable colour for category number `i` (cycles after 30)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def model_bars(models: Sequence[str], means: Sequence[float], counts: Sequence[int] | None = None,
+               title: str = "Mean score per model") -> go.Figure:
+    """Bar chart of each model's mean score, best first (NaN means are dropped)."""
+    rows = [(m, float(v), None if counts is None else int(counts[i]))
+            for i, (m, v) in enumerate(zip(models, means, strict=True)) if np.isfinite(v)]
+    rows.sort(key=lambda r: -r[1])
+    custom = [[r[2] if r[2] is not None else ""] for r in rows]
+    fig = go.Figure(go.Bar(
+        x=[r[1] for r in rows], y=[html.escape(r[0]) for r in rows], orientation="h",
+        text=[f"{r[1]:.3f}" for r in rows], textposition="auto", customdata=custom,
+        hovertemplate="%{y}<br>mean score %{x:.3f}<br>n = %{customdata[0]}<extra></extra>",
+        marker_color=[color_of(i) for i in range(len(rows))],
+    ))
+    fig.update_layout(title=title, xaxis={"range": [0, 1], "title": "mean score"},
+                      yaxis={"autorange": "reversed"}, height=80 + 28 * len(rows), **_LAYOUT)
+    return fig
+
+
+def cluster_map(
+    coords: np.ndarray,
+    queries: Sequence[str],
+    color: Sequence[object],
+    color_name: str = "cluster",
+    names: Mapping[object, str] | None = None,
+    details: Sequence[str] | None = None,
+    query_point: Sequence[float] | None = None,
+    query_label: str = "your query",
+    title: str | None = None,
+    max_legend: int = 20,
+) -> go.Figure:
+    """Scatter of the 2-D map, one trace per colour value; customdata[0] is the row index.
+
+    `names` maps a colour value to its legend name (e.g. cluster id -> "12: house · shoes");
+    `details` adds a line per point to the hover (e.g. its scores); `query_point` marks a
+    routed query with a star.
+    """
+    coords = np.asarray(coords, dtype=float)
+    values = list(color)
+    if not (len(coords) == len(queries) == len(values)):
+        raise ValueError("coords, queries and color must have the same length")
+    cats = sorted(set(values), key=lambda v: (str(type(v)), v))
+    hov = [hover_text(q) for q in queries]
+    fig = go.Figure()
+    for i, cat in enumerate(cats):
+        idx = [j for j, v in enumerate(values) if v == cat]
+        label = names.get(cat, str(cat)) if names else str(cat)
+        extra = [details[j] if details is not None else "" for j in idx]
+        fig.add_trace(go.Scatter(
+            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=html.escape(label),
+            marker={"size": 5, "color": color_of(i), "opacity": 0.75},
+            customdata=[[j, hov[j], extra[n]] for n, j in enumerate(idx)],
+            hovertemplate=(f"<b>{html.escape(color_name)}: {html.escape(label)}</b><br>"
+                           "%{customdata[1]}<br>%{customdata[2]}<extra></extra>"),
+            showlegend=len(cats) <= max_legend,
+        ))
+    if query_point is not None:
+        fig.add_trace(go.Scatter(
+            x=[float(query_point[0])], y=[float(query_point[1])], mode="markers",
+            name=html.escape(query_label),
+            hovertemplate=f"{hover_text(query_label)}<extra></extra>",
+            marker={"symbol": "star", "size": 20, "color": "black",
+                    "line": {"width": 2, "color": "white"}},
+        ))
+    fig.update_layout(title=title, height=560, dragmode="lasso",
+                      xaxis={"visible": False}, yaxis={"visible": False},
+                      legend={"title": {"text": html.escape(color_name)}, "itemsizing": "constant"},
+                      **_LAYOUT)
+    return fig
+
+
+def selected_rows(fig: go.Figure, points: Sequence[Mapping]) -> list[int]:
+    """Row indices of a `st.plotly_chart` selection on a `cluster_map` figure."""
+    rows: list[int] = []
+    for p in points:
+        curve, idx = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if curve is None or idx is None or curve >= len(fig.data):
+            continue
+        custom = fig.data[curve].customdata
+        if custom is not None and idx < len(custom):
+            rows.append(int(custom[idx][0]))
+    return sorted(set(rows))
+
+
+def profile_heatmap(
+    mean: np.ndarray, count: np.ndarray, models: Sequence[str],
+    cluster_names: Sequence[str], order: Sequence[int] | None = None, title: str | None = None,
+) -> go.Figure:
+    """Clusters x models heatmap of mean scores; hover shows the count behind each cell."""
+    mean = np.asarray(mean, dtype=float)
+    count = np.asarray(count)
+    order = list(range(len(mean))) if order is None else list(order)
+    z = np.where(count[order] > 0, mean[order], np.nan)
+    ylabels = [html.escape(cluster_title(k, cluster_names[k])) for k in order]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[html.escape(m) for m in models], y=ylabels, customdata=count[order],
+        colorscale="RdYlGn", zmin=0, zmax=1, colorbar={"title": "mean"},
+        hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f} over %{customdata} queries<extra></extra>",
+        hoverongaps=False,
+    ))
+    fig.update_layout(title=title, height=max(320, 120 + 16 * len(order)),
+                      yaxis={"autorange": "reversed", "type": "category"},
+                      xaxis={"side": "top", "tickangle": -30}, **_LAYOUT)
+    return fig
+
+
+def route_probabilities(clusters: Sequence[Mapping], names: Sequence[str] | None = None,
+                        title: str = "Nearest clusters") -> go.Figure:
+    """Bars of the routed query's cluster probabilities (`[{"id", "p", "similarity"}]`)."""
+    labels = [html.escape(cluster_title(c["id"], names[c["id"]] if names else None))
+              for c in clusters]
+    sims = [float(c.get("similarity", np.nan)) for c in clusters]
+    fig = go.Figure(go.Bar(
+        x=[float(c["p"]) for c in clusters], y=labels, orientation="h", customdata=sims,
+        text=[f"{float(c['p']):.0%}" for c in clusters], textposition="auto",
+        hovertemplate="%{y}<br>p = %{x:.3f}<br>cosine %{customdata:.3f}<extra></extra>",
+        marker_color=[color_of(i) for i in range(len(clusters))],
+    ))
+    fig.update_layout(title=title, xaxis={"range": [0, 1], "title": "probability"},
+                      yaxis={"autorange": "reversed", "type": "category"},
+                      height=100 + 30 * len(clusters), **_LAYOUT)
+    return fig
+
+
+def score_bars(scores: Mapping[str, float], chosen: Sequence[str] = (),
+               title: str = "Fused model scores") -> go.Figure:
+    """Bars of each model's fused routing score; the chosen models are highlighted."""
+    items = sorted(scores.items(), key=lambda kv: -kv[1])
+    fig = go.Figure(go.Bar(
+        x=[v for _, v in items], y=[html.escape(m) for m, _ in items], orientation="h",
+        marker_color=["#2ca02c" if m in chosen else "#c7c7c7" for m, _ in items],
+        hovertemplate="%{y}<br>score %{x:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, yaxis={"autorange": "reversed", "type": "category"},
+                      height=80 + 26 * len(items), **_LAYOUT)
+    return fig
+
+
+def vote_tally(votes: Mapping[str, int], winner: str | None = None,
+               title: str = "Vote tally") -> go.Figure:
+    """Horizontal bars of votes per extracted answer, most votes first; the winner in green."""
+    items = sorted(votes.items(), key=lambda kv: -kv[1])
+    labels = [hover_text(a, limit=40, width=40) for a, _ in items]
+    fig = go.Figure(go.Bar(
+        x=[v for _, v in items], y=labels, orientation="h", text=[v for _, v in items],
+        textposition="auto",
+        marker_color=["#2ca02c" if a == winner else "#1f77b4" for a, _ in items],
+        hovertemplate="%{y}: %{x} votes<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis={"title": "votes", "dtick": 1},
+                      yaxis={"autorange": "reversed", "type": "category"},
+                      height=100 + 30 * max(1, len(items)), **_LAYOUT)
+    return fig
+
+
+def evaluation_bars(results: Mapping[str, float], title: str = "Held-out mean score") -> go.Figure:
+    """Bars of each method's held-out mean score (router, paper, best single, knn, ...)."""
+    items = [(k, float(v)) for k, v in results.items() if v is not None and np.isfinite(v)]
+    fig = go.Figure(go.Bar(
+        x=[html.escape(k) for k, _ in items], y=[v for _, v in items],
+        text=[f"{v:.3f}" for _, v in items], textposition="auto",
+        marker_color=[color_of(i) for i in range(len(items))],
+        hovertemplate="%{x}: %{y:.4f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, yaxis={"range": [0, 1], "title": "mean test score"},
+                      height=380, **_LAYOUT)
+    return fig
+
+
+def _lines(x: Sequence[float], series: Mapping[str, Sequence[float]], title: str,
+           xtitle: str, ytitle: str = "mean test score") -> go.Figure:
+    fig = go.Figure()
+    for i, (name, ys) in enumerate(series.items()):
+        fig.add_trace(go.Scatter(x=list(x), y=list(ys), mode="lines+markers",
+                                 name=html.escape(name), line={"color": color_of(i)}))
+    fig.update_layout(title=title, xaxis={"title": xtitle}, yaxis={"title": ytitle},
+                      height=380, **_LAYOUT)
+    return fig
+
+
+def k_sweep(ks: Sequence[int], series: Mapping[str, Sequence[float]],
+            title: str = "Score against the number of clusters K") -> go.Figure:
+    """Lines of held-out score against K, one per method (the paper's Figure 3)."""
+    return _lines(ks, series, title, "K (clusters)")
+
+
+def models_curve(ns: Sequence[int], series: Mapping[str, Sequence[float]],
+                 title: str = "Score against the number of models") -> go.Figure:
+    """Lines of routed score against the number of selected models (the paper's Figure 2)."""
+    return _lines(ns, series, title, "models selected")
+
+
+def cost_curve(alphas: Sequence[float], scores: Sequence[float], costs: Sequence[float],
+               singles: Mapping[str, tuple[float, float]] | None = None,
+               title: str = "Score against cost over α") -> go.Figure:
+    """Score-vs-cost curve of the router as α goes 0→1, best single models as points.
+
+    `singles` maps a model to its `(cost, score)`.
+    """
+    fig = go.Figure(go.Scatter(
+        x=list(costs), y=list(scores), mode="lines+markers", name="router (α)",
+        customdata=list(alphas),
+        hovertemplate="α = %{customdata:.2f}<br>cost %{x:.4g}<br>score %{y:.3f}<extra></extra>",
+        line={"color": color_of(0)},
+    ))
+    for i, (model, (c, s)) in enumerate((singles or {}).items()):
+        fig.add_trace(go.Scatter(
+            x=[c], y=[s], mode="markers+text", name=html.escape(model),
+            text=[html.escape(model)], textposition="top center",
+            marker={"size": 10, "symbol": "diamond", "color": color_of(i + 1)},
+            hovertemplate=(f"{html.escape(model)}<br>cost %{{x:.4g}}<br>"
+                           "score %{y:.3f}<extra></extra>"),
+        ))
+    fig.update_layout(title=title, xaxis={"title": "mean cost per query"},
+                      yaxis={"title": "mean test score"}, height=420, **_LAYOUT)
+    return fig
+
+
+def calibration_accuracy(history: Mapping[str, Sequence[float]],
+                         title: str = "Running accuracy") -> go.Figure:
+    """Per-model running accuracy as questions are graded (`model -> [acc after 1, 2, ...]`)."""
+    fig = go.Figure()
+    for i, (model, accs) in enumerate(history.items()):
+        fig.add_trace(go.Scatter(x=list(range(1, len(accs) + 1)), y=list(accs),
+                                 mode="lines", name=html.escape(model),
+                                 line={"color": color_of(i)}))
+    fig.update_layout(title=title, xaxis={"title": "questions graded"},
+                      yaxis={"title": "accuracy", "range": [0, 1]}, height=360, **_LAYOUT)
+    return fig

@@ -1,0 +1,65 @@
+"""Plot functions: right trace shapes, escaped hover text, selection mapping."""
+
+import numpy as np
+import plotly.graph_objects as go
+
+from avengers_core import plots
+
+
+def test_hover_text_escapes_and_shortens():
+    s = plots.hover_text("<script>alert(1)</script> " + "word " * 100, limit=80)
+    assert "<script>" not in s and "&lt;script&gt;" in s
+    assert s.endswith("…")
+    assert len(s.replace("<br>", "")) < 120
+
+
+def test_model_bars_sorted_and_drops_nan():
+    fig = plots.model_bars(["a", "b", "c"], [0.2, np.nan, 0.9], counts=[5, 0, 7])
+    assert isinstance(fig, go.Figure)
+    assert list(fig.data[0].y) == ["c", "a"]
+
+
+def test_cluster_map_traces_and_selection():
+    coords = np.arange(12, dtype=float).reshape(6, 2)
+    queries = ["q<1>", "q2", "q3", "q4", "q5", "q6"]
+    fig = plots.cluster_map(coords, queries, [0, 1, 0, 2, 1, 0], names={0: "zero <b>"},
+                            details=["s"] * 6, query_point=(1.0, 2.0))
+    assert len(fig.data) == 4  # three clusters + the query star
+    first = fig.data[0]
+    assert [c[0] for c in first.customdata] == [0, 2, 5]
+    assert first.customdata[0][1] == "q&lt;1&gt;"
+    assert first.name == "zero &lt;b&gt;"
+    pts = [{"curve_number": 0, "point_index": 1}, {"curve_number": 1, "point_index": 1},
+           {"curve_number": 9, "point_index": 0}]
+    assert plots.selected_rows(fig, pts) == [2, 4]
+
+
+def test_cluster_map_by_task_strings():
+    fig = plots.cluster_map(np.zeros((3, 2)), ["a", "b", "c"], ["math", "code", "math"],
+                            color_name="task")
+    assert sorted(t.name for t in fig.data) == ["code", "math"]
+
+
+def test_heatmap_masks_empty_cells_and_orders():
+    mean = np.array([[0.5, 1.0], [0.0, 0.25]])
+    count = np.array([[2, 1], [0, 4]])
+    fig = plots.profile_heatmap(mean, count, ["m1", "m2"], ["a", "b"], order=[1, 0])
+    z = np.asarray(fig.data[0].z, dtype=float)
+    assert np.isnan(z[0, 0]) and z[0, 1] == 0.25
+    assert list(fig.data[0].y) == ["#1 b", "#0 a"]
+    assert np.asarray(fig.data[0].customdata).tolist() == [[0, 4], [2, 1]]
+
+
+def test_small_figures():
+    clusters = [{"id": 3, "p": 0.7, "similarity": 0.8}, {"id": 1, "p": 0.3, "similarity": 0.6}]
+    assert list(plots.route_probabilities(clusters).data[0].y) == ["#3", "#1"]
+    fig = plots.vote_tally({"42": 3, "41": 1}, winner="42")
+    assert fig.data[0].marker.color[0] == "#2ca02c"
+    assert len(plots.evaluation_bars({"router": 0.7, "oracle": 0.8, "x": float("nan")})
+               .data[0].x) == 2
+    assert len(plots.k_sweep([8, 16], {"router": [0.6, 0.7], "best": [0.6, 0.6]}).data) == 2
+    assert len(plots.models_curve([1, 2], {"router": [0.6, 0.7]}).data) == 1
+    fig = plots.cost_curve([0, 0.5, 1], [0.5, 0.6, 0.7], [0.1, 0.2, 0.4], {"big": (0.5, 0.65)})
+    assert len(fig.data) == 2
+    assert len(plots.calibration_accuracy({"m": [1.0, 0.5, 0.67]}).data) == 1
+    assert plots.score_bars({"a": 1.0, "b": 2.0}, chosen=["b"]).data[0].y[0] == "b"

@@ -1,0 +1,78 @@
+"""2-D projections: PCA, placing new points, and the on-disk cache of background maps.
+
+UMAP itself never runs here (numba compiles for 60-90 s); the background machinery is
+exercised with the PCA method, which takes the same path through a subprocess.
+"""
+
+import time
+
+import numpy as np
+
+from avengers_core import project
+
+
+def _vectors(n=40, d=8, seed=0):
+    X = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def test_pca_shape_and_determinism():
+    X = _vectors()
+    a, b = project.pca_2d(X), project.pca_2d(X.copy())
+    assert a.shape == (40, 2) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b)
+    assert a[:, 0].var() >= a[:, 1].var()
+
+
+def test_place_lands_near_its_twin():
+    X = _vectors()
+    coords = project.pca_2d(X)
+    np.testing.assert_allclose(project.place(X[7], X, coords, k=1), coords[7], atol=1e-5)
+    p = project.place(X[7], X, coords, k=5)
+    assert p.shape == (2,)
+
+
+def test_key_depends_on_texts_and_embedder():
+    k = project.texts_key(["a", "b"], "minilm")
+    assert k == project.texts_key(["a", "b"], "minilm")
+    assert k != project.texts_key(["a", "b "], "minilm")
+    assert k != project.texts_key(["ab"], "minilm")
+    assert k != project.texts_key(["a", "b"], "ollama:nomic-embed-text")
+    assert "/" not in project.texts_key(["a"], "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_background_map_written_once_and_reused(tmp_path):
+    X = _vectors()
+    texts = [f"q{i}" for i in range(len(X))]
+    job = project.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
+    deadline = time.time() + 60
+    while job.coords() is None and time.time() < deadline:
+        assert job.status()["state"] in ("running", "done"), job.status()
+        time.sleep(0.1)
+    coords = job.coords()
+    assert coords is not None and coords.shape == (40, 2)
+    np.testing.assert_allclose(coords, project.pca_2d(X), atol=1e-5)
+    assert job.status()["state"] == "done"
+    assert not job.vectors_path.exists()
+    mtime = job.coords_path.stat().st_mtime_ns
+    again = project.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
+    assert again == job and again.coords_path.stat().st_mtime_ns == mtime
+
+
+def test_status_of_missing_and_dead_jobs(tmp_path):
+    job = project.map_job(["x"], "e", "umap", folder=tmp_path)
+    assert job.status()["state"] == "missing" and job.coords() is None
+    job.status_path.write_text('{"state": "running", "pid": 999999999, "message": "fit"}')
+    assert job.status()["state"] == "failed"
+
+
+def test_failed_worker_reports_its_reason(tmp_path):
+    job = project.map_job(["x"], "e", "pca", folder=tmp_path)
+    job.folder.mkdir(parents=True, exist_ok=True)
+    np.save(job.vectors_path, np.zeros((0, 3), dtype=np.float32))
+    try:
+        project.main([str(job.vectors_path), str(job.coords_path), "--method", "pca"])
+    except ValueError:
+        pass
+    st = job.status()
+    assert st["state"] == "failed" and "non-empty" in st["message"]
