@@ -21,6 +21,7 @@ class CapabilityProfile:
     count: np.ndarray  # (K, M) int
     cost: np.ndarray | None = None  # (K, M) mean cost per query, NaN where unknown
     shrinkage: float = 0.0
+    size: np.ndarray | None = None  # (K,) training queries per cluster
 
     @classmethod
     def build(
@@ -45,7 +46,8 @@ class CapabilityProfile:
             ccnt = onehot @ cseen
             with np.errstate(invalid="ignore", divide="ignore"):
                 cost = np.where(ccnt > 0, csum / ccnt, np.nan)
-        return cls(list(models), sums, count, cost, float(shrinkage))
+        size = np.bincount(labels, minlength=k)
+        return cls(list(models), sums, count, cost, float(shrinkage), size)
 
     @property
     def k(self) -> int:

@@ -1,0 +1,185 @@
+"""The `avengers` command line: data, fit, route, evaluate (and vote, calibrate).
+
+Heavy libraries are imported inside the handlers, so `avengers --help` answers at once.
+Bad input exits with code 2 and one line `error: ...` on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from avengers_core.errors import InputError
+
+EXIT_INPUT = 2
+
+
+def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
+    """A progress callback drawing one updating line on stderr."""
+    state = {"msg": None}
+
+    def progress(done: int, total: int, message: str) -> None:
+        if message != state["msg"] and state["msg"] is not None:
+            stream.write("\n")
+        state["msg"] = message
+        frac = done / total if total else 1.0
+        fill = int(frac * 30)
+        stream.write(f"\r{message}: [{'#' * fill}{'.' * (30 - fill)}] {done}/{total}")
+        if done >= total:
+            stream.write("\n")
+            state["msg"] = None
+        stream.flush()
+
+    return progress
+
+
+def _embedded(table_arg: str, embedder: str, progress):
+    from avengers_core.embed import embed_texts, get_embedder
+    from avengers_core.table import load_table
+
+    table = load_table(table_arg)
+    for note in table.notes:
+        print(f"note: {note}", file=sys.stderr)
+    emb = get_embedder(embedder)
+    return table, emb, embed_texts(table.queries, emb, progress=progress)
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    import os
+
+    from avengers_core import datasets
+
+    if args.dir:
+        os.environ["AVENGERS_DATA_DIR"] = args.dir
+    status = datasets.fetch(progress=_bar())
+    for path, state in status.items():
+        print(f"{state:10} {datasets.data_dir() / path}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from avengers_core.profile import save_profile
+    from avengers_core.route import AvengersRouter, RouterConfig
+
+    table, emb, x = _embedded(args.table, args.embedder, _bar())
+    config = RouterConfig(k=args.k, seed=args.seed)
+    if args.paper:
+        config = RouterConfig.paper(k=args.k, seed=args.seed)
+    router = AvengersRouter.fit(table, x, config, embedder_id=emb.id, progress=_bar())
+    out = save_profile(router, args.out)
+    print(f"fitted K = {args.k} on {len(table)} queries × {len(table.models)} models "
+          f"(shrinkage {router.config.shrinkage:g}); saved to {out}")
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from avengers_core.profile import load_profile
+
+    router = load_profile(args.dir)
+    changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
+    router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
+    res = router.route(args.query)
+    if args.json:
+        print(json.dumps({
+            "cluster": res.cluster,
+            "clusters": [{"id": c["id"], "p": c["p"]} for c in res.clusters],
+            "models": res.models,
+            "scores": res.scores,
+            "task": res.task,
+            "reason": res.reason(),
+        }))
+        return 0
+    print(f"models: {', '.join(res.models)}")
+    print(f"why:    {res.reason()}")
+    for c in res.clusters:
+        print(f"  cluster {c['id']:>3}  p = {c['p']:.3f}  cos = {c['similarity']:.3f}")
+    for m, s in res.scores.items():
+        print(f"  {s:8.4f}  {m}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from avengers_core.evaluate import METHODS, evaluate
+    from avengers_core.route import RouterConfig
+
+    table, _, x = _embedded(args.table, args.embedder, _bar())
+    res = evaluate(table, x, RouterConfig(k=args.k), args.test_size, args.seed)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"{res['n_train']} train / {res['n_test']} test queries, K = {args.k}, "
+          f"shrinkage {res['shrinkage']:g}, best single = {res['best_single_model']}")
+    for m in METHODS:
+        print(f"  {m:12} {res[m]:.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from avengers_core.cluster import DEFAULT_K
+    from avengers_core.embed import DEFAULT_EMBEDDER
+
+    p = argparse.ArgumentParser(
+        prog="avengers",
+        description="The Avengers routing recipe: embed, cluster, score, route, vote.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("data", help="fetch and verify the demo datasets")
+    s.add_argument("--dir", help="data directory (default: $AVENGERS_DATA_DIR or ./data)")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("fit", help="fit a router on a routing table and save its profile")
+    s.add_argument("table", help="a table file (.jsonl/.csv/.parquet) or a demo name (llmrouter)")
+    s.add_argument("--out", required=True, help="profile folder to write")
+    s.add_argument("--k", type=int, default=DEFAULT_K, help="number of clusters (default 64)")
+    s.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                   help="minilm, a sentence-transformers name/path, or ollama:<model>")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--paper", action="store_true",
+                   help="paper-exact: nearest cluster, raw accuracies (no shrinkage)")
+    s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("route", help="route a query with a saved profile")
+    s.add_argument("dir", help="profile folder written by `avengers fit`")
+    s.add_argument("query")
+    s.add_argument("--top-k", type=int, help="clusters to fuse (default: the profile's)")
+    s.add_argument("--top-n", type=int, help="models to choose")
+    s.add_argument("--beta", type=float, help="softmax sharpness over cosine distance")
+    s.add_argument("--alpha", type=float, help="1 = performance only, 0 = cost only")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_route)
+
+    s = sub.add_parser("evaluate", help="held-out comparison with the baselines")
+    s.add_argument("table")
+    s.add_argument("--k", type=int, default=DEFAULT_K)
+    s.add_argument("--test-size", type=float, default=0.3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+
+    try:
+        from avengers_core import cli_ollama
+    except ImportError:  # the voting module is optional at this layer
+        cli_ollama = None
+    if cli_ollama is not None:
+        cli_ollama.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Held-out evaluation: the router against best single, random, kNN and the oracle.
+
+The table is already deduplicated on load, so the split (inside each task, seeded) cannot
+leak a question into both halves. A router's score on a query is the score of the model it
+picks among those evaluated on that query; missing scores never count as failures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from avengers_core import baselines  # noqa: F401  (registers the comparison routers)
+from avengers_core.errors import InputError
+from avengers_core.route import ROUTERS, AvengersRouter, Router, RouterConfig
+from avengers_core.table import RoutingTable
+
+Progress = Callable[[int, int, str], None]
+METHODS = ("router", "paper", "best_single", "knn", "random", "oracle")
+
+
+def split(table: RoutingTable, test_size: float = 0.3, seed: int = 0):
+    """Train and test row indices, drawn inside each task (seeded)."""
+    if not 0.0 < test_size < 1.0:
+        raise InputError(f"test size must be in (0, 1), got {test_size}")
+    rng = np.random.default_rng(seed)
+    groups = np.array(table.tasks if table.tasks is not None else [""] * len(table))
+    train, test = [], []
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        n_test = int(round(len(idx) * test_size))
+        if len(idx) > 1:
+            n_test = min(max(n_test, 1), len(idx) - 1)
+        test.extend(idx[:n_test])
+        train.extend(idx[n_test:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))
+
+
+def picks(router: Router, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The model index each query goes to, among the models evaluated on it."""
+    pref = np.where(np.isnan(scores), -np.inf, router.predict(x))
+    return pref.argmax(axis=1)
+
+
+def picked_scores(pick: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(scores[np.arange(len(pick)), pick], nan=0.0)
+
+
+def oracle_scores(scores: np.ndarray) -> np.ndarray:
+    """The best score any model got on each query."""
+    return np.nan_to_num(np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=1), nan=0.0)
+
+
+def fit_routers(train: RoutingTable, x: np.ndarray, config: RouterConfig) -> dict[str, Router]:
+    """The default router, the paper-exact one and the registered baselines."""
+    return {
+        "router": AvengersRouter.fit(train, x, config),
+        "paper": AvengersRouter.fit(train, x, RouterConfig.paper(k=config.k, seed=config.seed)),
+        "best_single": ROUTERS["best_single"].fit(train, x, config),
+        "knn": ROUTERS["knn"].fit(train, x, config),
+        "random": ROUTERS["random"].fit(train, x, config),
+    }
+
+
+def evaluate(
+    table: RoutingTable,
+    x: np.ndarray,
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict:
+    """Mean held-out score of every method, overall and per task."""
+    config = replace(config or RouterConfig(), seed=seed)
+    tr, te = split(table, test_size, seed)
+    train, test = table.subset(tr), table.subset(te)
+    if progress:
+        progress(0, 2, "fitting routers")
+    routers = fit_routers(train, x[tr], config)
+    if progress:
+        progress(1, 2, "scoring the test split")
+    per_query = {name: picked_scores(picks(r, x[te], test.scores), test.scores)
+                 for name, r in routers.items()}
+    per_query["oracle"] = oracle_scores(test.scores)
+    tasks = np.array(test.tasks if test.tasks is not None else [""] * len(test))
+    per_task = {
+        str(t): {"n": int((tasks == t).sum()),
+                 **{m: float(v[tasks == t].mean()) for m, v in per_query.items()}}
+        for t in np.unique(tasks)
+    }
+    best = routers["best_single"]
+    result = {m: float(v.mean()) for m, v in per_query.items()}
+    result.update(
+        n_train=len(train),
+        n_test=len(test),
+        per_task=per_task,
+        best_single_model=best.models[int(np.argmax(best.means))],
+        shrinkage=routers["router"].config.shrinkage,
+        config={k: v for k, v in vars(routers["router"].config).items()},
+        seed=seed,
+        test_size=test_size,
+    )
+    if progress:
+        progress(2, 2, "done")
+    return result
+
+
+def sweep_k(
+    table: RoutingTable,
+    x: np.ndarray,
+    ks: list[int],
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[dict]:
+    """Held-out score of the default and paper-exact routers for each K (paper's Fig. 3)."""
+    config = replace(config or RouterConfig(), seed=seed)
+    tr, te = split(table, test_size, seed)
+    train, test = table.subset(tr), table.subset(te)
+    rows = []
+    for i, k in enumerate(ks):
+        if progress:
+            progress(i, len(ks), f"K = {k}")
+        row = {"k": k}
+        for name, cfg in (("router", replace(config, k=k)),
+                          ("paper", RouterConfig.paper(k=k, seed=seed))):
+            r = AvengersRouter.fit(train, x[tr], cfg)
+            row[name] = float(picked_scores(picks(r, x[te], test.scores), test.scores).mean())
+        rows.append(row)
+    if progress:
+        progress(len(ks), len(ks), "done")
+    return rows
+
+
+def sweep_models(
+    table: RoutingTable,
+    x: np.ndarray,
+    ns: list[int] | None = None,
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+) -> list[dict]:
+    """Held-out score when routing among the paper's N automatically selected models (Fig. 2)."""
+    from avengers_core.score import select_models
+
+    config = replace(config or RouterConfig(), seed=seed)
+    tr, te = split(table, test_size, seed)
+    train, test = table.subset(tr), table.subset(te)
+    base = AvengersRouter.fit(train, x[tr], config)
+    rows = []
+    for n in ns or list(range(1, len(table.models) + 1)):
+        r = base.with_config(n_models=n)
+        score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
+        rows.append({"n": n, "router": float(score), "models": select_models(base.profile, n)})
+    return rows
+
+
+def sweep_alpha(
+    table: RoutingTable,
+    x: np.ndarray,
+    alphas: list[float] | None = None,
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+) -> dict:
+    """Score versus mean cost over α (Avengers-Pro), with each single model as a point."""
+    if table.costs is None:
+        raise InputError(f"{table.source}: the table has no costs (expected cost:<model> data)")
+    config = replace(config or RouterConfig(), seed=seed)
+    tr, te = split(table, test_size, seed)
+    train, test = table.subset(tr), table.subset(te)
+    base = AvengersRouter.fit(train, x[tr], config)
+    cost = np.nan_to_num(test.costs, nan=0.0)
+    curve = []
+    for a in alphas or [round(v, 2) for v in np.linspace(0, 1, 11)]:
+        pick = picks(base.with_config(alpha=a), x[te], test.scores)
+        curve.append({
+            "alpha": float(a),
+            "score": float(picked_scores(pick, test.scores).mean()),
+            "cost": float(cost[np.arange(len(pick)), pick].mean()),
+        })
+    singles = [
+        {"model": m, "score": float(np.nanmean(test.scores[:, j])),
+         "cost": float(cost[:, j].mean())}
+        for j, m in enumerate(test.models)
+    ]
+    return {"curve": curve, "models": singles}

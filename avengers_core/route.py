@@ -1,0 +1,322 @@
+"""Routing: a query goes to its nearest cluster(s) and the models that score best there.
+
+A small `Router` base with a registry (as in RouteLLM): every router turns query vectors
+into an (N, M) preference matrix, higher = better. `AvengersRouter` is the paper's recipe;
+`baselines` registers the comparison routers used by `evaluate`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from avengers_core.cluster import DEFAULT_K, kmeans
+from avengers_core.errors import InputError
+from avengers_core.score import CapabilityProfile, cost_aware, ranks, select_models
+from avengers_core.table import RoutingTable, check_enough_rows
+
+SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+
+class Router(ABC):
+    """Fit on a routing table and its query vectors; prefer models for new query vectors."""
+
+    name: str = "router"
+    models: list[str]
+
+    @classmethod
+    @abstractmethod
+    def fit(cls, table: RoutingTable, x: np.ndarray, config: RouterConfig) -> Router: ...
+
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(N, M) preference per model; the router picks the argmax."""
+
+
+ROUTERS: dict[str, type[Router]] = {}
+
+
+def register(name: str):
+    """Class decorator adding a router to the registry under `name`."""
+
+    def wrap(cls: type[Router]) -> type[Router]:
+        cls.name = name
+        ROUTERS[name] = cls
+        return cls
+
+    return wrap
+
+
+@dataclass
+class RouterConfig:
+    """Every knob of the recipe. Defaults come from the held-out evaluation (BENCHMARKS.md)."""
+
+    k: int = DEFAULT_K
+    seed: int = 0
+    top_k: int = 3  # clusters fused per query (the paper's code: 3; its text: 1)
+    beta: float = 6.0  # softmax temperature over cosine distance (the paper's code: 6)
+    top_n: int = 1  # models chosen per query
+    shrinkage: float | str = "auto"  # prior strength toward global mean; 0 = paper exact
+    fusion: str = "score"  # "score": Σ p·score; "rank": the paper's Σ p/(rank + 0.1)
+    alpha: float = 1.0  # Avengers-Pro trade-off: 1 = performance only, 0 = cost only
+    n_models: int | None = None  # restrict to the paper's automatic selection of N models
+
+    @classmethod
+    def paper(cls, **kw) -> RouterConfig:
+        """Exactly as the paper's text: nearest cluster, raw accuracies, its top model."""
+        base = dict(top_k=1, shrinkage=0.0, fusion="rank")
+        base.update(kw)
+        return cls(**base)
+
+    def validate(self) -> RouterConfig:
+        if self.k < 1:
+            raise InputError(f"K must be >= 1, got {self.k}")
+        if self.top_k < 1:
+            raise InputError(f"top-k must be >= 1, got {self.top_k}")
+        if self.top_n < 1:
+            raise InputError(f"top-n must be >= 1, got {self.top_n}")
+        if self.beta < 0:
+            raise InputError(f"beta must be >= 0, got {self.beta}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.fusion not in ("score", "rank"):
+            raise InputError(f"fusion must be 'score' or 'rank', got {self.fusion!r}")
+        if self.shrinkage != "auto" and float(self.shrinkage) < 0:
+            raise InputError(f"shrinkage must be 'auto' or >= 0, got {self.shrinkage}")
+        return self
+
+
+@dataclass
+class RouteResult:
+    """One routing decision, with what is needed to explain it on screen."""
+
+    cluster: int
+    clusters: list[dict]  # [{"id", "p", "similarity"}], nearest first
+    scores: dict[str, float]  # model → fused score
+    models: list[str]  # chosen top-n, best first
+    ranking: list[str]  # every model, best first
+    task: str | None  # most common task of the nearest cluster
+    details: list[dict] = field(default_factory=list)  # per cluster: size, tasks, per-model stats
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def reason(self) -> str:
+        """A one-line plain-language reason for the top choice."""
+        top = self.models[0]
+        d = self.details[0]
+        stat = d["models"][top]
+        what = f"{d['task']}" if d.get("task") else "mixed tasks"
+        acc = "no data" if stat["count"] == 0 else f"{stat['mean']:.0%} of {stat['count']}"
+        p = self.clusters[0]["p"]
+        return (
+            f"cluster {self.cluster} ({what}, {d['size']} questions, p = {p:.2f}):"
+            f" {top} answered {acc} questions here"
+        )
+
+
+def softmax_neg_distance(sims: np.ndarray, beta: float) -> np.ndarray:
+    """Row-wise softmax(−β·(1 − cos)) over the given similarities."""
+    z = -beta * (1.0 - sims)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@register("avengers")
+class AvengersRouter(Router):
+    """Nearest-cluster routing over a K × M capability profile (Zhang et al., 2025)."""
+
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        profile: CapabilityProfile,
+        config: RouterConfig,
+        embedder_id: str = "",
+        cluster_tasks: list[dict[str, int]] | None = None,
+        labels: np.ndarray | None = None,
+    ):
+        self.centroids = centroids.astype(np.float32)
+        self.profile = profile
+        self.config = config
+        self.embedder_id = embedder_id
+        self.models = profile.models
+        self.cluster_tasks = cluster_tasks or [{} for _ in range(len(centroids))]
+        self.labels = labels  # training queries' clusters (not saved)
+        self._allowed = self._allowed_mask()
+
+    @classmethod
+    def fit(
+        cls,
+        table: RoutingTable,
+        x: np.ndarray,
+        config: RouterConfig | None = None,
+        embedder_id: str = "",
+        progress=None,
+    ) -> AvengersRouter:
+        """Cluster the table's query vectors, build the profile, choose shrinkage if 'auto'."""
+        config = (config or RouterConfig()).validate()
+        check_enough_rows(table, config.k)
+        if len(x) != len(table):
+            raise InputError(f"{len(x)} vectors for {len(table)} queries")
+        if progress:
+            progress(0, 2, f"K-means with K = {config.k}")
+        clus = kmeans(x, config.k, config.seed)
+        if progress:
+            progress(1, 2, "scoring clusters")
+        tau = config.shrinkage
+        if tau == "auto":
+            tau = choose_shrinkage(table, x, clus.centroids, clus.labels, config)
+        profile = CapabilityProfile.build(
+            clus.labels, table.scores, config.k, table.models, table.costs, float(tau)
+        )
+        tasks: list[dict[str, int]] = [{} for _ in range(config.k)]
+        if table.tasks is not None:
+            for lab, t in zip(clus.labels, table.tasks):
+                if t:
+                    tasks[lab][t] = tasks[lab].get(t, 0) + 1
+        if progress:
+            progress(2, 2, "fitted")
+        return cls(
+            clus.centroids,
+            profile,
+            replace(config, shrinkage=float(tau)),
+            embedder_id,
+            [dict(sorted(d.items(), key=lambda kv: -kv[1])) for d in tasks],
+            clus.labels,
+        )
+
+    def _allowed_mask(self) -> np.ndarray:
+        """Models the router may pick: all, or the paper's automatic selection of N."""
+        mask = np.ones(len(self.models), dtype=bool)
+        if self.config.n_models:
+            keep = set(select_models(self.profile, self.config.n_models))
+            mask = np.array([m in keep for m in self.models])
+        return mask
+
+    def cluster_scores(self) -> np.ndarray:
+        """(K, M) per-cluster model scores used for routing (shrunk, cost-aware)."""
+        perf = self.profile.scores()
+        return cost_aware(perf, self.profile.cost, self.config.alpha)
+
+    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k cluster ids, their cosine similarities and probabilities per query."""
+        sims = np.asarray(x, dtype=np.float32) @ self.centroids.T
+        k = min(self.config.top_k, len(self.centroids))
+        idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(sims, idx, axis=1)
+        return idx, top, softmax_neg_distance(top, self.config.beta)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """(N, M) fused score per model: Σ over the top-k clusters of p · value."""
+        idx, _, p = self.nearest(x)
+        cs = self.cluster_scores()
+        if self.config.fusion == "rank":
+            value = 1.0 / (ranks(np.where(self._allowed, cs, np.nan)) + 0.1)
+        else:
+            value = np.nan_to_num(cs, nan=0.0)
+        fused = np.einsum("nk,nkm->nm", p, value[idx])
+        return np.where(self._allowed, fused, -np.inf)
+
+    def route_vector(self, vec: np.ndarray) -> RouteResult:
+        """Route one query vector and explain the choice."""
+        vec = np.asarray(vec, dtype=np.float32).reshape(1, -1)
+        if vec.shape[1] != self.centroids.shape[1]:
+            raise InputError(
+                f"query vector has dimension {vec.shape[1]}, the profile expects "
+                f"{self.centroids.shape[1]} (embedder {self.embedder_id})"
+            )
+        idx, sims, p = self.nearest(vec)
+        fused = self.predict(vec)[0]
+        order = [int(j) for j in np.argsort(-fused, kind="stable")]
+        ranking = [self.models[j] for j in order if self._allowed[j]]
+        mean, count, cs = self.profile.mean, self.profile.count, self.cluster_scores()
+        details = []
+        for c in idx[0]:
+            c = int(c)
+            tasks = self.cluster_tasks[c]
+            details.append({
+                "id": c,
+                "size": int(self.profile.size[c]) if self.profile.size is not None else 0,
+                "task": next(iter(tasks), None),
+                "tasks": tasks,
+                "models": {
+                    m: {
+                        "mean": None if np.isnan(mean[c, j]) else float(mean[c, j]),
+                        "count": int(count[c, j]),
+                        "score": float(np.nan_to_num(cs[c, j])),
+                    }
+                    for j, m in enumerate(self.models)
+                },
+            })
+        return RouteResult(
+            cluster=int(idx[0, 0]),
+            clusters=[
+                {"id": int(c), "p": float(pp), "similarity": float(s)}
+                for c, s, pp in zip(idx[0], sims[0], p[0])
+            ],
+            scores={self.models[j]: float(fused[j]) for j in order if self._allowed[j]},
+            models=ranking[: self.config.top_n],
+            ranking=ranking,
+            task=details[0]["task"],
+            details=details,
+        )
+
+    def route(self, query: str, embedder=None) -> RouteResult:
+        """Embed `query` with `embedder` (default: the profile's own) and route it."""
+        from avengers_core.embed import get_embedder
+
+        if not query or not query.strip():
+            raise InputError("the query is empty (expected some text)")
+        embedder = embedder or get_embedder(self.embedder_id)
+        if self.embedder_id and embedder.id != self.embedder_id:
+            raise InputError(
+                f"embedder {embedder.id!r} does not match the profile's {self.embedder_id!r}"
+            )
+        return self.route_vector(embedder.encode([query])[0])
+
+    def with_config(self, **changes) -> AvengersRouter:
+        """The same fitted profile with other routing settings (top-k, β, top-n, α, …)."""
+        config = replace(self.config, **changes).validate()
+        if config.k != self.config.k:
+            raise InputError("K changes the clustering: refit instead")
+        profile = replace(self.profile, shrinkage=float(config.shrinkage))
+        return AvengersRouter(
+            self.centroids, profile, config, self.embedder_id, self.cluster_tasks, self.labels
+        )
+
+
+def choose_shrinkage(
+    table: RoutingTable,
+    x: np.ndarray,
+    centroids: np.ndarray,
+    labels: np.ndarray,
+    config: RouterConfig,
+    grid: tuple[float, ...] = SHRINKAGE_GRID,
+    folds: int = 5,
+) -> float:
+    """Prior strength τ with the best cross-validated routed score on the training table.
+
+    The clustering is held fixed; each fold's profile is rebuilt from the other folds and
+    the fold's queries are routed with the configured top-k, β and fusion.
+    """
+    rng = np.random.default_rng(config.seed)
+    fold = rng.integers(0, folds, len(table))
+    filled = np.nan_to_num(table.scores, nan=0.0)
+    totals = np.zeros(len(grid))
+    for f in range(folds):
+        train, test = fold != f, fold == f
+        if not test.any() or not train.any():
+            continue
+        base = CapabilityProfile.build(
+            labels[train], table.scores[train], len(centroids), table.models,
+            None if table.costs is None else table.costs[train],
+        )
+        for g, tau in enumerate(grid):
+            prof = replace(base, shrinkage=tau)
+            r = AvengersRouter(centroids, prof, replace(config, shrinkage=tau))
+            pick = r.predict(x[test]).argmax(axis=1)
+            totals[g] += filled[test][np.arange(test.sum()), pick].sum()
+    return float(grid[int(np.argmax(totals))])
