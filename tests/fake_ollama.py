@@ -68,6 +68,17 @@ def fake_embedding(text: str, dim: int = 32) -> list[float]:
     return [x / norm for x in v]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # many samples connect at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients that abort are normal
+            super().handle_error(request, client_address)
+
+
 class FakeOllama:
     """A threaded Ollama-protocol server on a free loopback port (context manager)."""
 
@@ -79,8 +90,7 @@ class FakeOllama:
         self._lock = threading.Lock()
         self._counter: dict[str, int] = {}
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property

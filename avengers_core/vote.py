@@ -1,0 +1,499 @@
+"""Repeated sampling and majority vote: the run is a stream of small events.
+
+Why events: the CLI prints them and the Streamlit app draws them live from its script
+thread, so a run is a :class:`VoteRun` whose :meth:`VoteRun.events` generator yields
+:class:`SampleStarted`, :class:`Token`, :class:`SampleFinished`, :class:`AnswerExtracted`,
+:class:`TallyChanged` and finally :class:`RunFinished`. Samples of one model run
+concurrently (bounded pool); models run one after another (one model loaded at a time).
+:meth:`VoteRun.cancel` aborts every request; nothing keeps running afterwards.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from avengers_core.extract import LETTERS, extract, group_free
+from avengers_core.ollama_client import (
+    DEFAULT_TEMPERATURE,
+    OllamaClient,
+    SampleError,
+    StreamCall,
+    Timeouts,
+    map_models,
+)
+
+STRATEGIES = ("single", "spread", "switch")
+THREAD_PREFIX = "avengers-vote"
+
+
+@dataclass
+class Sample:
+    """One drawn sample. `error` is the failure reason; `answer` the extracted answer."""
+
+    index: int
+    model: str
+    rank: int
+    seed: int
+    text: str = ""
+    error: str | None = None
+    answer: str | None = None
+    arrival: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "seed": self.seed,
+            "text": self.text,
+            "answer": self.answer,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Votes per answer, winner first (ties: better routing rank, then earlier arrival)."""
+
+    votes: dict[str, int]
+    voters: dict[str, list[int]]
+    winner: str | None
+    confidence: float
+    counted: int
+    failed: int
+
+
+@dataclass
+class VoteResult:
+    """The outcome of a run; `to_dict()` is the CLI's `--json` object."""
+
+    query: str
+    kind: str
+    models: list[str]
+    samples: list[Sample]
+    tally: Tally
+    cancelled: bool = False
+
+    @property
+    def answer(self) -> str | None:
+        return self.tally.winner
+
+    @property
+    def confidence(self) -> float:
+        return self.tally.confidence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "votes": dict(self.tally.votes),
+            "confidence": self.confidence,
+            "voters": {a: list(v) for a, v in self.tally.voters.items()},
+            "kind": self.kind,
+            "models": list(self.models),
+            "cancelled": self.cancelled,
+            "samples": [s.to_dict() for s in self.samples],
+        }
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelStarted:
+    model: str
+    rank: int
+    samples: int
+
+
+@dataclass(frozen=True)
+class SampleStarted:
+    sample: int
+    model: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Token:
+    sample: int
+    text: str
+
+
+@dataclass(frozen=True)
+class SampleFinished:
+    sample: Sample
+
+
+@dataclass(frozen=True)
+class AnswerExtracted:
+    sample: int
+    answer: str | None
+
+
+@dataclass(frozen=True)
+class TallyChanged:
+    tally: Tally
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    result: VoteResult
+
+
+Event = (
+    ModelStarted
+    | SampleStarted
+    | Token
+    | SampleFinished
+    | AnswerExtracted
+    | TallyChanged
+    | RunFinished
+)
+
+
+# -- counting ----------------------------------------------------------------------------
+
+
+def count_votes(
+    samples: Sequence[Sample],
+    kind: str = "number",
+    embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
+) -> Tally:
+    """Majority vote over the samples' answers (failed or answerless samples do not vote).
+
+    For `free` text the answers are groups of near-identical samples, named by the text of
+    each group's most central sample. Confidence is the winner's share of the votes cast.
+    """
+    done = [s for s in samples if s.error is None]
+    failed = sum(1 for s in samples if s.error is not None)
+    voters: dict[str, list[int]] = {}
+    if kind == "free":
+        valid = [s for s in done if s.text.strip()]
+        for g in group_free([s.text for s in valid], embed=embed):
+            key = valid[g.center].text.strip()
+            voters.setdefault(key, []).extend(valid[i].index for i in g.members)
+    else:
+        for s in done:
+            if s.answer is not None:
+                voters.setdefault(s.answer, []).append(s.index)
+    by_index = {s.index: s for s in samples}
+
+    def order(answer: str) -> tuple[int, int, int]:
+        members = [by_index[i] for i in voters[answer]]
+        rank = min(m.rank for m in members)
+        first = min(m.arrival if m.arrival >= 0 else 1 << 30 for m in members)
+        return (-len(members), rank, first)
+
+    ranked = sorted(voters, key=order)
+    counted = sum(len(v) for v in voters.values())
+    winner = ranked[0] if ranked else None
+    confidence = len(voters[winner]) / counted if winner is not None else 0.0
+    return Tally(
+        votes={a: len(voters[a]) for a in ranked},
+        voters={a: sorted(voters[a], key=lambda i: by_index[i].arrival) for a in ranked},
+        winner=winner,
+        confidence=confidence,
+        counted=counted,
+        failed=failed,
+    )
+
+
+def make_prompt(query: str, kind: str, choices: Sequence[str] | None = None) -> str:
+    """The query plus a short instruction that makes the answer easy to extract."""
+    if kind == "number":
+        return f"{query}\n\nThink step by step, then give the final answer as '#### <number>'."
+    if kind == "choice":
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices or [])[:10])
+        body = f"{query}\n\n{options}" if options else query
+        return f"{body}\n\nEnd with 'Answer: <letter>'."
+    if kind == "text":
+        return f"{query}\n\nAnswer briefly, ending with 'The answer is <answer>.'"
+    return query
+
+
+def pick_local_models(
+    ranking: Sequence[str],
+    local: Sequence[str],
+    top_n: int = 1,
+    mapping: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Local tags for the first `top_n` routed models that exist locally, and notes naming
+    the routed models that are missing (with the one used instead)."""
+    tags = map_models(ranking, local, mapping)
+    chosen: list[str] = []
+    notes: list[str] = []
+    missing: list[str] = []
+    for name in ranking:
+        tag = tags[name]
+        if tag is not None and tag in local and tag not in chosen:
+            if missing and len(chosen) < top_n:
+                notes.append(f"{', '.join(missing)} not available locally; using {tag} ({name})")
+                missing = []
+            chosen.append(tag)
+            if len(chosen) == top_n:
+                break
+        elif len(chosen) < top_n:
+            missing.append(f"{name} (tried {tag})" if tag else name)
+    if missing:
+        notes.append(f"{', '.join(missing)} not available locally")
+    return chosen, notes
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Stage:
+    model: str
+    rank: int
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _WorkerDone:
+    pass
+
+
+class VoteRun:
+    """One vote: iterate :meth:`events` (in any thread) and :meth:`cancel` from any thread.
+
+    models: local tags, best routing rank first. strategy: `single` (all samples from the
+    top model), `spread` (samples spread over all given models), `switch` (Model-Switch:
+    the next model is sampled only while the winner's share is below `threshold`).
+    """
+
+    def __init__(
+        self,
+        client: OllamaClient | str | None,
+        models: Sequence[str],
+        query: str,
+        *,
+        samples: int = 10,
+        temperature: float = DEFAULT_TEMPERATURE,
+        kind: str = "number",
+        choices: Sequence[str] | None = None,
+        concurrency: int = 4,
+        strategy: str = "single",
+        threshold: float = 0.6,
+        seed: int = 0,
+        prompt: str | None = None,
+        embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("no model to sample")
+        if samples < 1:
+            raise ValueError("samples must be at least 1")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        if not isinstance(client, OllamaClient):
+            client = OllamaClient(client, timeouts)
+        self.client = client
+        self.models = list(models)
+        self.query = query
+        self.n_samples = samples
+        self.temperature = temperature
+        self.kind = kind
+        self.choices = list(choices) if choices else None
+        self.concurrency = max(1, int(concurrency))
+        self.strategy = strategy
+        self.threshold = threshold
+        self.seed = seed
+        self.prompt = prompt if prompt is not None else make_prompt(query, kind, self.choices)
+        self._embed = _cached(embed) if embed is not None else None
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._calls: set[StreamCall] = set()
+        self._threads: list[threading.Thread] = []
+        self._samples: list[Sample] = []
+        self._arrivals = 0
+        self._started = False
+        self.result: VoteResult | None = None
+
+    # -- control ------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop now: no new sample starts and every running request is aborted."""
+        self._cancel.set()
+        with self._lock:
+            calls = list(self._calls)
+        for call in calls:
+            call.abort("cancelled")
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the worker threads (after a cancel they end promptly)."""
+        for t in list(self._threads):
+            t.join(timeout)
+
+    def __enter__(self) -> VoteRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+        self.join()
+
+    def run(self, on_event: Callable[[Event], None] | None = None) -> VoteResult:
+        """Consume all events (passing each to `on_event`) and return the result."""
+        for ev in self.events():
+            if on_event is not None:
+                on_event(ev)
+        assert self.result is not None
+        return self.result
+
+    # -- the stream ---------------------------------------------------------------------
+    def events(self) -> Iterator[Event]:
+        """The run's events; ends with RunFinished. Closing the generator cancels the run."""
+        if self._started:
+            raise RuntimeError("a VoteRun can be iterated only once")
+        self._started = True
+        finished = False
+        try:
+            for stage in self._stages():
+                if self._cancel.is_set():
+                    break
+                yield ModelStarted(stage.model, stage.rank, len(stage.samples))
+                yield from self._run_stage(stage)
+                if self.strategy == "switch" and self._tally().confidence >= self.threshold:
+                    break
+            self.result = VoteResult(
+                query=self.query,
+                kind=self.kind,
+                models=sorted({s.model for s in self._samples}, key=self.models.index),
+                samples=sorted(self._samples, key=lambda s: s.index),
+                tally=self._tally(),
+                cancelled=self._cancel.is_set(),
+            )
+            finished = True
+            yield RunFinished(self.result)
+        finally:
+            if not finished:
+                self.cancel()
+            self.join()
+
+    def _stages(self) -> Iterator[_Stage]:
+        n = self.n_samples
+        if self.strategy == "single":
+            plan = [(self.models[0], 0, n)]
+        elif self.strategy == "spread":
+            m = min(len(self.models), n)
+            plan = [(self.models[r], r, n // m + (r < n % m)) for r in range(m)]
+        else:
+            plan = [(model, r, n) for r, model in enumerate(self.models)]
+        index = 0
+        for model, rank, count in plan:
+            stage = _Stage(model, rank)
+            for _ in range(count):
+                stage.samples.append(Sample(index, model, rank, self.seed + index))
+                index += 1
+            yield stage
+
+    def _run_stage(self, stage: _Stage) -> Iterator[Event]:
+        events: queue.Queue[Any] = queue.Queue()
+        pending = list(reversed(stage.samples))
+        workers = [
+            threading.Thread(
+                target=self._worker,
+                args=(pending, events),
+                name=f"{THREAD_PREFIX}-{stage.rank}-{i}",
+                daemon=True,
+            )
+            for i in range(min(self.concurrency, len(pending)))
+        ]
+        self._threads = workers
+        for t in workers:
+            t.start()
+        alive = len(workers)
+        while alive:
+            for ev in _drain(events):
+                if isinstance(ev, _WorkerDone):
+                    alive -= 1
+                elif isinstance(ev, SampleFinished):
+                    yield from self._finish(ev.sample)
+                else:
+                    yield ev
+        self.join()
+
+    def _worker(self, pending: list[Sample], events: queue.Queue[Any]) -> None:
+        try:
+            while not self._cancel.is_set():
+                with self._lock:
+                    if not pending or self._cancel.is_set():
+                        return
+                    sample = pending.pop()
+                call = self.client.stream_call(
+                    sample.model, self.prompt, seed=sample.seed, temperature=self.temperature
+                )
+                with self._lock:
+                    self._calls.add(call)
+                    if self._cancel.is_set():  # cancelled while the call was being built
+                        call.abort("cancelled")
+                events.put(SampleStarted(sample.index, sample.model, sample.seed))
+                try:
+                    self._draw(sample, call, events)
+                finally:
+                    with self._lock:
+                        self._calls.discard(call)
+                events.put(SampleFinished(sample))
+        finally:
+            events.put(_WorkerDone())
+
+    @staticmethod
+    def _draw(sample: Sample, call: StreamCall, events: queue.Queue[Any]) -> None:
+        parts: list[str] = []
+
+        def on_token(text: str) -> None:
+            parts.append(text)
+            events.put(Token(sample.index, text))
+
+        try:
+            sample.text = call.run(on_token)
+        except SampleError as exc:
+            sample.text = "".join(parts)
+            sample.error = exc.reason
+
+    def _finish(self, sample: Sample) -> Iterator[Event]:
+        sample.arrival = self._arrivals
+        self._arrivals += 1
+        if sample.error is None:
+            sample.answer = extract(sample.text, self.kind, self.choices)
+        self._samples.append(sample)
+        yield SampleFinished(sample)
+        if sample.error is None:
+            yield AnswerExtracted(sample.index, sample.answer)
+        yield TallyChanged(self._tally())
+
+    def _tally(self) -> Tally:
+        return count_votes(self._samples, self.kind, self._embed)
+
+
+def _drain(events: queue.Queue[Any]) -> list[Any]:
+    """Block for one event, then take what is queued, merging adjacent tokens of a sample."""
+    out: list[Any] = [events.get()]
+    while True:
+        try:
+            ev = events.get_nowait()
+        except queue.Empty:
+            return out
+        last = out[-1]
+        if isinstance(ev, Token) and isinstance(last, Token) and ev.sample == last.sample:
+            out[-1] = Token(ev.sample, last.text + ev.text)
+        else:
+            out.append(ev)
+
+
+def _cached(
+    embed: Callable[[list[str]], Sequence[Sequence[float]]],
+) -> Callable[[list[str]], list[Sequence[float]]]:
+    cache: dict[str, Sequence[float]] = {}
+
+    def wrapped(texts: list[str]) -> list[Sequence[float]]:
+        new = [t for t in dict.fromkeys(texts) if t not in cache]
+        if new:
+            cache.update(zip(new, embed(new), strict=True))
+        return [cache[t] for t in texts]
+
+    return wrapped
