@@ -31,8 +31,10 @@ METHODS = ("pca", "umap")
 
 
 def cache_root() -> Path:
-    """Folder for cached maps: `$AVENGERS_CACHE_DIR/maps` (default `./.cache/maps`)."""
-    return Path(os.environ.get("AVENGERS_CACHE_DIR", ".cache")) / "maps"
+    """Folder for cached maps: `maps/` under the embedding cache root (`AVENGERS_CACHE_DIR`)."""
+    from avengers_core.embed import cache_dir
+
+    return cache_dir() / "maps"
 
 
 def texts_key(texts: Sequence[str], embedder_id: str) -> str:

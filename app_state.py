@@ -1,0 +1,414 @@
+"""Shared state and cached core calls for the Streamlit pages.
+
+Pages hold layout and widgets; everything they compute comes from `avengers_core` through
+the cached helpers here, keyed by dataset, embedder and settings. Uploaded tables live in
+the browser session (`st.session_state`), so two tabs never see each other's uploads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from avengers_core import datasets, plots, project
+from avengers_core.embed import DEFAULT_EMBEDDER, embed_texts, get_embedder
+from avengers_core.errors import InputError
+from avengers_core.labels import cluster_labels
+from avengers_core.route import AvengersRouter, RouterConfig
+from avengers_core.table import RoutingTable, read_table
+
+DEMO = "llmrouter"
+DEFAULTS: dict[str, Any] = {
+    "embedder": DEFAULT_EMBEDDER,
+    "k": 64,
+    "seed": 0,
+    "top_k": 3,
+    "beta": 6.0,
+    "top_n": 1,
+    "alpha": 1.0,
+    "map_color": "cluster",
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The table a session works on; `key` identifies it in every cache."""
+
+    key: str
+    name: str
+    table: RoutingTable
+
+
+# -- settings that survive page switches ------------------------------------------------
+
+
+def get(name: str) -> Any:
+    """A setting of this session (embedder, k, seed, top_k, beta, top_n, alpha)."""
+    return st.session_state.setdefault(name, DEFAULTS.get(name))
+
+
+def bind(name: str) -> dict[str, Any]:
+    """Widget kwargs keeping `name` in session state even while its page is not shown.
+
+    Streamlit drops a widget's state when the widget is not rendered, so the widget gets
+    its own key and copies its value to the setting on change.
+    """
+    wkey = f"_w_{name}"
+    st.session_state[wkey] = get(name)
+
+    def copy() -> None:
+        st.session_state[name] = st.session_state[wkey]
+
+    return {"key": wkey, "on_change": copy}
+
+
+# -- datasets ----------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Loading the demo table…")
+def _demo_table(name: str) -> RoutingTable:
+    return datasets.load_demo_table(name)
+
+
+def demo_available() -> bool:
+    """True when the demo table's files are in the data directory (no download needed)."""
+    return datasets.available(DEMO)
+
+
+def _tables() -> dict[str, Dataset]:
+    return st.session_state.setdefault("tables", {})
+
+
+def add_table(name: str, table: RoutingTable, origin: str) -> Dataset:
+    """Make `table` the session's current dataset (an upload or a calibration result)."""
+    digest = hashlib.sha256(table.to_csv().encode("utf-8")).hexdigest()[:16]
+    ds = Dataset(f"{origin}:{digest}", name, table)
+    _tables()[ds.key] = ds
+    st.session_state["dataset"] = ds.key
+    return ds
+
+
+def read_upload(name: str, data: bytes) -> RoutingTable:
+    """Parse an uploaded table; InputError messages name the file as the user knows it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(data)
+        try:
+            table = read_table(path)
+        except InputError as e:
+            raise InputError(str(e).replace(f"{tmp}/", "")) from None
+    table.source = Path(name).name
+    return table
+
+
+def dataset_choices() -> dict[str, str]:
+    """key -> display name of every dataset this session can switch to."""
+    out = {DEMO: f"{DEMO} (demo)"} if demo_available() else {}
+    out.update({k: ds.name for k, ds in _tables().items()})
+    return out
+
+
+def current_dataset() -> Dataset | None:
+    """The session's dataset: the last chosen, else the demo table when it is available."""
+    key = st.session_state.get("dataset")
+    if key in _tables():
+        return _tables()[key]
+    if demo_available():
+        st.session_state["dataset"] = DEMO
+        return Dataset(DEMO, f"{DEMO} (demo)", _demo_table(DEMO))
+    return None
+
+
+def require_dataset() -> Dataset:
+    """The current dataset, or explain how to get one and stop the page."""
+    ds = current_dataset()
+    if ds is None:
+        st.info(
+            "No routing table yet. Fetch the demo data with `avengers data` (or point "
+            "`AVENGERS_DATA_DIR` at a folder holding `llmrouter/`), then reload; or upload "
+            "your own table on the **Data** page."
+        )
+        st.stop()
+    return ds
+
+
+# -- long computations with live progress -----------------------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _slot(kind: str, *key: object) -> dict[str, Any]:
+    """A process-wide box per computation and key; filled once, shared by all sessions."""
+    return {"lock": threading.Lock()}
+
+
+def computed(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str], None]], Any],
+             label: str) -> Any:
+    """`compute(progress)` once per (kind, key), with a progress bar while it runs.
+
+    Streamlit's cache replays elements drawn inside a cached function, so progress cannot
+    be drawn from inside one; the work runs here and its result is kept in a cached slot.
+    """
+    slot = _slot(kind, *key)
+    if "value" in slot:
+        return slot["value"]
+    bar = st.progress(0.0, text=label)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{label} {message}")
+
+    try:
+        with slot["lock"]:
+            if "value" not in slot:
+                slot["value"] = compute(progress)
+    finally:
+        bar.empty()
+    return slot["value"]
+
+
+@st.cache_resource(show_spinner="Loading the embedder…")
+def embedder(name: str):
+    """The embedder by name (kept loaded: the first MiniLM load takes ~10 s)."""
+    return get_embedder(name)
+
+
+def embeddings(ds: Dataset) -> np.ndarray:
+    """The dataset's query vectors (disk-cached by the core; embedded once with progress)."""
+    emb = embedder(get("embedder"))
+    try:
+        return computed(
+            "embeddings", (ds.key, emb.id),
+            lambda progress: embed_texts(ds.table.queries, emb, progress=progress),
+            f"Embedding {len(ds.table)} queries with {emb.id} (once; then cached on disk):",
+        )
+    except InputError as e:
+        st.error(f"Embedding failed: {e}\n\nChoose another embedder on the **Data** page.")
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Clustering and scoring…", max_entries=16)
+def _fit(key: str, embedder_id: str, k: int, seed: int, _table: RoutingTable,
+         _x: np.ndarray) -> AvengersRouter:
+    return AvengersRouter.fit(_table, _x, RouterConfig(k=k, seed=seed), embedder_id=embedder_id)
+
+
+def router(ds: Dataset) -> AvengersRouter:
+    """The router fitted on the whole dataset with the session's K (routing knobs apart)."""
+    x = embeddings(ds)
+    emb = embedder(get("embedder"))
+    base = _fit(ds.key, emb.id, int(get("k")), int(get("seed")), ds.table, x)
+    return base.with_config(top_k=min(int(get("top_k")), base.config.k),
+                            beta=float(get("beta")), top_n=int(get("top_n")),
+                            alpha=float(get("alpha")))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _labels(key: str, embedder_id: str, k: int, seed: int, _queries: list[str],
+            _assign: np.ndarray) -> list[str]:
+    return cluster_labels(_queries, _assign, k)
+
+
+def labels(ds: Dataset, r: AvengersRouter) -> list[str]:
+    """Short c-TF-IDF label of each cluster of the current fit."""
+    return _labels(ds.key, r.embedder_id, r.config.k, r.config.seed, ds.table.queries, r.labels)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _pca(key: str, embedder_id: str, _x: np.ndarray) -> np.ndarray:
+    return project.pca_2d(_x)
+
+
+def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
+    """2-D map: UMAP from disk when ready, else the PCA preview while UMAP runs apart."""
+    x = embeddings(ds)
+    emb = embedder(get("embedder"))
+    job = project.start_map(x, ds.table.queries, emb.id, method="umap")
+    coords = job.coords()
+    if coords is not None and len(coords) == len(x):
+        return coords, "UMAP", job.status()
+    return _pca(ds.key, emb.id, x), "PCA preview", job.status()
+
+
+def best_models(r: AvengersRouter) -> list[str]:
+    """Each cluster's top model by the router's (shrunk) scores."""
+    cs = np.nan_to_num(r.cluster_scores(), nan=-1.0)
+    return [r.models[int(j)] for j in cs.argmax(axis=1)]
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, method: str,
+                    _ds: Dataset, _r: AvengersRouter, _names: list[str], _coords: np.ndarray):
+    t = _ds.table
+    assign = _r.labels
+    if color == "task" and t.tasks is not None:
+        values, cnames = list(t.tasks), None
+    elif color == "best model":
+        best = best_models(_r)
+        values, cnames = [best[c] for c in assign], None
+    else:
+        values = [int(c) for c in assign]
+        cnames = {c: plots.cluster_title(c, n) for c, n in enumerate(_names)}
+    details = _score_lines(key, t)
+    title = f"{len(t)} queries, K = {k} ({method})"
+    return plots.cluster_map(_coords, t.queries, values, color_name=color, names=cnames,
+                             details=details, title=title)
+
+
+def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.ndarray,
+                   method: str, color: str):
+    """The cluster map figure for this fit, colouring and projection (cached)."""
+    return _cluster_figure(ds.key, r.embedder_id, r.config.k, r.config.seed, color, method,
+                           ds, r, names, coords)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _score_lines(key: str, _t: RoutingTable) -> list[str]:
+    """Per query, its scores as one short hover line per three models."""
+    out = []
+    for row in _t.scores:
+        cells = [f"{m}: {'–' if np.isnan(v) else f'{v:g}'}" for m, v in zip(_t.models, row)]
+        out.append("<br>".join(" · ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)))
+    return out
+
+
+def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):
+    """Table of the given queries: text, task, cluster and every model's score."""
+    import pandas as pd
+
+    df = ds.table.to_frame().iloc[rows]
+    df = df.drop(columns=[c for c in df.columns if c.startswith("cost:")])
+    if r.labels is not None:
+        df.insert(1, "cluster", [int(r.labels[i]) for i in rows])
+    return pd.DataFrame(df)
+
+
+def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[dict]:
+    """One row per cluster: label, size, main task, best model and its raw accuracy there."""
+    prof = r.profile
+    best = best_models(r)
+    sizes = np.bincount(r.labels, minlength=r.config.k)
+    mean = prof.mean
+    out = []
+    for c in range(r.config.k):
+        j = r.models.index(best[c])
+        tasks = r.cluster_tasks[c]
+        out.append({
+            "cluster": c, "label": names[c], "queries": int(sizes[c]),
+            "main task": next(iter(tasks), ""),
+            "best model": best[c],
+            "its accuracy": None if np.isnan(mean[c, j]) else round(float(mean[c, j]), 3),
+        })
+    return out
+
+
+@st.cache_data(show_spinner="Embedding the query…", max_entries=256)
+def _query_vector(embedder_name: str, query: str) -> np.ndarray:
+    return embedder(embedder_name).encode([query])[0]
+
+
+def query_vector(query: str) -> np.ndarray:
+    """The normalised vector of one query with the session's embedder."""
+    if not query.strip():
+        raise InputError("the query is empty (expected some text)")
+    return _query_vector(get("embedder"), query)
+
+
+def md_escape(text: str) -> str:
+    """Text from data made inert in Markdown (no links, emphasis, HTML or LaTeX)."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|$~" else ch for ch in str(text))
+
+
+# -- evaluation --------------------------------------------------------------------------
+
+
+def eval_key(ds: Dataset) -> tuple:
+    return (ds.key, embedder(get("embedder")).id, int(get("k")), int(get("seed")))
+
+
+def evaluation(ds: Dataset) -> dict:
+    """Held-out evaluation with the session's K and seed."""
+    from avengers_core.evaluate import evaluate
+
+    x = embeddings(ds)
+    cfg = RouterConfig(k=int(get("k")), seed=int(get("seed")))
+    result = computed("evaluate", eval_key(ds),
+                      lambda p: evaluate(ds.table, x, cfg, seed=cfg.seed, progress=p),
+                      "Evaluating on a held-out 30 %:")
+    st.session_state["last_evaluation"] = result
+    return result
+
+
+def sweep(ds: Dataset, what: str, **kw) -> Any:
+    """A cached held-out sweep: `k` (over K), `models` (number of models), `alpha` (cost)."""
+    from avengers_core import evaluate as ev
+
+    x = embeddings(ds)
+    cfg = RouterConfig(k=int(get("k")), seed=int(get("seed")))
+    key = eval_key(ds) + tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
+                                      for k, v in kw.items()))
+    if what == "k":
+        fn = lambda p: ev.sweep_k(ds.table, x, kw["ks"], cfg, seed=cfg.seed, progress=p)  # noqa: E731
+    elif what == "models":
+        fn = lambda p: ev.sweep_models(ds.table, x, config=cfg, seed=cfg.seed)  # noqa: E731
+    else:
+        fn = lambda p: ev.sweep_alpha(ds.table, x, config=cfg, seed=cfg.seed)  # noqa: E731
+    return computed(f"sweep_{what}", key, fn, f"Held-out sweep over {what}:")
+
+
+# -- downloads and the sidebar -----------------------------------------------------------
+
+
+def profile_zip(r: AvengersRouter) -> bytes:
+    """The fitted profile folder (profile.json + centroids.npz) as a zip."""
+    from avengers_core.profile import save_profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        save_profile(r, tmp)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name in ("profile.json", "centroids.npz"):
+                z.write(Path(tmp) / name, f"profile/{name}")
+        return buf.getvalue()
+
+
+def sidebar(sb=None) -> None:
+    """Current dataset, embedder, K and profile, with downloads (into `sb`, the sidebar)."""
+    ds = current_dataset()
+    sb = sb or st.sidebar
+    if ds is None:
+        sb.caption("No dataset loaded.")
+        return
+    t = ds.table
+    sb.markdown(f"**Dataset** {ds.name}  \n{len(t)} queries · {len(t.models)} models")
+    sb.markdown(f"**Embedder** `{get('embedder')}`  \n**K** {get('k')} · seed {get('seed')}")
+    fit = _slot("embeddings", ds.key, embedder(get("embedder")).id)
+    if "value" in fit:
+        r = router(ds)
+        sb.markdown(f"**Profile** K = {r.config.k}, shrinkage τ = {r.config.shrinkage:g}")
+        sb.download_button("Profile (zip)", lambda: profile_zip(r), "avengers-profile.zip",
+                           "application/zip", on_click="ignore", width="stretch")
+    else:
+        sb.caption("Profile: not fitted yet (open Clusters or Leaderboard).")
+    sb.download_button("Routing table (CSV)", t.to_csv, f"{Path(ds.name).stem}-table.csv",
+                       "text/csv", on_click="ignore", width="stretch")
+    result = st.session_state.get("last_evaluation")
+    if result is not None:
+        sb.download_button("Evaluation (JSON)", json.dumps(result, indent=1, default=str),
+                           "evaluation.json", "application/json", on_click="ignore",
+                           width="stretch")
+
+
+def elapsed(since: float) -> str:
+    """'42 s' since a time.time() stamp."""
+    return f"{time.time() - since:.0f} s"

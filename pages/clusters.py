@@ -1,0 +1,52 @@
+"""Clusters: the 2-D map of all queries, K, cluster labels, and box/lasso selection."""
+
+import pandas as pd
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+
+st.title("Clusters")
+ds = app_state.require_dataset()
+t = ds.table
+
+left, mid, right = st.columns([2, 2, 3])
+with left:
+    st.slider("K (clusters)", 2, min(256, len(t)), step=1, help="The one knob to understand: "
+              "queries are grouped into K clusters and each model is scored per cluster.",
+              **app_state.bind("k"))
+color_by = {"cluster": "cluster", "task": "task", "best model": "best model of its cluster"}
+with mid:
+    options = [c for c in color_by if c != "task" or t.tasks is not None]
+    st.radio("Colour by", options, horizontal=True, **app_state.bind("map_color"))
+
+r = app_state.router(ds)
+names = app_state.labels(ds, r)
+coords, method, status = app_state.map_coords(ds)
+with right:
+    if method == "UMAP":
+        st.caption("Map: UMAP of the query embeddings (cached on disk).")
+    else:
+        st.caption(f"Map: PCA preview. UMAP runs in the background "
+                   f"({status.get('state')}: {status.get('message', '')}); "
+                   "the map switches when it is ready.")
+
+        @st.fragment(run_every=5)
+        def _wait_for_umap() -> None:
+            if app_state.map_coords(ds)[1] == "UMAP":
+                st.rerun()
+
+        _wait_for_umap()
+
+fig = app_state.cluster_figure(ds, r, names, coords, method, app_state.get("map_color"))
+event = st.plotly_chart(fig, key="cluster_map", on_select="rerun",
+                        selection_mode=("box", "lasso"))
+st.caption("Drag a box or lasso over the map to list those queries below.")
+
+rows = plots.selected_rows(fig, event.selection.points) if event else []
+if rows:
+    st.subheader(f"{len(rows)} selected queries")
+    st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=320)
+
+st.subheader("Clusters")
+st.dataframe(pd.DataFrame(app_state.cluster_summary(ds, r, names)), hide_index=True, height=360)

@@ -1,0 +1,86 @@
+"""Data: choose the demo table or upload one; summary, model means, task × model table."""
+
+import numpy as np
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+from avengers_core.errors import InputError
+
+st.title("Data")
+st.caption("A routing table: queries, each scored in [0, 1] for some models (1 = correct).")
+
+with st.expander("Upload a routing table", expanded=not app_state.demo_available()):
+    st.markdown(
+        "JSONL (`{\"query\": ..., \"scores\": {model: score}, \"task\": ...}` per line), "
+        "or CSV / Parquet with a `query` column, optional `task` and `id`, one numeric "
+        "column per model and optional `cost:<model>` columns. A missing score means "
+        "*not evaluated*, never a failure."
+    )
+    up = st.file_uploader("Table file", type=["jsonl", "json", "csv", "parquet"])
+    if up is not None and st.session_state.get("_uploaded") != up.file_id:
+        try:
+            table = app_state.read_upload(up.name, up.getvalue())
+        except InputError as e:
+            st.error(f"Could not use this file, the previous dataset is kept.\n\n{e}")
+        else:
+            app_state.add_table(up.name, table, "upload")
+            st.session_state["_uploaded"] = up.file_id
+            st.success(f"Loaded {up.name}: {len(table)} queries, {len(table.models)} models.")
+
+choices = app_state.dataset_choices()
+ds = app_state.current_dataset()
+if choices and ds is not None:
+    keys = list(choices)
+    picked = st.selectbox("Dataset", keys, index=keys.index(ds.key), format_func=choices.get)
+    if picked != ds.key:
+        st.session_state["dataset"] = picked
+        st.rerun()
+
+ds = app_state.require_dataset()
+t = ds.table
+
+emb_options = ["minilm", "ollama:nomic-embed-text"]
+current_emb = app_state.get("embedder")
+col_a, col_b = st.columns([2, 3])
+with col_a:
+    name = st.text_input(
+        "Embedder", value=current_emb,
+        help="`minilm` (default, offline), any sentence-transformers name or local path, or "
+             f"`ollama:<model>`. Examples: {', '.join(emb_options)}",
+    )
+    if name.strip() and name.strip() != current_emb:
+        try:
+            dim = app_state.embedder(name.strip()).dim  # loads it: a bad name fails here
+        except InputError as e:
+            st.error(f"Embedder not changed: {e}")
+        else:
+            st.session_state["embedder"] = name.strip()
+            st.toast(f"Embedder {name.strip()}: {dim} dimensions")
+            st.rerun()
+
+n_tasks = len(set(t.tasks)) if t.tasks is not None else 0
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Queries", f"{len(t):,}")
+c2.metric("Models", len(t.models))
+c3.metric("Tasks", n_tasks or "—")
+c4.metric("Scores filled", f"{np.isfinite(t.scores).mean():.0%}")
+if t.duplicates_merged:
+    st.caption(f"{t.duplicates_merged} duplicated query texts were merged (mean of scores).")
+for note in t.notes:
+    st.caption(note)
+
+means = np.nanmean(np.where(np.isfinite(t.scores), t.scores, np.nan), axis=0)
+counts = np.isfinite(t.scores).sum(axis=0)
+st.plotly_chart(plots.model_bars(t.models, means, counts), key="model_bars")
+
+if t.tasks is not None:
+    st.subheader("Mean score per task and model")
+    tm = t.task_model_means()
+    st.dataframe(tm, column_config={
+        m: st.column_config.ProgressColumn(m, format="%.2f", min_value=0.0, max_value=1.0)
+        for m in t.models
+    })
+
+st.subheader("Sample of queries")
+st.dataframe(t.to_frame().head(200), hide_index=True, height=300)

@@ -1,0 +1,57 @@
+"""Evaluate: held-out comparison with baselines, per task, the K sweep and score vs cost."""
+
+import pandas as pd
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+from avengers_core.evaluate import METHODS
+
+LABELS = {"router": "router (default)", "paper": "router (paper-exact)",
+          "best_single": "best single model", "knn": "kNN (20)", "random": "random",
+          "oracle": "oracle"}
+
+st.title("Evaluate")
+ds = app_state.require_dataset()
+t = ds.table
+st.caption(f"Train on 70 % of {len(t)} queries (split inside each task), score the picks on "
+           f"the other 30 %. K = {app_state.get('k')}, seed {app_state.get('seed')}.")
+
+res = app_state.evaluation(ds)
+st.plotly_chart(plots.evaluation_bars({LABELS[m]: res[m] for m in METHODS if m in res}),
+                key="eval_bars")
+st.caption(
+    f"{res['n_train']} train / {res['n_test']} test queries. Best single model (chosen on "
+    f"train): {app_state.md_escape(res['best_single_model'])}. Shrinkage τ = "
+    f"{res['shrinkage']:g}. The oracle picks the best model per query: an upper bound."
+)
+
+if res.get("per_task"):
+    st.subheader("Per task")
+    per = pd.DataFrame(res["per_task"]).T
+    per = per[["n"] + [m for m in METHODS if m in per.columns]].rename(columns=LABELS)
+    st.dataframe(per, column_config={"n": st.column_config.NumberColumn(format="%d")},
+                 height=min(600, 40 + 36 * len(per)))
+
+st.subheader("Number of clusters K")
+ks = [k for k in (4, 8, 16, 32, 64, 128) if k <= max(4, res["n_train"] // 4)]
+if st.session_state.get("k_sweep_run") or st.button(f"Run the K sweep ({ks})"):
+    st.session_state["k_sweep_run"] = True
+    rows = app_state.sweep(ds, "k", ks=ks)
+    st.plotly_chart(plots.k_sweep([row["k"] for row in rows], {
+        "router (default)": [row["router"] for row in rows],
+        "router (paper-exact)": [row["paper"] for row in rows],
+        "best single model": [res["best_single"]] * len(rows),
+    }), key="k_sweep")
+else:
+    st.caption("Two fits per K: about a minute on a small machine.")
+
+if t.costs is not None:
+    st.subheader("Score against cost (Avengers-Pro)")
+    curve = app_state.sweep(ds, "alpha")
+    pts = curve["curve"]
+    singles = {m["model"]: (m["cost"], m["score"]) for m in curve["models"]}
+    st.plotly_chart(plots.cost_curve([p["alpha"] for p in pts], [p["score"] for p in pts],
+                                     [p["cost"] for p in pts], singles), key="cost_curve")
+    st.caption("α = 1 routes on score only; lower α trades score for cheaper models. "
+               "Diamonds: each model used alone.")

@@ -1,0 +1,63 @@
+"""Leaderboard: clusters × models heatmap, one cluster's ranking and queries, model selection."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+from avengers_core.score import select_models
+
+st.title("Leaderboard")
+ds = app_state.require_dataset()
+r = app_state.router(ds)
+names = app_state.labels(ds, r)
+prof = r.profile
+sizes = np.bincount(r.labels, minlength=r.config.k)
+best = app_state.best_models(r)
+
+order_by = st.radio("Order clusters by", ["cluster size", "best model"], horizontal=True)
+if order_by == "cluster size":
+    order = [int(c) for c in np.argsort(-sizes, kind="stable")]
+else:
+    scores = np.nan_to_num(r.cluster_scores(), nan=-1.0)
+    order = sorted(range(r.config.k), key=lambda c: (r.models.index(best[c]), -scores[c].max()))
+st.plotly_chart(
+    plots.profile_heatmap(prof.mean, prof.count, r.models, names, order,
+                          title=f"Mean score per cluster (K = {r.config.k}) and model"),
+    key="heatmap",
+)
+st.caption("Grey cells: the model has no score in that cluster. Hover shows how many queries "
+           "each mean stands on; small clusters are noisy, which is why routing shrinks "
+           f"them toward each model's global mean (τ = {r.config.shrinkage:g}).")
+
+st.subheader("One cluster")
+c = st.selectbox("Cluster", order, format_func=lambda k: f"{plots.cluster_title(k, names[k])}"
+                 f" — {sizes[k]} queries")
+ranked = prof.ranking(c)
+st.dataframe(pd.DataFrame({
+    "rank": range(1, len(ranked) + 1),
+    "model": [r.models[j] for j in ranked],
+    "accuracy here": [prof.mean[c, j] for j in ranked],
+    "queries scored": [int(prof.count[c, j]) for j in ranked],
+    "routing score": [float(np.nan_to_num(prof.scores()[c, j])) for j in ranked],
+    "global accuracy": [float(prof.global_mean[j]) for j in ranked],
+}), hide_index=True, column_config={
+    "accuracy here": st.column_config.ProgressColumn(format="%.2f", min_value=0, max_value=1),
+})
+tasks = r.cluster_tasks[c]
+if tasks:
+    st.caption("Tasks here: " + ", ".join(f"{k} ({v})" for k, v in tasks.items()))
+rows = [int(i) for i in np.flatnonzero(r.labels == c)]
+st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=260)
+
+st.subheader("Model selection")
+n = st.slider("How many models", 1, len(r.models), min(3, len(r.models)))
+st.write("The paper's recipe picks, by how often a model ranks first, then second, …: "
+         + ", ".join(f"**{m}**" for m in select_models(prof, n)))
+if st.toggle("Show the held-out curve of routed score against the number of models",
+             value=True):
+    rows_n = app_state.sweep(ds, "models")
+    st.plotly_chart(plots.models_curve([row["n"] for row in rows_n],
+                                       {"router": [row["router"] for row in rows_n]}),
+                    key="models_curve")

@@ -1,0 +1,73 @@
+"""Route: type a query; see its nearest clusters, the chosen model(s) and why."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import app_state
+from avengers_core import plots, project
+from avengers_core.errors import InputError
+
+EXAMPLE = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+           "clips in May. How many clips did Natalia sell altogether in April and May?")
+
+st.title("Route")
+ds = app_state.require_dataset()
+t = ds.table
+
+with st.expander("Routing settings", expanded=False):
+    c1, c2, c3, c4 = st.columns(4)
+    k = int(app_state.get("k"))
+    c1.slider("top-k clusters fused", 1, min(10, k), help="1 = the paper's text (nearest "
+              "cluster only); its code fuses 3.", **app_state.bind("top_k"))
+    c2.slider("β (softmax sharpness)", 0.0, 20.0, step=0.5, **app_state.bind("beta"))
+    c3.slider("top-n models chosen", 1, len(t.models), **app_state.bind("top_n"))
+    c4.slider("α (1 = score only, 0 = cost only)", 0.0, 1.0, step=0.05,
+              disabled=t.costs is None, help="Avengers-Pro's performance-cost trade-off.",
+              **app_state.bind("alpha"))
+
+query = st.text_area("Query", value=st.session_state.get("route_query", EXAMPLE), height=100)
+if st.button("Route", type="primary"):
+    st.session_state["route_query"] = query
+query = st.session_state.get("route_query", EXAMPLE)
+
+r = app_state.router(ds)
+names = app_state.labels(ds, r)
+try:
+    vec = app_state.query_vector(query)
+    res = r.route_vector(vec)
+except InputError as e:
+    st.error(str(e))
+    st.stop()
+
+top = res.models[0]
+d = res.details[0]
+stat = d["models"][top]
+acc = ("no scores there" if stat["count"] == 0
+       else f"answered {stat['mean']:.0%} of {stat['count']} questions")
+st.success(
+    f"**Route to {app_state.md_escape(', '.join(res.models))}.** Cluster {res.cluster} "
+    f"“{app_state.md_escape(names[res.cluster])}”"
+    f"{' (' + app_state.md_escape(d['task']) + ')' if d.get('task') else ''}, "
+    f"{d['size']} questions, p = {res.clusters[0]['p']:.2f}: here {app_state.md_escape(top)} "
+    f"{acc}."
+)
+st.caption("Query: " + app_state.md_escape(query[:300]))
+
+left, right = st.columns(2)
+left.plotly_chart(plots.route_probabilities(res.clusters, names), key="route_p")
+right.plotly_chart(plots.score_bars(res.scores, res.models), key="route_scores")
+
+st.subheader("Most similar known queries")
+x = app_state.embeddings(ds)
+sims = x @ vec
+near = [int(i) for i in np.argsort(-sims)[:8]]
+df = app_state.query_rows(ds, r, near)
+df.insert(0, "similarity", np.round(sims[near], 3))
+st.dataframe(pd.DataFrame(df), hide_index=True, height=260)
+
+st.subheader("On the map")
+coords, method, _ = app_state.map_coords(ds)
+base = app_state.cluster_figure(ds, r, names, coords, method, "cluster")
+st.plotly_chart(plots.mark_query(base, project.place(vec, x, coords), query), key="route_map")
+st.caption(f"The star is placed among its nearest known queries on the {method} map.")
