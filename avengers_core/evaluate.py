@@ -50,7 +50,8 @@ def picked_scores(pick: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def oracle_scores(scores: np.ndarray) -> np.ndarray:
     """The best score any model got on each query."""
-    return np.nan_to_num(np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=1), nan=0.0)
+    best = np.where(np.isnan(scores), -np.inf, scores).max(axis=1)
+    return np.where(np.isfinite(best), best, 0.0)
 
 
 def fit_routers(train: RoutingTable, x: np.ndarray, config: RouterConfig) -> dict[str, Router]:

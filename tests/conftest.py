@@ -25,7 +25,7 @@ def make_rows(n: int = 200, seed: int = 0) -> tuple[list[dict], np.ndarray]:
     rng = np.random.default_rng(seed)
     topic = rng.integers(0, 2, n)
     x = rng.normal(size=(n, 8))
-    x[:, 0] += topic * 8
+    x[np.arange(n), topic] += 8.0  # topic 0 along axis 0, topic 1 along axis 1
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     rows = []
     for i in range(n):

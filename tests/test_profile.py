@@ -1,0 +1,61 @@
+"""Profiles: save as JSON + .npz, load with checks, never unpickle."""
+
+import json
+
+import numpy as np
+import pytest
+
+from avengers_core.errors import InputError
+from avengers_core.profile import load_profile, save_profile
+from avengers_core.route import AvengersRouter, RouterConfig
+
+
+@pytest.fixture
+def saved(toy, tmp_path):
+    table, x = toy
+    r = AvengersRouter.fit(table, x, RouterConfig(k=4, top_k=2), embedder_id="test:toy")
+    return r, save_profile(r, tmp_path / "prof"), x
+
+
+def test_round_trip_routes_identically(saved):
+    r, folder, x = saved
+    back = load_profile(folder, embedder_id="test:toy")
+    np.testing.assert_allclose(back.predict(x), r.predict(x))
+    assert back.config == r.config
+    assert back.cluster_tasks == r.cluster_tasks
+    doc = json.loads((folder / "profile.json").read_text())
+    assert doc["k"] == 4 and doc["embedder"] == {"id": "test:toy", "dim": 8}
+    assert len(doc["clusters"]) == 4 and "mean" in doc["clusters"][0]
+
+
+def test_embedder_mismatch(saved):
+    _, folder, _ = saved
+    with pytest.raises(InputError, match="fitted with embedder 'test:toy'"):
+        load_profile(folder, embedder_id="st:other")
+
+
+def test_version_and_shape_checks(saved):
+    _, folder, _ = saved
+    pj = folder / "profile.json"
+    doc = json.loads(pj.read_text())
+    pj.write_text(json.dumps({**doc, "version": 99}))
+    with pytest.raises(InputError, match="version 99"):
+        load_profile(folder)
+    pj.write_text(json.dumps({**doc, "k": 5}))
+    with pytest.raises(InputError, match="shape"):
+        load_profile(folder)
+    pj.write_text("{oops")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_profile(folder)
+
+
+def test_pickled_npz_is_refused(saved):
+    _, folder, _ = saved
+    np.savez(folder / "centroids.npz", centroids=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(InputError, match="centroids.npz"):
+        load_profile(folder)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(InputError, match="profile.json: missing"):
+        load_profile(tmp_path)

@@ -1,0 +1,123 @@
+"""Routing tables: formats, aliases, missing scores, duplicates, and specific errors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from avengers_core.errors import InputError
+from avengers_core.table import check_enough_rows, read_table, write_jsonl
+
+
+def write(tmp_path, name, text, mode="w"):
+    p = tmp_path / name
+    if mode == "wb":
+        p.write_bytes(text)
+    else:
+        p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_jsonl_with_aliases_booleans_and_missing(tmp_path):
+    p = write(tmp_path, "t.jsonl", "\n".join([
+        json.dumps({"query": "a", "scores": {"m1": 1, "m2": 0}, "task": "x"}),
+        json.dumps({"question": "b", "records": {"m1": True, "m3": "false"}}),
+        "",
+    ]))
+    t = read_table(p)
+    assert t.queries == ["a", "b"]
+    assert t.models == ["m1", "m2", "m3"]
+    assert t.scores[1, 0] == 1.0 and t.scores[1, 2] == 0.0
+    assert math.isnan(t.scores[1, 1])  # missing = not evaluated, not 0
+    assert math.isnan(t.scores[0, 2])
+    assert t.tasks == ["x", ""]
+
+
+def test_json_list_of_records(tmp_path):
+    p = write(tmp_path, "t.json", json.dumps([{"question": "a", "scores": {"m": 0.5}}]))
+    assert read_table(p).scores.tolist() == [[0.5]]
+
+
+def test_csv_wide_form_with_costs(tmp_path):
+    p = write(tmp_path, "t.csv", "id,query,task,m1,m2,cost:m1,cost:m2\n"
+              "a1,hello,x,1,,0.5,2\n"
+              "a2,world,y,0,1,0.5,2\n")
+    t = read_table(p)
+    assert t.models == ["m1", "m2"]
+    assert t.ids == ["a1", "a2"]
+    assert math.isnan(t.scores[0, 1])
+    assert t.costs.tolist() == [[0.5, 2.0], [0.5, 2.0]]
+
+
+def test_parquet_round_trip(tmp_path, toy):
+    table, _ = toy
+    p = tmp_path / "t.parquet"
+    table.to_frame().to_parquet(p)
+    back = read_table(p)
+    assert back.queries == table.queries
+    np.testing.assert_array_equal(back.scores, table.scores)
+    np.testing.assert_array_equal(back.costs, table.costs)
+
+
+def test_csv_round_trip_and_jsonl_writer(tmp_path, toy):
+    table, _ = toy
+    c = write(tmp_path, "t.csv", table.to_csv())
+    np.testing.assert_array_equal(read_table(c).scores, table.scores)
+    j = tmp_path / "t.jsonl"
+    write_jsonl(table, j)
+    back = read_table(j)
+    assert back.tasks == table.tasks
+    np.testing.assert_array_equal(back.scores, table.scores)
+
+
+def test_duplicates_merged_by_mean_and_reported(tmp_path):
+    p = write(tmp_path, "t.jsonl", "\n".join(json.dumps(r) for r in [
+        {"query": "same", "scores": {"m": 1}},
+        {"query": "other", "scores": {"m": 0}},
+        {"query": "same", "scores": {"m": 0}},
+    ]))
+    t = read_table(p)
+    assert len(t) == 2
+    assert t.duplicates_merged == 1
+    assert t.scores[0, 0] == 0.5
+    assert "merged 1" in t.notes[0]
+
+
+@pytest.mark.parametrize("name,content,expect", [
+    ("e.jsonl", "", "empty"),
+    ("e.jsonl", '{"query": "a", "scores": {"m": 1}}\n{not json}\n', "line 2"),
+    ("e.jsonl", '{"query": "a", "scores": {"m": 1.5}}\n', "in [0, 1]"),
+    ("e.jsonl", '{"query": "a", "scores": {"m": "high"}}\n', "must be a number"),
+    ("e.jsonl", '{"text": "a", "scores": {"m": 1}}\n', "no query"),
+    ("e.jsonl", '{"query": "a", "scores": {}}\n', "no model"),
+    ("e.csv", "question_text,m\nhi,1\n", "no query column"),
+    ("e.csv", "query,task\nhi,x\n", "no model columns"),
+    ("e.csv", "query,m\nhi,1\nho,2\n", "row 3"),
+    ("e.txt", "query,m\n", "unknown table format"),
+])
+def test_bad_input_names_file_row_and_expectation(tmp_path, name, content, expect):
+    p = write(tmp_path, name, content)
+    with pytest.raises(InputError) as err:
+        read_table(p)
+    assert expect in str(err.value)
+    assert str(p) in str(err.value)
+
+
+def test_not_utf8(tmp_path):
+    p = write(tmp_path, "bad.jsonl", b'{"query": "a", "scores": {"m": 1}}\n\xff\xfe\n', "wb")
+    with pytest.raises(InputError, match="line 2: not UTF-8"):
+        read_table(p)
+
+
+def test_fewer_rows_than_clusters(toy):
+    table, _ = toy
+    with pytest.raises(InputError, match="K = 500"):
+        check_enough_rows(table, 500)
+
+
+def test_task_model_means(toy):
+    table, _ = toy
+    tm = table.task_model_means()
+    assert list(tm.columns) == ["A", "B"]
+    assert tm.loc["topic0", "A"] > tm.loc["topic0", "B"]
