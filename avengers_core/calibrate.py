@@ -1,0 +1,344 @@
+"""Calibration: score your own local models on labeled questions and write a routing table.
+
+Why: the recipe needs a routing table for the models a user actually runs. Each chosen
+model answers each question once; the graded result (1 = correct) is appended to the
+table as soon as it arrives, so an interrupted run loses nothing and a rerun skips the
+question/model pairs already written. Models run one after another (one loaded at a time).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avengers_core.errors import InputError
+from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
+from avengers_core.ollama_client import OllamaClient, SampleError
+
+Progress = Callable[[int, int, str], None]
+DEMO_SOURCES = ("gsm8k", "llmrouter")
+GRADABLE = ("number", "choice", "text")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One labeled question; `answer` is the gold answer as written in the source."""
+
+    id: str
+    question: str
+    answer: str
+    kind: str
+    task: str | None = None
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass
+class QuestionSet:
+    """Questions ready to grade, where they came from, and what was left out and why."""
+
+    questions: list[Question]
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+def load_questions(source: str | Path, limit: int | None = None) -> QuestionSet:
+    """A labeled question set: `gsm8k` (the GSM8K test demo), `llmrouter` (the labeled
+    questions behind the demo table), or a JSONL/CSV file with `question`, `answer` and
+    optional `task`, `kind`, `choices`, `id`. Raises InputError naming file and line."""
+    from avengers_core.datasets import demo_file
+
+    name = str(source)
+    if name == "gsm8k":
+        qs = _read_rows(demo_file("gsm8k", "test.jsonl"), default_task="gsm8k", prefix="gsm8k")
+    elif name == "llmrouter":
+        qs = _read_rows(demo_file("llmrouter", "query_test.jsonl"), prefix="llmrouter-test")
+    else:
+        qs = _read_rows(Path(source))
+    if limit is not None:
+        qs.questions = qs.questions[: max(0, limit)]
+    return qs
+
+
+def _read_rows(path: Path, default_task: str | None = None, prefix: str = "") -> QuestionSet:
+    if not path.exists():
+        raise InputError(f"{path}: file not found (expected a .jsonl or .csv question set)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file (expected questions with 'question' and 'answer')")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        rows = [(i + 2, r) for i, r in enumerate(csv.DictReader(io.StringIO(text)))]
+        where = "row"
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        rows = list(_jsonl(path, text))
+        where = "line"
+    else:
+        raise InputError(f"{path}: unsupported file type {suffix!r} (expected .jsonl or .csv)")
+    prefix = prefix or path.stem
+    out = QuestionSet([], str(path))
+    skipped: dict[str, int] = {}
+    for n, row in rows:
+        q = _question(row, f"{path}, {where} {n}", default_task, f"{prefix}-{n}")
+        if q.kind in GRADABLE:
+            out.questions.append(q)
+        else:
+            skipped[q.task or q.kind] = skipped.get(q.task or q.kind, 0) + 1
+    if skipped:
+        parts = ", ".join(f"{k} ({v})" for k, v in sorted(skipped.items()))
+        out.notes.append(f"skipped free-text questions that cannot be graded: {parts}")
+    if not out.questions:
+        raise InputError(f"{path}: no gradable questions (kinds {', '.join(GRADABLE)})")
+    return out
+
+
+def _jsonl(path: Path, text: str):
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}, line {n}: expected a JSON object, got {type(obj).__name__}")
+        yield n, obj
+
+
+def _question(row: dict[str, Any], where: str, default_task: str | None, rid: str) -> Question:
+    text = _field(row, "question", "query")
+    gold = _field(row, "answer", "ground_truth")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where}: expected a non-empty 'question'")
+    if gold is None or (isinstance(gold, str) and not gold.strip()):
+        raise InputError(f"{where}: expected a non-empty 'answer'")
+    if isinstance(gold, list | dict):
+        raise InputError(f"{where}: expected 'answer' to be text or a number")
+    task = _field(row, "task", "task_name") or default_task
+    raw_choices = row.get("choices")
+    choices = parse_choices(raw_choices)
+    if choices is None and isinstance(raw_choices, str) and "|" in raw_choices:
+        choices = [c.strip() for c in raw_choices.split("|")]
+    kind = (row.get("kind") or "").strip().lower() if isinstance(row.get("kind"), str) else ""
+    if kind and kind not in KINDS:
+        raise InputError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
+    if not kind:
+        kind = kind_for_task(task, default="") or _guess_kind(str(gold), choices)
+    if kind == "choice" and not choices and not _is_letter(str(gold)):
+        raise InputError(f"{where}: a choice question needs 'choices' or a letter answer")
+    qid = row.get("id") or row.get("task_id")
+    return Question(
+        id=str(qid) if qid not in (None, "") else rid,
+        question=text,
+        answer=str(gold),
+        kind=kind,
+        task=str(task) if task else None,
+        choices=tuple(choices) if choices else None,
+    )
+
+
+def _field(row: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if row.get(name) not in (None, ""):
+            return row[name]
+    return None
+
+
+def _is_letter(s: str) -> bool:
+    return len(s.strip()) == 1 and s.strip().upper() in "ABCDEFGHIJ"
+
+
+def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
+    if choices and _is_letter(gold):
+        return "choice"
+    if canonical_number(gold) is not None or "####" in gold:
+        return "number"
+    return "text"
+
+
+# -- the table file ----------------------------------------------------------------------
+
+
+def read_done(out: Path) -> dict[str, dict[str, float]]:
+    """Scores already written: {query: {model: score}}. A cut-off last line (from a crash)
+    is removed so appending continues cleanly; any other bad line is an InputError."""
+    done: dict[str, dict[str, float]] = {}
+    if not out.exists():
+        return done
+    lines = out.read_bytes().split(b"\n")
+    offset = 0
+    for n, line in enumerate(lines, 1):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            query, scores = obj["query"], obj["scores"]
+            done.setdefault(query, {}).update({m: float(s) for m, s in scores.items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            if any(rest.strip() for rest in lines[n:]):
+                raise InputError(
+                    f"{out}, line {n}: expected a routing-table row with 'query' and 'scores'"
+                ) from None
+            with open(out, "r+b") as f:  # an interrupted write: drop the partial last line
+                f.truncate(start)
+            break
+    return done
+
+
+def compact(out: Path) -> None:
+    """Rewrite the table with one row per question (atomically)."""
+    rows: dict[str, dict[str, Any]] = {}
+    with open(out, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                obj = json.loads(line)
+                row = rows.setdefault(obj["query"], {**obj, "scores": {}})
+                row["scores"].update(obj["scores"])
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows.values():
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    """One graded answer (or the failure reason; failures are not written)."""
+
+    model: str
+    question: Question
+    correct: bool | None
+    reply: str
+    error: str | None = None
+
+
+@dataclass
+class CalibrationReport:
+    out: Path
+    total: int
+    ran: int = 0
+    resumed: int = 0
+    errors: list[str] = field(default_factory=list)
+    correct: dict[str, int] = field(default_factory=dict)
+    graded: dict[str, int] = field(default_factory=dict)
+    cancelled: bool = False
+
+    def accuracy(self) -> dict[str, float]:
+        """Running accuracy per model over the pairs graded so far (resumed ones included)."""
+        return {m: self.correct[m] / n for m, n in self.graded.items() if n}
+
+
+def calibrate(
+    questions: QuestionSet | Sequence[Question],
+    models: Sequence[str],
+    out: str | Path,
+    *,
+    client: OllamaClient | str | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+    progress: Progress | None = None,
+    on_result: Callable[[QuestionResult, CalibrationReport], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> CalibrationReport:
+    """Ask every model every question once, grade, and append to the table at `out`.
+
+    Raises OllamaUnavailable if the host is down and InputError if a model is not local.
+    """
+    from avengers_core.extract import is_correct
+    from avengers_core.vote import make_prompt
+
+    qs = list(questions.questions if isinstance(questions, QuestionSet) else questions)
+    models = [m.strip() for m in models if m.strip()]
+    if not models:
+        raise InputError("no models given (expected e.g. --models qwen2.5:7b-instruct,llama3.1:8b)")
+    if not isinstance(client, OllamaClient):
+        client = OllamaClient(client)
+    local = client.list_models()
+    missing = [m for m in models if m not in local]
+    if missing:
+        raise InputError(
+            f"model(s) {', '.join(missing)} not available on {client.host} "
+            f"(local: {', '.join(local) or 'none'}; try `ollama pull {missing[0]}`)"
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = read_done(out)
+    report = CalibrationReport(out=out, total=len(qs) * len(models))
+    for m in models:
+        prior = [d[m] for q in qs if m in (d := done.get(q.question, {}))]
+        report.graded[m] = len(prior)
+        report.correct[m] = sum(1 for s in prior if s >= 0.5)
+        report.resumed += len(prior)
+    count = report.resumed
+    if progress:
+        progress(count, report.total, f"{report.resumed} already in {out.name}")
+    with open(out, "a", encoding="utf-8") as f:
+        for m in models:
+            for q in qs:
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    break
+                if m in done.get(q.question, {}):
+                    continue
+                result = _ask(
+                    client,
+                    m,
+                    q,
+                    make_prompt(q.question, q.kind, q.choices),
+                    temperature,
+                    seed,
+                    is_correct,
+                )
+                report.ran += 1
+                count += 1
+                if result.error is None:
+                    row = {"query": q.question, "scores": {m: float(bool(result.correct))}}
+                    row.update({"task": q.task} if q.task else {}, id=q.id)
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.flush()
+                    report.graded[m] += 1
+                    report.correct[m] += int(bool(result.correct))
+                else:
+                    report.errors.append(f"{m} on {q.id}: {result.error}")
+                if on_result:
+                    on_result(result, report)
+                if progress:
+                    acc = report.accuracy().get(m)
+                    shown = f"{acc:.0%}" if acc is not None else "n/a"
+                    progress(count, report.total, f"{m}: accuracy {shown}")
+            if report.cancelled:
+                break
+    compact(out)
+    return report
+
+
+def _ask(
+    client: OllamaClient,
+    model: str,
+    q: Question,
+    prompt: str,
+    temperature: float,
+    seed: int,
+    is_correct: Callable[..., bool],
+) -> QuestionResult:
+    try:
+        reply = client.chat(model, prompt, seed=seed, temperature=temperature)
+    except SampleError as e:
+        return QuestionResult(model, q, None, "", e.reason)
+    return QuestionResult(model, q, is_correct(reply, q.answer, q.kind, q.choices), reply)
