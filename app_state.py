@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tempfile
 import threading
 import time
@@ -134,6 +135,8 @@ def current_dataset() -> Dataset | None:
 def require_dataset() -> Dataset:
     """The current dataset, or explain how to get one and stop the page."""
     ds = current_dataset()
+    if ds is not None and int(get("k")) > len(ds.table):  # K-means needs N >= K
+        st.session_state["k"] = max(1, len(ds.table) // 4)
     if ds is None:
         st.info(
             "No routing table yet. Fetch the demo data with `avengers data` (or point "
@@ -230,10 +233,16 @@ def _pca(key: str, embedder_id: str, _x: np.ndarray) -> np.ndarray:
 
 
 def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
-    """2-D map: UMAP from disk when ready, else the PCA preview while UMAP runs apart."""
+    """2-D map: UMAP from disk when ready, else the PCA preview while UMAP runs apart.
+
+    `AVENGERS_UMAP=0` never starts UMAP (it still uses a map already on disk).
+    """
     x = embeddings(ds)
     emb = embedder(get("embedder"))
-    job = project.start_map(x, ds.table.queries, emb.id, method="umap")
+    if os.environ.get("AVENGERS_UMAP", "1") == "0":  # tests: never start UMAP
+        job = project.map_job(ds.table.queries, emb.id, "umap")
+    else:
+        job = project.start_map(x, ds.table.queries, emb.id, method="umap")
     coords = job.coords()
     if coords is not None and len(coords) == len(x):
         return coords, "UMAP", job.status()
@@ -327,6 +336,46 @@ def query_vector(query: str) -> np.ndarray:
 def md_escape(text: str) -> str:
     """Text from data made inert in Markdown (no links, emphasis, HTML or LaTeX)."""
     return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|$~" else ch for ch in str(text))
+
+
+# -- Ollama ------------------------------------------------------------------------------
+
+#: Ollama library tags for the demo table's models (for `ollama pull` hints).
+PULL_TAGS = {
+    "qwen2.5-7b-instruct": "qwen2.5:7b-instruct",
+    "llama-3.1-8b-instruct": "llama3.1:8b",
+    "gemma-2-9b-it": "gemma2:9b",
+    "mistral-7b-instruct-v0.3": "mistral:7b-instruct-v0.3",
+    "codegemma-7b": "codegemma:7b",
+    "llama3-chatqa-1.5-8b": "llama3-chatqa:8b",
+    "llama3-chatqa-1.5-70b": "llama3-chatqa:70b",
+}
+
+
+def ollama_host() -> str:
+    """The session's Ollama host (default: `OLLAMA_HOST`, else 127.0.0.1:11434)."""
+    from avengers_core.ollama_client import resolve_host
+
+    st.session_state.setdefault("ollama_host", resolve_host())
+    return st.session_state["ollama_host"]
+
+
+@st.cache_data(ttl=10, show_spinner="Asking Ollama for its models…")
+def local_models(host: str) -> list[str]:
+    """Models available on `host`; raises OllamaUnavailable (not cached) when unreachable."""
+    from avengers_core.ollama_client import OllamaClient
+
+    return OllamaClient(host).list_models()
+
+
+def ollama_missing(host: str, reason: str, wanted: list[str]) -> None:
+    """Say exactly what to start when Ollama cannot be reached."""
+    pulls = [PULL_TAGS[m] for m in wanted if m in PULL_TAGS] or ["qwen2.5:7b-instruct"]
+    st.warning(f"Ollama is not reachable at `{host}`.\n\n{md_escape(reason)}")
+    st.markdown("Start it and pull the models the router picks, then press *Check again*:")
+    st.code("ollama serve\n" + "\n".join(f"ollama pull {tag}" for tag in pulls[:3]),
+            language="bash")
+    st.caption("Another host? Set it above, or start the app with `OLLAMA_HOST=...`.")
 
 
 # -- evaluation --------------------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""Calibrate: score your own local models on labeled questions; the result becomes a table."""
+
+import hashlib
+from pathlib import Path
+
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+from avengers_core.calibrate import calibrate, load_questions
+from avengers_core.embed import cache_dir
+from avengers_core.errors import InputError
+from avengers_core.ollama_client import OllamaUnavailable
+from avengers_core.table import read_table
+
+SOURCES = {"gsm8k": "GSM8K test questions (demo)",
+           "llmrouter": "LLMRouter labeled questions (demo)",
+           "upload": "Upload a JSONL / CSV question set"}
+
+st.title("Calibrate")
+st.caption("Each chosen local model answers each question once; graded answers (1 = correct) "
+           "form a routing table for *your* models. Results are written as they arrive, so "
+           "a stopped run resumes where it stopped.")
+
+host = st.text_input("Ollama host", value=app_state.ollama_host())
+st.session_state["ollama_host"] = host
+try:
+    local = app_state.local_models(host)
+except OllamaUnavailable as e:
+    app_state.ollama_missing(host, str(e), [])
+    st.stop()
+if not local:
+    app_state.ollama_missing(host, "It answers but has no model yet.", [])
+    st.stop()
+
+models = st.multiselect("Models", local, default=local[: min(2, len(local))])
+source = st.radio("Questions", list(SOURCES), format_func=SOURCES.get, horizontal=True)
+limit = st.number_input("Questions to use", 1, 5000, 20, help="The first N of the set.")
+
+path: str | Path = source
+if source == "upload":
+    up = st.file_uploader("Question set", type=["jsonl", "csv"],
+                          help="Columns/keys: question, answer, optional task, kind, choices.")
+    if up is None:
+        st.stop()
+    folder = cache_dir() / "calibration" / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(up.getvalue()).hexdigest()[:16]}-{Path(up.name).name}"
+    path.write_bytes(up.getvalue())
+try:
+    qs = load_questions(path, limit=int(limit))
+except InputError as e:
+    st.error(str(e).replace(f"{path.parent}/" if isinstance(path, Path) else "", ""))
+    st.stop()
+for note in qs.notes:
+    st.caption(note)
+st.write(f"{len(qs.questions)} questions × {len(models)} models "
+         f"= {len(qs.questions) * len(models)} answers to grade.")
+
+stem = Path(str(source if source != "upload" else Path(path).stem)).name
+out = cache_dir() / "calibration" / f"{stem}.jsonl"
+go_col, stop_col = st.columns(2)
+start = go_col.button("Run calibration", type="primary", disabled=not models)
+stop_col.button("Stop", help="Stops after the answer in flight; the file keeps the rest.")
+
+if start:
+    bar = st.progress(0.0, text="Starting…")
+    chart = st.empty()
+    history: dict[str, list[float]] = {m: [] for m in models}
+
+    def on_result(result, report) -> None:
+        acc = report.accuracy().get(result.model)
+        if acc is not None:
+            history[result.model].append(acc)
+            chart.plotly_chart(plots.calibration_accuracy(history),
+                               key=f"acc-{sum(map(len, history.values()))}")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(done / total if total else 1.0, text=f"{done} / {total} · {message}")
+
+    try:
+        report = calibrate(qs, models, out, client=host, progress=progress,
+                           on_result=on_result)
+    except (InputError, OllamaUnavailable) as e:
+        st.error(str(e))
+        st.stop()
+    st.session_state["calibration"] = {
+        "out": str(out), "accuracy": report.accuracy(), "errors": report.errors,
+        "ran": report.ran, "resumed": report.resumed,
+    }
+    table = read_table(out)
+    app_state.add_table(f"calibration: {stem} ({', '.join(models)})", table, "calibrated")
+    st.rerun()
+
+done = st.session_state.get("calibration")
+if done:
+    st.success(f"Calibrated: {done['ran']} new answers, {done['resumed']} resumed from "
+               f"`{done['out']}`. The table is now the current dataset (see **Data**).")
+    st.dataframe([{"model": m, "accuracy": round(a, 3)} for m, a in done["accuracy"].items()],
+                 hide_index=True)
+    if done["errors"]:
+        with st.expander(f"{len(done['errors'])} failed answers (not written)"):
+            st.text("\n".join(done["errors"][:200]))

@@ -1,0 +1,188 @@
+"""Vote: sample the routed model(s) on a local Ollama many times and take the majority."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+import app_state
+from avengers_core import plots
+from avengers_core.extract import KINDS, kind_for_task
+from avengers_core.ollama_client import OllamaUnavailable, map_models
+from avengers_core.vote import (
+    STRATEGIES,
+    AnswerExtracted,
+    ModelStarted,
+    RunFinished,
+    SampleFinished,
+    SampleStarted,
+    TallyChanged,
+    Token,
+    VoteResult,
+    VoteRun,
+    pick_local_models,
+)
+
+PER_ROW = 5
+REFRESH = 0.15  # seconds between redraws of one streaming panel
+
+st.title("Vote")
+st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
+           "and return the majority with its share as confidence.")
+
+host_col, check_col = st.columns([4, 1])
+host = host_col.text_input("Ollama host", value=app_state.ollama_host())
+st.session_state["ollama_host"] = host
+if check_col.button("Check again"):
+    app_state.local_models.clear()
+
+ds = app_state.current_dataset()
+default_query = st.session_state.get("route_query", "")
+query = st.text_area("Query", value=default_query or "What is 6 times 7?", height=90)
+
+ranking, task = [], None
+if ds is not None and query.strip():
+    res = app_state.router(ds).route_vector(app_state.query_vector(query))
+    ranking, task = res.ranking, res.task
+
+try:
+    local = app_state.local_models(host)
+except OllamaUnavailable as e:
+    app_state.ollama_missing(host, str(e), ranking)
+    st.stop()
+check_col.caption(f"{len(local)} local model(s)")
+if not local:
+    app_state.ollama_missing(host, "It answers but has no model yet.", ranking)
+    st.stop()
+
+st.subheader("Models")
+names = ranking or list(local)
+suggested = map_models(names, local)
+mapping_df = pd.DataFrame({
+    "routed model": names,
+    "local tag": [suggested[n] or "" for n in names],
+})
+edited = st.data_editor(
+    mapping_df, hide_index=True, disabled=["routed model"], key="model_map",
+    column_config={"local tag": st.column_config.SelectboxColumn(options=[""] + local)},
+    height=min(360, 40 + 35 * len(names)),
+)
+user_map = {r["routed model"]: r["local tag"] for r in edited.to_dict("records")
+            if r["local tag"]}
+
+c1, c2, c3, c4 = st.columns(4)
+samples = c1.slider("Samples", 1, 40, 10)
+temperature = c2.slider("Temperature", 0.05, 1.5, 0.7, step=0.05)
+concurrency = c3.slider("Concurrency", 1, 16, 4, help="Samples of one model in flight at once "
+                        "(Ollama serves them in parallel up to OLLAMA_NUM_PARALLEL).")
+strategy = c4.selectbox("Strategy", STRATEGIES, help="single: all samples from the top "
+                        "model; spread: over the top-n; switch: next model only while the "
+                        "winner's share is below the threshold.")
+c5, c6, c7 = st.columns(3)
+top_n = c5.slider("Models used", 1, max(1, len(names)), 1 if strategy == "single" else 2,
+                  disabled=strategy == "single")
+auto_kind = kind_for_task(task, default="number" if task is None else "free")
+kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
+                    help=f"Guessed from the routed task ({task or 'none'}).")
+threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "switch")
+
+chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
+                                  user_map)
+for note in notes:
+    st.info(note)
+if not chosen:
+    st.error("None of the routed models is available locally: map one to a local tag above, "
+             f"or pull one, e.g. `ollama pull {app_state.PULL_TAGS.get(names[0], names[0])}`.")
+    st.stop()
+st.write("Sampling: " + ", ".join(f"`{m}`" for m in chosen))
+
+go_col, stop_col = st.columns([1, 1])
+start = go_col.button("Run the vote", type="primary")
+stop_col.button("Stop", help="Cancels every request; what arrived so far is kept.")
+
+summary = st.empty()
+tally_box = st.empty()
+grid = st.container()
+
+
+def draw_tally(tally, final: bool = False) -> None:
+    if tally.votes:
+        tally_box.plotly_chart(plots.vote_tally(tally.votes, tally.winner if final else None),
+                               key=f"tally-{time.monotonic_ns()}")
+
+
+def show_result(result) -> None:
+    t = result.tally
+    if t.winner is None:
+        summary.error(f"No answer: {t.failed} sample(s) failed, none gave an answer.")
+    else:
+        state = "stopped early" if result.cancelled else "finished"
+        summary.success(
+            f"**Answer: {app_state.md_escape(t.winner)}** — {t.votes[t.winner]} of "
+            f"{t.counted} votes ({t.confidence:.0%}); {t.failed} failed; {state}."
+        )
+    draw_tally(t, final=True)
+    with grid:
+        for i, s in enumerate(result.samples):
+            if i % PER_ROW == 0:
+                cols = st.columns(PER_ROW)
+            with cols[i % PER_ROW].container(border=True):
+                st.caption(f"#{s.index} · {s.model} · seed {s.seed}")
+                if s.error:
+                    st.error(s.error)
+                else:
+                    st.markdown(f"answer: **{app_state.md_escape(s.answer or '—')}**")
+                st.code(s.text or " ", language=None, wrap_lines=True, height=160)
+
+
+if start:
+    run = VoteRun(host, chosen, query, samples=samples, temperature=temperature, kind=kind,
+                  concurrency=concurrency, strategy=strategy, threshold=threshold)
+    st.session_state.pop("vote_result", None)
+    panels, texts, shown, finished = {}, {}, {}, []
+    progress = summary.progress(0.0, text="Starting…")
+    done = 0
+    try:  # a Stop click reruns the script, which interrupts this loop: cancel in finally
+        for ev in run.events():
+            if isinstance(ev, ModelStarted):
+                progress.progress(done / samples, text=f"Sampling {ev.model} ({ev.samples})")
+            elif isinstance(ev, SampleStarted):
+                n = len(panels)
+                if n % PER_ROW == 0:
+                    row = grid.columns(PER_ROW)
+                box = row[n % PER_ROW].container(border=True)
+                box.caption(f"#{ev.sample} · {ev.model} · seed {ev.seed}")
+                panels[ev.sample] = (box.empty(), box.empty())
+                texts[ev.sample], shown[ev.sample] = "", 0.0
+            elif isinstance(ev, Token):
+                texts[ev.sample] += ev.text
+                if time.monotonic() - shown[ev.sample] > REFRESH:
+                    panels[ev.sample][1].code(texts[ev.sample][-400:], language=None,
+                                              wrap_lines=True)
+                    shown[ev.sample] = time.monotonic()
+            elif isinstance(ev, SampleFinished):
+                done += 1
+                s = ev.sample
+                finished.append(s)
+                head, body = panels[s.index]
+                if s.error:
+                    head.error(s.error)
+                body.code(s.text or " ", language=None, wrap_lines=True, height=160)
+                progress.progress(done / samples, text=f"{done} of {samples} samples")
+            elif isinstance(ev, AnswerExtracted):
+                panels[ev.sample][0].markdown(
+                    f"answer: **{app_state.md_escape(ev.answer or '—')}**")
+            elif isinstance(ev, TallyChanged):
+                draw_tally(ev.tally)
+                # kept so a Stop (which interrupts this loop) still shows what arrived
+                st.session_state["vote_result"] = VoteResult(
+                    query, kind, chosen, sorted(finished, key=lambda x: x.index), ev.tally,
+                    cancelled=True)
+            elif isinstance(ev, RunFinished):
+                st.session_state["vote_result"] = ev.result
+    finally:
+        run.cancel()
+        run.join(timeout=5)
+    st.rerun()
+elif "vote_result" in st.session_state:
+    show_result(st.session_state["vote_result"])
