@@ -186,17 +186,14 @@ def extract_choice(text: str, choices: Sequence[str] | None = None) -> str | Non
 
 def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:
     reply = f" {normalize_text(text)} "
-    hits = []
+    hits: dict[str, int] = {}
     for i, option in enumerate(choices[: len(LETTERS)]):
         key = normalize_text(option)
         if key and f" {key} " in reply:
-            hits.append((len(key), i))
-    if not hits:
-        return None
-    hits.sort(reverse=True)
-    if len(hits) > 1 and hits[0][0] == hits[1][0]:
-        return None  # two options named equally: no answer rather than a guess
-    return LETTERS[hits[0][1]]
+            hits.setdefault(key, i)
+    # an option named only as part of a longer named option ("york" in "new york") is not a hit
+    named = [i for k, i in hits.items() if not any(k != o and f" {k} " in f" {o} " for o in hits)]
+    return LETTERS[named[0]] if len(named) == 1 else None  # two options named: no guess
 
 
 def parse_choices(raw: object) -> list[str] | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_TEMPERATURE = 0.7
+TIMER_PREFIX = "avengers-timeout"
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class StreamCall:
         """
         total = self.timeouts.total
         timer = threading.Timer(total, self.abort, (f"no complete reply within {total:g} s",))
+        timer.name = f"{TIMER_PREFIX}-{self.model}"
         timer.daemon = True
         timer.start()
         client = _make_client(self.host, self.timeouts, self._transport)

@@ -101,7 +101,7 @@ class FakeOllama:
 
     def start(self) -> FakeOllama:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-ollama", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="fake-ollama", daemon=True
         )
         self._thread.start()
         return self

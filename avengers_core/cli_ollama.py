@@ -1,0 +1,176 @@
+"""The `avengers vote` and `avengers calibrate` subcommands (local models through Ollama).
+
+`register(subparsers)` adds both; each handler returns the exit code. An unreachable host
+is exit code 2 with one line `error: ...` naming the host. Heavy imports stay inside the
+handlers so `avengers --help` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from avengers_core.errors import InputError
+
+EXIT_INPUT = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add `vote` and `calibrate` to the `avengers` command's subparsers."""
+    s = subparsers.add_parser("vote", help="route a query, then vote over local Ollama samples")
+    s.add_argument("dir", help="profile folder written by `avengers fit`")
+    s.add_argument("query")
+    s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
+    s.add_argument("--samples", type=int, default=10, help="samples to draw (default 10)")
+    s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
+    s.add_argument("--model-map", help="JSON object or JSON file: table name -> Ollama tag")
+    s.add_argument(
+        "--kind",
+        choices=["auto", "number", "choice", "text", "free"],
+        default="auto",
+        help="answer kind (auto: from the routed cluster's task)",
+    )
+    s.add_argument("--concurrency", type=int, default=4, help="parallel samples per model")
+    s.add_argument(
+        "--switch",
+        type=float,
+        metavar="SHARE",
+        help="Model-Switch: sample the next model while the winner's share < SHARE",
+    )
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_vote)
+
+    s = subparsers.add_parser("calibrate", help="score local models on labeled questions")
+    s.add_argument("questions", help="gsm8k, llmrouter, or a .jsonl/.csv with question, answer")
+    s.add_argument("--models", required=True, help="comma-separated Ollama tags")
+    s.add_argument("--out", required=True, help="routing table to write (JSONL, resumable)")
+    s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
+    s.add_argument("--limit", type=int, help="use only the first N questions")
+    s.set_defaults(func=cmd_calibrate)
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def parse_model_map(value: str | None) -> dict[str, str]:
+    """`--model-map`: a JSON object, or the path of a file holding one."""
+    if not value:
+        return {}
+    path = Path(value)
+    where = "--model-map"
+    text = value
+    if not value.lstrip().startswith("{"):
+        if not path.is_file():
+            raise InputError(f"--model-map: {value!r} is neither a JSON object nor a file")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    if not isinstance(obj, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in obj.items()
+    ):
+        raise InputError(f"{where}: expected a JSON object of model name -> Ollama tag")
+    return obj
+
+
+def cmd_vote(args: argparse.Namespace) -> int:
+    from avengers_core.extract import kind_for_task
+    from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
+    from avengers_core.profile import load_profile
+    from avengers_core.vote import SampleFinished, VoteRun, pick_local_models
+
+    if args.samples < 1 or args.top_n < 1 or args.concurrency < 1:
+        raise InputError("--samples, --top-n and --concurrency must be at least 1")
+    mapping = parse_model_map(args.model_map)
+    client = OllamaClient(args.host)
+    try:
+        local = client.list_models()
+    except OllamaUnavailable as e:
+        return _error(str(e))
+    router = load_profile(args.dir)
+    res = router.route(args.query)
+    kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
+    wanted = len(res.ranking) if args.switch is not None else args.top_n
+    models, notes = pick_local_models(res.ranking, local, wanted, mapping)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not models:
+        first = res.ranking[0] if res.ranking else "a model"
+        return _error(
+            f"none of the routed models is available on {client.host} "
+            f"(local: {', '.join(local) or 'none'}); pull one (`ollama pull <tag>` for "
+            f"{first}) or pass --model-map"
+        )
+    strategy = "switch" if args.switch is not None else ("spread" if args.top_n > 1 else "single")
+    run = VoteRun(
+        client,
+        models,
+        args.query,
+        samples=args.samples,
+        temperature=args.temperature,
+        kind=kind,
+        concurrency=args.concurrency,
+        strategy=strategy,
+        threshold=args.switch if args.switch is not None else 0.6,
+    )
+    print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
+    done = 0
+    for ev in run.events():
+        if isinstance(ev, SampleFinished):
+            done += 1
+            s = ev.sample
+            what = f"failed: {s.error}" if s.error else f"answer {s.answer}"
+            print(f"[{done}/{args.samples}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
+    result = run.result
+    assert result is not None
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        t = result.tally
+        print(
+            f"answer: {result.answer}  (confidence {result.confidence:.0%}, "
+            f"{t.votes.get(result.answer, 0) if result.answer else 0}/{t.counted} votes, "
+            f"{t.failed} failed)"
+        )
+        for answer, n in t.votes.items():
+            print(f"  {n:3d}  {answer[:80]!r}")
+    return 0 if result.answer is not None else 1
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from avengers_core.calibrate import calibrate, load_questions
+    from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
+
+    if args.limit is not None and args.limit < 1:
+        raise InputError("--limit must be at least 1")
+    qs = load_questions(args.questions, args.limit)
+    for note in qs.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    def progress(done: int, total: int, message: str) -> None:
+        print(f"\r[{done}/{total}] {message}".ljust(60), end="", file=sys.stderr, flush=True)
+
+    try:
+        report = calibrate(
+            qs, args.models.split(","), args.out, client=OllamaClient(args.host), progress=progress
+        )
+    except OllamaUnavailable as e:
+        return _error(str(e))
+    print(file=sys.stderr)
+    print(f"wrote {report.out} ({report.ran} new, {report.resumed} resumed)")
+    for model, acc in report.accuracy().items():
+        print(f"  {acc:6.1%}  {model}  ({report.correct[model]}/{report.graded[model]})")
+    if report.errors:
+        print(
+            f"{len(report.errors)} failed requests (not written; rerun to retry):", file=sys.stderr
+        )
+        for err in report.errors[:5]:
+            print(f"  {err}", file=sys.stderr)
+    return 0
