@@ -120,9 +120,15 @@ def _last_number(text: str) -> str | None:
     return canonical_number(nums[-1].group(1)) if nums else None
 
 
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer|answer)\s*(?:is|:|=)?\s*[:=]?\s*(.+)", re.IGNORECASE
-)
+_ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:=]?\s*", re.I)
+
+
+def _after_answer_is(text: str) -> str | None:
+    """The rest of the line after the last "the answer is" / "Answer:", if any."""
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    return text[matches[-1].end() :].split("\n", 1)[0]
 
 
 def extract_number(text: str) -> str | None:
@@ -137,9 +143,9 @@ def extract_number(text: str) -> str | None:
         inner = re.sub(r"\\(?:text|mbox|mathrm)\{[^{}]*\}", "", boxed)
         inner = re.sub(r"^\s*[a-zA-Z]\s*=", "", inner)
         return canonical_number(inner) or _latex_key(inner) or None
-    said = _ANSWER_IS.findall(text)
+    said = _after_answer_is(text)
     if said:
-        n = _first_number(said[-1])
+        n = _first_number(said)
         if n is not None:
             return n
     return _last_number(text)
@@ -226,9 +232,9 @@ def normalize_text(text: str) -> str:
 
 def extract_text(text: str) -> str | None:
     """A short answer: after "the answer is" / "Answer:", else the first non-empty line."""
-    said = _ANSWER_IS.findall(text)
+    said = _after_answer_is(text)
     if said:
-        candidate = re.split(r"(?<=[^\d])\.(?:\s|$)", said[-1])[0]
+        candidate = re.split(r"(?<=[^\d])\.(?:\s|$)", said)[0]
     else:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         candidate = lines[0] if lines else ""

@@ -204,7 +204,7 @@ def make_prompt(query: str, kind: str, choices: Sequence[str] | None = None) -> 
     if kind == "number":
         return f"{query}\n\nThink step by step, then give the final answer as '#### <number>'."
     if kind == "choice":
-        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices or [])[:10])
+        options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(list(choices or [])[:10]))
         body = f"{query}\n\n{options}" if options else query
         return f"{body}\n\nEnd with 'Answer: <letter>'."
     if kind == "text":

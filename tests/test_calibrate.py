@@ -1,0 +1,185 @@
+"""Calibration: labeled question sets, grading, a resumable routing table written as we go."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from avengers_core.calibrate import Question, calibrate, load_questions, read_done
+from avengers_core.errors import InputError
+from avengers_core.ollama_client import OllamaUnavailable
+from tests.fake_ollama import FakeOllama, ModelScript
+from tests.test_ollama_client import free_port
+
+QS = [
+    Question("q1", "What is 6*7?", "#### 42", "number", "gsm8k"),
+    Question("q2", "What is 40+1?", "41", "number", "gsm8k"),
+    Question("q3", "Capital of France?", "C", "choice", "mmlu", ("Rome", "Oslo", "Paris")),
+    Question("q4", "Who wrote Hamlet?", "Shakespeare", "text", "trivia_qa"),
+]
+
+
+@pytest.fixture
+def srv():
+    models = {
+        "good": ModelScript(replies=["#### 42"]),
+        "wise": ModelScript(replies=["Answer: C. The answer is Shakespeare.\n#### 41"]),
+    }
+    with FakeOllama(models) as s:
+        yield s
+
+
+def chats(srv) -> list[dict]:
+    return [r for r in srv.requests if r["path"] == "/api/chat"]
+
+
+def rows(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_demo_gsm8k_questions():
+    qs = load_questions("gsm8k", limit=5)
+    assert len(qs.questions) == 5
+    q = qs.questions[0]
+    assert q.kind == "number" and q.task == "gsm8k" and q.id == "gsm8k-1"
+    assert q.answer.rstrip().endswith("#### 18")
+
+
+def test_demo_llmrouter_questions_skip_ungradable_tasks():
+    qs = load_questions("llmrouter")
+    tasks = {q.task for q in qs.questions}
+    assert "mmlu" in tasks and "gsm8k" in tasks
+    assert not tasks & {"mbpp", "human_eval", "commongen"}
+    assert "mbpp" in qs.notes[0]
+    mmlu = next(q for q in qs.questions if q.task == "mmlu")
+    assert mmlu.kind == "choice" and mmlu.choices and len(mmlu.choices) >= 2
+
+
+def test_uploaded_jsonl_and_csv(tmp_path):
+    j = tmp_path / "mine.jsonl"
+    j.write_text(
+        '{"question": "2+2?", "answer": "4"}\n'
+        '\n'
+        '{"question": "Pick", "answer": "B", "choices": ["x", "y"]}\n'
+        '{"question": "Who?", "answer": "Ada Lovelace", "task": "trivia_qa", "id": "w"}\n'
+    )
+    qs = load_questions(j).questions
+    assert [q.kind for q in qs] == ["number", "choice", "text"]
+    assert qs[0].id == "mine-1" and qs[2].id == "w"
+    c = tmp_path / "mine.csv"
+    c.write_text('question,answer,choices\n"2+2?",4,\nPick,B,x|y\n')
+    qs = load_questions(c).questions
+    assert [q.kind for q in qs] == ["number", "choice"]
+    assert qs[1].choices == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.jsonl", '{"question": "a", "answer": "1"}\n{not json\n', "bad.jsonl, line 2: not"),
+        ("noq.jsonl", '{"answer": "1"}\n', "line 1: expected a non-empty 'question'"),
+        ("noa.csv", "question,answer\nhello,\n", "noa.csv, row 2: expected a non-empty 'answer'"),
+        ("kind.jsonl", '{"question": "a", "answer": "1", "kind": "poem"}\n', "unknown kind 'poem'"),
+        ("empty.jsonl", "", "empty file"),
+        ("q.txt", "hello", "unsupported file type"),
+        ("free.jsonl", '{"question": "a", "answer": "x", "kind": "free"}\n', "no gradable"),
+    ],
+)
+def test_bad_question_files(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_text(content)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_questions(p)
+
+
+def test_not_utf8(tmp_path):
+    p = tmp_path / "latin.jsonl"
+    p.write_bytes(b'{"question": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(InputError, match="not UTF-8"):
+        load_questions(p)
+
+
+def test_calibrate_grades_and_writes_table(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    seen: list[tuple[int, int, str]] = []
+    report = calibrate(QS, ["good", "wise"], out, client=srv.url,
+                       progress=lambda d, t, m: seen.append((d, t, m)))
+    got = {r["id"]: r["scores"] for r in rows(out)}
+    assert got == {
+        "q1": {"good": 1.0, "wise": 0.0},
+        "q2": {"good": 0.0, "wise": 1.0},
+        "q3": {"good": 0.0, "wise": 1.0},
+        "q4": {"good": 0.0, "wise": 1.0},
+    }
+    assert report.accuracy() == {"good": 0.25, "wise": 0.75}
+    assert seen[-1][:2] == (8, 8) and "wise" in seen[-1][2]
+    assert {r["task"] for r in rows(out)} == {"gsm8k", "mmlu", "trivia_qa"}
+    from avengers_core.table import read_table
+
+    table = read_table(out)
+    assert table.models == ["good", "wise"] and len(table) == 4
+    assert table.duplicates_merged == 0
+
+
+def test_calibrate_resumes_after_interruption(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+
+    def boom(result, report):
+        if report.ran == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(QS, ["good", "wise"], out, client=srv.url, on_result=boom)
+    assert len(rows(out)) == 3  # written as they arrived
+    with open(out, "a") as f:
+        f.write('{"query": "What is 40+1?", "sco')  # a write cut by the crash
+    before = len(chats(srv))
+    report = calibrate(QS, ["good", "wise"], out, client=srv.url)
+    assert len(chats(srv)) - before == 5
+    assert (report.resumed, report.ran) == (3, 5)
+    assert report.accuracy() == {"good": 0.25, "wise": 0.75}
+    assert len(rows(out)) == 4  # compacted: one row per question
+    again = calibrate(QS, ["good", "wise"], out, client=srv.url)
+    assert again.ran == 0 and len(chats(srv)) - before == 5
+
+
+def test_failed_requests_are_not_written_and_retried(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    srv.models["good"].fail = "http500"
+    report = calibrate(QS[:2], ["good"], out, client=srv.url)
+    assert len(report.errors) == 2 and "HTTP 500" in report.errors[0]
+    assert read_done(out) == {}
+    srv.models["good"].fail = None
+    report = calibrate(QS[:2], ["good"], out, client=srv.url)
+    assert report.ran == 2 and not report.errors
+
+
+def test_cancel_stops_between_questions(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    stop = threading.Event()
+
+    def on_result(result, report):
+        stop.set()
+
+    report = calibrate(QS, ["good"], out, client=srv.url, on_result=on_result, cancel=stop)
+    assert report.cancelled and report.ran == 1 and len(rows(out)) == 1
+
+
+def test_missing_model_is_reported_before_sampling(srv, tmp_path):
+    with pytest.raises(InputError, match="nope:1b"):
+        calibrate(QS, ["good", "nope:1b"], tmp_path / "t.jsonl", client=srv.url)
+    assert chats(srv) == []
+
+
+def test_unreachable_host(tmp_path):
+    with pytest.raises(OllamaUnavailable):
+        calibrate(QS, ["good"], tmp_path / "t.jsonl", client=f"127.0.0.1:{free_port()}")
+
+
+def test_corrupt_table_line_is_an_input_error(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text('{"query": "a", "scores": {"m": 1}}\nnot json\n{"query": "b", "scores": {}}\n')
+    with pytest.raises(InputError, match="line 2"):
+        read_done(out)
