@@ -35,11 +35,13 @@ def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
     return progress
 
 
-def _embedded(table_arg: str, embedder: str, progress):
+def _embedded(table_arg: str, embedder: str, k: int, progress):
+    """Load and check the table (before the slow part), then embed its queries."""
     from avengers_core.embed import embed_texts, get_embedder
-    from avengers_core.table import load_table
+    from avengers_core.table import check_enough_rows, load_table
 
     table = load_table(table_arg)
+    check_enough_rows(table, k)
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
     emb = get_embedder(embedder)
@@ -63,7 +65,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from avengers_core.profile import save_profile
     from avengers_core.route import AvengersRouter, RouterConfig
 
-    table, emb, x = _embedded(args.table, args.embedder, _bar())
+    table, emb, x = _embedded(args.table, args.embedder, args.k, _bar())
     config = RouterConfig(k=args.k, seed=args.seed)
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
@@ -104,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from avengers_core.evaluate import METHODS, evaluate
     from avengers_core.route import RouterConfig
 
-    table, _, x = _embedded(args.table, args.embedder, _bar())
+    table, _, x = _embedded(args.table, args.embedder, args.k, _bar())
     res = evaluate(table, x, RouterConfig(k=args.k), args.test_size, args.seed)
     if args.json:
         print(json.dumps(res))
@@ -160,12 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 
-    try:
-        from avengers_core import cli_ollama
-    except ImportError:  # the voting module is optional at this layer
-        cli_ollama = None
-    if cli_ollama is not None:
-        cli_ollama.register(sub)
+    from avengers_core import cli_ollama
+
+    cli_ollama.register(sub)
     return p
 
 

@@ -1,0 +1,91 @@
+"""The `avengers` command line: contract names, JSON keys, exit codes, fast start."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from avengers_core.cli import main
+
+
+def run(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "avengers_core.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys; from avengers_core.cli import build_parser; build_parser(); "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'sklearn', 'umap', 'plotly', "
+        "'pandas', 'ollama', 'streamlit') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
+    help_ = run("--help")
+    assert help_.returncode == 0
+    for cmd in ("data", "fit", "route", "evaluate", "vote", "calibrate"):
+        assert cmd in help_.stdout
+
+
+def test_bad_table_is_exit_2_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "a", "scores": {"m": 7}}\n')
+    assert main(["fit", str(bad), "--out", str(tmp_path / "p"), "--k", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "line 1" in err[0]
+
+
+def test_missing_profile_is_exit_2(tmp_path, capsys):
+    assert main(["route", str(tmp_path), "hello"]) == 2
+    assert "profile.json: missing" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """A profile fitted by the CLI on a small real-text table (real MiniLM)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    rows = []
+    for i in range(30):
+        rows.append({"query": f"What is {i} plus {i + 3}? Add the numbers.", "task": "math",
+                     "scores": {"mathy": 1, "wordy": 0}})
+        rows.append({"query": f"Translate the word number {i} into French, please.",
+                     "task": "lang", "scores": {"mathy": 0, "wordy": 1}})
+    table = tmp / "t.jsonl"
+    table.write_text("\n".join(json.dumps(r) for r in rows))
+    out = run("fit", str(table), "--out", str(tmp / "prof"), "--k", "2")
+    assert out.returncode == 0, out.stderr
+    assert "saved to" in out.stdout
+    return tmp
+
+
+def test_fit_then_route_json(fitted):
+    out = run("route", str(fitted / "prof"), "What is 5 plus 9?", "--json", "--top-k", "2")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert {"cluster", "clusters", "models", "scores"} <= set(res)
+    assert res["models"] == ["mathy"]
+    assert len(res["clusters"]) == 2 and {"id", "p"} <= set(res["clusters"][0])
+    assert res["scores"]["mathy"] > res["scores"]["wordy"]
+    lang = json.loads(run("route", str(fitted / "prof"), "Translate 'cat' into French",
+                          "--json").stdout)
+    assert lang["models"] == ["wordy"]
+
+
+def test_evaluate_json_keys(fitted):
+    out = run("evaluate", str(fitted / "t.jsonl"), "--k", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    for key in ("router", "paper", "best_single", "oracle", "random", "knn"):
+        assert isinstance(res[key], float)
+    assert res["n_train"] + res["n_test"] == 60
+    assert set(res["per_task"]) == {"math", "lang"}
+    assert res["router"] == pytest.approx(1.0)
+
+
+def test_k_larger_than_table(fitted):
+    out = run("fit", str(fitted / "t.jsonl"), "--out", str(fitted / "p2"), "--k", "100")
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: ") and "K = 100" in out.stderr
