@@ -80,6 +80,15 @@ def parse_model_map(value: str | None) -> dict[str, str]:
     return obj
 
 
+def _embedder(embedder_id: str, host: str):
+    """The profile's embedder; an Ollama one is asked on the same host as the samples."""
+    from avengers_core.embed import OllamaEmbedder, get_embedder
+
+    if embedder_id.startswith("ollama:"):
+        return OllamaEmbedder(embedder_id.split(":", 1)[1], host=host)
+    return get_embedder(embedder_id)
+
+
 def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core.extract import kind_for_task
     from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
@@ -95,7 +104,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     except OllamaUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    res = router.route(args.query)
+    res = router.route(args.query, embedder=_embedder(router.embedder_id, client.host))
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
     wanted = len(res.ranking) if args.switch is not None else args.top_n
     models, notes = pick_local_models(res.ranking, local, wanted, mapping)

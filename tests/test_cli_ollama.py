@@ -1,0 +1,172 @@
+"""`avengers vote` and `avengers calibrate` end to end: a real profile, the fake Ollama server.
+
+The profile is fitted with the Ollama embedder served by the fake server, so these tests
+need no model download and stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from avengers_core.cli import main
+from tests.fake_ollama import FakeOllama, ModelScript
+from tests.test_ollama_client import free_port
+
+MATH = [f"How many apples are left if you have {i} apples and eat {i % 3}?" for i in range(12)]
+TRIVIA = [f"Which river flows through capital city number {i} of the old kingdom?"
+          for i in range(12)]
+
+
+@pytest.fixture
+def srv():
+    models = {
+        "qwen2.5:7b-instruct": ModelScript(replies=["#### 42", "#### 42", "so 41\n#### 41"]),
+        "llama3.1:8b": ModelScript(replies=["The answer is 41."]),
+        "nomic-embed-text": ModelScript(),
+    }
+    with FakeOllama(models) as s:
+        yield s
+
+
+@pytest.fixture
+def profile(srv, tmp_path, monkeypatch):
+    """A 2-cluster profile: qwen2.5 wins the math questions, llama-3.1 the trivia ones."""
+    from avengers_core.embed import OllamaEmbedder, embed_texts
+    from avengers_core.profile import save_profile
+    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.table import from_rows
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [
+        {"query": q, "task": "gsm8k",
+         "scores": {"qwen2.5-7b-instruct": 1.0, "llama-3.1-8b-instruct": 0.0}}
+        for q in MATH
+    ] + [
+        {"query": q, "task": "trivia_qa",
+         "scores": {"qwen2.5-7b-instruct": 0.0, "llama-3.1-8b-instruct": 1.0}}
+        for q in TRIVIA
+    ]
+    table = from_rows(rows, "toy")
+    emb = OllamaEmbedder("nomic-embed-text", host=srv.url)
+    x = embed_texts(table.queries, emb)
+    router = AvengersRouter.fit(table, x, RouterConfig(k=2, shrinkage=0.0), embedder_id=emb.id)
+    out = tmp_path / "profile"
+    save_profile(router, out)
+    return out
+
+
+def test_vote_json(srv, profile, capsys):
+    code = main(["vote", str(profile), MATH[0], "--host", srv.url, "--samples", "6", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["answer"] == "42"
+    assert out["votes"] == {"42": 4, "41": 2}
+    assert out["confidence"] == pytest.approx(4 / 6)
+    assert len(out["samples"]) == 6
+    assert set(out["samples"][0]) >= {"model", "seed", "text", "answer", "error"}
+    assert {s["model"] for s in out["samples"]} == {"qwen2.5:7b-instruct"}
+
+
+def test_vote_streams_progress_and_uses_the_model_map(srv, profile, capsys):
+    mapping = json.dumps({"qwen2.5-7b-instruct": "llama3.1:8b"})
+    code = main(["vote", str(profile), MATH[1], "--host", srv.url, "--samples", "3",
+                 "--model-map", mapping])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "[3/3] llama3.1:8b" in captured.err
+    assert captured.out.startswith("answer: 41")
+
+
+def test_vote_top_n_spreads_over_models(srv, profile, capsys):
+    code = main(["vote", str(profile), MATH[2], "--host", srv.url, "--samples", "4",
+                 "--top-n", "2", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert {s["model"] for s in out["samples"]} == {"qwen2.5:7b-instruct", "llama3.1:8b"}
+
+
+def test_vote_unreachable_host_is_exit_2_naming_host(profile, capsys):
+    host = f"http://127.0.0.1:{free_port()}"
+    code = main(["vote", str(profile), "q", "--host", host])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: ") and host in err[0]
+
+
+def test_vote_bad_model_map_is_input_error(srv, profile, capsys):
+    code = main(["vote", str(profile), "q", "--host", srv.url, "--model-map", "[1, 2]"])
+    assert code == 2
+    assert "--model-map" in capsys.readouterr().err
+
+
+def test_calibrate_writes_a_table(srv, tmp_path, capsys):
+    questions = tmp_path / "qs.jsonl"
+    questions.write_text(
+        '{"question": "6*7?", "answer": "#### 42"}\n{"question": "40+1?", "answer": "41"}\n'
+    )
+    out = tmp_path / "table.jsonl"
+    code = main(["calibrate", str(questions), "--models", "qwen2.5:7b-instruct,llama3.1:8b",
+                 "--out", str(out), "--host", srv.url, "--limit", "2"])
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["scores"] for r in rows] == [
+        {"qwen2.5:7b-instruct": 1.0, "llama3.1:8b": 0.0},
+        {"qwen2.5:7b-instruct": 0.0, "llama3.1:8b": 1.0},
+    ]
+    assert "50.0%  qwen2.5:7b-instruct" in capsys.readouterr().out
+
+
+def test_calibrate_unreachable_host(tmp_path, capsys):
+    questions = tmp_path / "qs.jsonl"
+    questions.write_text('{"question": "6*7?", "answer": "42"}\n')
+    host = f"http://127.0.0.1:{free_port()}"
+    code = main(["calibrate", str(questions), "--models", "m", "--out",
+                 str(tmp_path / "t.jsonl"), "--host", host])
+    assert code == 2
+    assert host in capsys.readouterr().err
+
+
+def test_calibrate_bad_questions_file(tmp_path, capsys):
+    questions = tmp_path / "qs.jsonl"
+    questions.write_text('{"question": "6*7?"}\n')
+    code = main(["calibrate", str(questions), "--models", "m", "--out", str(tmp_path / "t")])
+    assert code == 2
+    assert "qs.jsonl, line 1: expected a non-empty 'answer'" in capsys.readouterr().err
+
+
+def test_fake_server_demo_entry_point():
+    """`python -m tests.fake_ollama --demo` serves demo models (used by the browser test)."""
+    import ollama
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_ollama", "--port", str(port), "--demo"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        client = ollama.Client(host=f"http://127.0.0.1:{port}")
+        names = [m.model for m in client.list().models]
+        assert "qwen2.5:7b-instruct" in names
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_help_imports_no_heavy_library():
+    proc = subprocess.run([sys.executable, "-m", "avengers_core.cli", "vote", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--model-map" in proc.stdout
+    assert "ollama" not in proc.stderr
+    check = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, avengers_core.cli as c; c.build_parser();"
+         "print(sorted(m for m in ('ollama', 'httpx', 'torch') if m in sys.modules))"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert check.stdout.strip() == "[]"
