@@ -289,6 +289,8 @@ class VoteRun:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         if not isinstance(client, OllamaClient):
             client = OllamaClient(client, timeouts)
+        elif timeouts is not None:
+            client = OllamaClient(client.host, timeouts)
         self.client = client
         self.models = list(models)
         self.query = query

@@ -72,6 +72,7 @@ def test_majority_found_with_events_in_order(srv):
     assert all(streamed[s.index] == s.text for s in result.samples)
     assert sum(isinstance(e, AnswerExtracted) for e in events) == 10
     assert [e for e in events if isinstance(e, TallyChanged)][-1].tally == result.tally
+    assert our_threads() == []
 
 
 def test_distinct_seeds_and_default_temperature(srv):
