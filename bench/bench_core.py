@@ -49,7 +49,8 @@ def main() -> None:
     ap.add_argument("--skip-cold", action="store_true")
     args = ap.parse_args()
     res: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                   f"Python {platform.python_version()}",
         "command": "AVENGERS_DATA_DIR=../shared/data python bench/bench_core.py",
     }
     if not args.skip_cold:
