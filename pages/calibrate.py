@@ -58,7 +58,8 @@ st.write(f"{len(qs.questions)} questions × {len(models)} models "
          f"= {len(qs.questions) * len(models)} answers to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
-out = cache_dir() / "calibration" / f"{stem}.jsonl"
+out = Path(st.text_input("Write the table to", str(cache_dir() / "calibration" / f"{stem}.jsonl"),
+                         help="A JSONL routing table; an existing file is resumed, not redone."))
 go_col, stop_col = st.columns(2)
 start = go_col.button("Run calibration", type="primary", disabled=not models)
 stop_col.button("Stop", help="Stops after the answer in flight; the file keeps the rest.")

@@ -1,0 +1,204 @@
+"""Every page of the Streamlit app, run headless with AppTest on the demo data.
+
+Vote and Calibrate talk to the project's loopback Ollama-protocol server. UMAP is never
+started here (`AVENGERS_UMAP=0`); the map is the PCA preview unless a UMAP map of the demo
+is already on disk. The first test pays for loading MiniLM and fitting K = 64; the caches
+are process-wide, so the others reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.fake_ollama import FakeOllama, ModelScript, demo_models
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 600  # the first page may embed the demo table when the cache is cold
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.setenv("AVENGERS_UMAP", "0")
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.fixture(scope="module")
+def ollama():
+    with FakeOllama(demo_models()) as srv:
+        yield srv
+
+
+def app(page: str | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    clean(at)
+    return at
+
+
+def clean(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def res_n_test(per_task) -> int:
+    return int(per_task["n"].sum())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_data_page_opens_on_demo():
+    at = app()
+    assert [m.value for m in at.metric][:3] == ["5,989", "9", "14"]
+    bars = charts(at)[0]["data"][0]
+    assert len(bars["y"]) == 9
+    assert "llmrouter" in at.sidebar.markdown[0].value
+    assert any(d.label == "Routing table (CSV)" for d in at.get("download_button"))
+
+
+def test_bad_upload_is_shown_and_previous_dataset_kept():
+    at = app()
+    at.file_uploader[0].set_value(("bad.csv", b"query,m1\nhello,1.5\n", "text/csv")).run()
+    clean(at)
+    err = at.error[0].value
+    assert "bad.csv" in err and "[0, 1]" in err and "/tmp" not in err
+    assert at.session_state["dataset"] == "llmrouter"
+    good = "query,task,m1,m2\n" + "".join(f"q{i} <b>x</b>,t,{i % 2},1\n" for i in range(40))
+    at.file_uploader[0].set_value(("good.csv", good.encode(), "text/csv")).run()
+    clean(at)
+    assert at.session_state["dataset"].startswith("upload:")
+    assert [m.value for m in at.metric][:2] == ["40", "2"]
+    other = app()  # another browser tab: its own session, still on the demo table
+    assert other.session_state["dataset"] == "llmrouter"
+
+
+def test_clusters_map_labels_and_k_slider():
+    at = app("clusters")
+    fig = charts(at)[0]
+    points = sum(len(tr["customdata"]) for tr in fig["data"])
+    assert points == 5989
+    hover = fig["data"][0]["customdata"][0][1]
+    assert "<script" not in hover
+    assert len(at.dataframe[-1].value) == 64
+    at.slider[0].set_value(16).run()
+    clean(at)
+    assert at.session_state["k"] == 16
+    assert len(at.dataframe[-1].value) == 16
+    labels = list(at.dataframe[-1].value["label"])
+    assert all(isinstance(lab, str) and lab for lab in labels)
+    at.radio[0].set_value("task").run()
+    clean(at)
+    assert {tr["name"] for tr in charts(at)[0]["data"]} >= {"gsm8k", "mmlu"}
+
+
+def test_leaderboard_heatmap_and_cluster_ranking():
+    at = app("leaderboard")
+    heat = charts(at)[0]["data"][0]
+    assert heat["type"] == "heatmap" and len(heat["y"]) == 64 and len(heat["x"]) == 9
+    ranking = at.dataframe[0].value
+    assert len(ranking) == 9 and list(ranking["rank"]) == list(range(1, 10))
+    assert any("recipe picks" in m.value for m in at.markdown)
+    assert any(c.get("layout", {}).get("title", {}).get("text", "").startswith("Score against")
+               for c in charts(at))
+
+
+def test_route_explains_the_choice():
+    at = app("route")
+    at.text_area[0].set_value("Write a python function that reverses a linked list.")
+    button(at, "Route").click().run()
+    clean(at)
+    msg = at.success[0].value
+    assert msg.startswith("**Route to") and "Cluster" in msg and "p = " in msg
+    assert len(at.dataframe[0].value) == 8  # the most similar known queries
+    star = charts(at)[-1]["data"][-1]
+    assert star["marker"]["symbol"] == "star"
+
+
+def test_evaluate_compares_with_baselines():
+    at = app("evaluate")
+    bars = charts(at)[0]["data"][0]
+    assert "oracle" in bars["x"] and "router (default)" in bars["x"]
+    per_task = at.dataframe[0].value
+    assert len(per_task) == 14
+    assert any("cost" in json.dumps(c.get("layout", {})) for c in charts(at))
+    # the sidebar offers it as a download (AppTest drops the sidebar after switch_page,
+    # so the browser test checks the button itself)
+    assert at.session_state["last_evaluation"]["n_test"] == res_n_test(per_task)
+
+
+def test_vote_streams_and_finishes(ollama, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("vote")
+    at.text_area[0].set_value("Natalia sold 48 clips in April and half as many in May. "
+                              "How many in total?").run()
+    clean(at)
+    at.selectbox[1].set_value("number")
+    button(at, "Run the vote").click().run()
+    clean(at)
+    result = at.session_state["vote_result"]
+    assert not result.cancelled and result.tally.counted + result.tally.failed == 10
+    assert at.success[0].value.startswith("**Answer: ")
+    assert charts(at)[0]["data"][0]["type"] == "bar"
+
+
+def test_vote_failures_are_shown_and_vote_goes_on(monkeypatch):
+    script = ModelScript(replies=["#### 7"], fail_seeds={1: "http500", 3: "badline"})
+    with FakeOllama({"qwen2.5:7b-instruct": script}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = app("vote")
+        at.slider[0].set_value(5)
+        button(at, "Run the vote").click().run()
+        clean(at)
+        t = at.session_state["vote_result"].tally
+        assert t.winner == "7" and t.failed == 2 and t.votes == {"7": 3}
+        assert len(at.error) == 2
+
+
+def test_vote_without_ollama_says_what_to_start(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    at = app("vote")
+    assert "not reachable" in at.warning[0].value
+    code = at.code[0].value
+    assert "ollama serve" in code and "ollama pull" in code
+    at.switch_page("pages/data.py").run()  # nothing else breaks
+    clean(at)
+
+
+def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("calibrate")
+    at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
+    at.number_input[0].set_value(6)
+    out = tmp_path / "cal.jsonl"
+    at.text_input[1].set_value(str(out)).run()
+    button(at, "Run calibration").click().run()
+    clean(at)
+    assert at.session_state["dataset"].startswith("calibrated:")
+    assert len(out.read_text().splitlines()) == 6
+    assert set(at.session_state["calibration"]["accuracy"]) == {"qwen2.5:7b-instruct",
+                                                                "llama3.1:8b"}
+    at.switch_page("pages/data.py").run()
+    clean(at)
+    assert [m.value for m in at.metric][:2] == ["6", "2"]
+    assert os.path.exists(out)
