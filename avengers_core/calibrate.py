@@ -8,23 +8,25 @@ question/model pairs already written. Models run one after another (one loaded a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avengers_core.errors import InputError
 from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
-from avengers_core.ollama_client import OllamaClient, SampleError
+from avengers_core.ollama_client import OllamaClient, SampleError, StreamCall
 
 Progress = Callable[[int, int, str], None]
 DEMO_SOURCES = ("gsm8k", "llmrouter")
 GRADABLE = ("number", "choice", "text")
+THREAD_PREFIX = "avengers-calibrate"
 
 
 @dataclass(frozen=True)
@@ -252,17 +254,18 @@ def calibrate(
     client: OllamaClient | str | None = None,
     temperature: float = 0.0,
     seed: int = 0,
+    concurrency: int = 1,
     progress: Progress | None = None,
     on_result: Callable[[QuestionResult, CalibrationReport], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> CalibrationReport:
     """Ask every model every question once, grade, and append to the table at `out`.
 
-    Raises OllamaUnavailable if the host is down and InputError if a model is not local.
+    Models run one after another; up to `concurrency` questions of one model are in flight
+    at once. Callbacks run in the calling thread. On return (or on an exception, such as
+    Ctrl-C, from a callback) no request is left running. Raises OllamaUnavailable if the
+    host is down and InputError if a model is not local.
     """
-    from avengers_core.extract import is_correct
-    from avengers_core.vote import make_prompt
-
     qs = list(questions.questions if isinstance(questions, QuestionSet) else questions)
     models = [m.strip() for m in models if m.strip()]
     if not models:
@@ -285,60 +288,97 @@ def calibrate(
         report.graded[m] = len(prior)
         report.correct[m] = sum(1 for s in prior if s >= 0.5)
         report.resumed += len(prior)
-    count = report.resumed
     if progress:
-        progress(count, report.total, f"{report.resumed} already in {out.name}")
+        progress(report.resumed, report.total, f"{report.resumed} already in {out.name}")
     with open(out, "a", encoding="utf-8") as f:
         for m in models:
-            for q in qs:
-                if cancel is not None and cancel.is_set():
-                    report.cancelled = True
-                    break
-                if m in done.get(q.question, {}):
-                    continue
-                result = _ask(
-                    client,
-                    m,
-                    q,
-                    make_prompt(q.question, q.kind, q.choices),
-                    temperature,
-                    seed,
-                    is_correct,
-                )
-                report.ran += 1
-                count += 1
-                if result.error is None:
-                    row = {"query": q.question, "scores": {m: float(bool(result.correct))}}
-                    row.update({"task": q.task} if q.task else {}, id=q.id)
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    f.flush()
-                    report.graded[m] += 1
-                    report.correct[m] += int(bool(result.correct))
-                else:
-                    report.errors.append(f"{m} on {q.id}: {result.error}")
-                if on_result:
-                    on_result(result, report)
-                if progress:
-                    acc = report.accuracy().get(m)
-                    shown = f"{acc:.0%}" if acc is not None else "n/a"
-                    progress(count, report.total, f"{m}: accuracy {shown}")
-            if report.cancelled:
+            todo = [q for q in qs if m not in done.get(q.question, {})]
+            answers = _answers(client, m, todo, temperature, seed, concurrency, cancel)
+            with contextlib.closing(answers):  # closing aborts what is still in flight
+                for result in answers:
+                    _record(f, result, report)
+                    if on_result:
+                        on_result(result, report)
+                    if progress:
+                        acc = report.accuracy().get(m)
+                        shown = f"{acc:.0%}" if acc is not None else "n/a"
+                        done_n = report.resumed + report.ran
+                        progress(done_n, report.total, f"{m}: accuracy {shown}")
+            if cancel is not None and cancel.is_set():
+                report.cancelled = True
                 break
     compact(out)
     return report
 
 
-def _ask(
+def _record(f: Any, result: QuestionResult, report: CalibrationReport) -> None:
+    """Append a graded answer to the table (failures are only reported)."""
+    report.ran += 1
+    q, m = result.question, result.model
+    if result.error is not None:
+        report.errors.append(f"{m} on {q.id}: {result.error}")
+        return
+    row: dict[str, Any] = {"query": q.question, "scores": {m: float(bool(result.correct))}}
+    if q.task:
+        row["task"] = q.task
+    row["id"] = q.id
+    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.flush()
+    report.graded[m] += 1
+    report.correct[m] += int(bool(result.correct))
+
+
+def _answers(
     client: OllamaClient,
     model: str,
-    q: Question,
-    prompt: str,
+    todo: list[Question],
     temperature: float,
     seed: int,
-    is_correct: Callable[..., bool],
-) -> QuestionResult:
+    concurrency: int,
+    cancel: threading.Event | None,
+) -> Iterator[QuestionResult]:
+    """Graded answers of one model, as they complete; in-flight requests are aborted when
+    the consumer stops early or `cancel` is set."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from avengers_core.vote import make_prompt
+
+    pending = iter(todo)
+    running: dict[Future[QuestionResult], StreamCall] = {}
+    pool = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix=THREAD_PREFIX)
+
+    def submit() -> None:
+        q = next(pending, None)
+        if q is not None and not (cancel is not None and cancel.is_set()):
+            prompt = make_prompt(q.question, q.kind, q.choices)
+            call = client.stream_call(model, prompt, seed=seed, temperature=temperature)
+            running[pool.submit(_grade, call, q)] = call
+
     try:
-        reply = client.chat(model, prompt, seed=seed, temperature=temperature)
+        for _ in range(max(1, concurrency)):
+            submit()
+        while running:
+            finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+            if cancel is not None and cancel.is_set():
+                for call in running.values():
+                    call.abort("cancelled")
+            for fut in finished:
+                running.pop(fut)
+                result = fut.result()
+                if result.error != "cancelled":
+                    yield result
+                submit()
+    finally:
+        for call in running.values():
+            call.abort("cancelled")
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _grade(call: StreamCall, q: Question) -> QuestionResult:
+    from avengers_core.extract import is_correct
+
+    try:
+        reply = call.run()
     except SampleError as e:
-        return QuestionResult(model, q, None, "", e.reason)
-    return QuestionResult(model, q, is_correct(reply, q.answer, q.kind, q.choices), reply)
+        return QuestionResult(call.model, q, None, "", e.reason)
+    return QuestionResult(call.model, q, is_correct(reply, q.answer, q.kind, q.choices), reply)

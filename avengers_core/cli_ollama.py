@@ -50,6 +50,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", required=True, help="routing table to write (JSONL, resumable)")
     s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
     s.add_argument("--limit", type=int, help="use only the first N questions")
+    s.add_argument("--concurrency", type=int, default=1, help="questions in flight per model")
     s.set_defaults(func=cmd_calibrate)
 
 
@@ -159,6 +160,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1")
+    if args.concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
     qs = load_questions(args.questions, args.limit)
     for note in qs.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -168,7 +171,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     try:
         report = calibrate(
-            qs, args.models.split(","), args.out, client=OllamaClient(args.host), progress=progress
+            qs,
+            args.models.split(","),
+            args.out,
+            client=OllamaClient(args.host),
+            concurrency=args.concurrency,
+            progress=progress,
         )
     except OllamaUnavailable as e:
         return _error(str(e))

@@ -7,7 +7,13 @@ import threading
 
 import pytest
 
-from avengers_core.calibrate import Question, calibrate, load_questions, read_done
+from avengers_core.calibrate import (
+    THREAD_PREFIX,
+    Question,
+    calibrate,
+    load_questions,
+    read_done,
+)
 from avengers_core.errors import InputError
 from avengers_core.ollama_client import OllamaUnavailable
 from tests.fake_ollama import FakeOllama, ModelScript
@@ -154,6 +160,28 @@ def test_failed_requests_are_not_written_and_retried(srv, tmp_path):
     srv.models["good"].fail = None
     report = calibrate(QS[:2], ["good"], out, client=srv.url)
     assert report.ran == 2 and not report.errors
+
+
+def test_concurrent_calibration_is_bounded_and_complete(srv, tmp_path):
+    srv.models["good"].latency = 0.05
+    qs = [Question(f"n{i}", f"What is {i}+42-{i}?", "42", "number") for i in range(9)]
+    report = calibrate(qs, ["good"], tmp_path / "t.jsonl", client=srv.url, concurrency=3)
+    assert report.ran == 9 and report.accuracy() == {"good": 1.0}
+    assert 1 <= srv.max_in_flight <= 3
+    assert len(rows(tmp_path / "t.jsonl")) == 9
+
+
+def test_interrupt_leaves_no_request_running(srv, tmp_path):
+    srv.models["good"].latency = 0.2
+    out = tmp_path / "t.jsonl"
+
+    def stop(result, report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(QS, ["good"], out, client=srv.url, concurrency=3, on_result=stop)
+    assert not [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX)]
+    assert len(rows(out)) == 1
 
 
 def test_cancel_stops_between_questions(srv, tmp_path):
