@@ -305,8 +305,15 @@ def _unit(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
 # -- dispatch and grading ----------------------------------------------------------------
 
 
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)
+
+
 def extract(text: str, kind: str, choices: Sequence[str] | None = None) -> str | None:
-    """The canonical answer in `text` for `kind`, or None when none is found."""
+    """The canonical answer in `text` for `kind`, or None when none is found.
+
+    A reasoning model's `<think>...</think>` block is ignored: its numbers are drafts.
+    """
+    text = _THINK.sub("", text)
     if kind == "number":
         return extract_number(text)
     if kind == "choice":

@@ -141,6 +141,12 @@ def test_group_free_uses_embeddings_when_given():
     assert [g.members for g in groups] == [(0, 1), (2,)]
 
 
+def test_thinking_block_is_ignored():
+    reply = "<think>maybe 41? no, 6*7 = 42... or 43</think>The answer is 42."
+    assert extract(reply, "number") == "42"
+    assert extract("<think>unfinished 7", "number") is None
+
+
 def test_extract_rejects_unknown_kind():
     with pytest.raises(ValueError, match="unknown answer kind"):
         extract("x", "poem")
