@@ -226,7 +226,9 @@ def pick_local_models(
     missing: list[str] = []
     for name in ranking:
         tag = tags[name]
-        if tag is not None and tag in local and tag not in chosen:
+        if tag in chosen:
+            continue  # two table names for one local model: sample it once
+        if tag is not None and tag in local:
             if missing and len(chosen) < top_n:
                 notes.append(f"{', '.join(missing)} not available locally; using {tag} ({name})")
                 missing = []

@@ -209,6 +209,9 @@ def test_pick_local_models_offers_next_in_ranking():
     assert "llama-3.3-nemotron-super-49b-v1" in notes[0] and "qwen2.5:7b-instruct" in notes[0]
     chosen, _ = pick_local_models(ranking, local, top_n=2, mapping={"gemma-2-9b-it": "nope"})
     assert chosen == ["qwen2.5:7b-instruct"]
+    same = {"llama-3.3-nemotron-super-49b-v1": "qwen2.5:7b-instruct"}
+    chosen, notes = pick_local_models(ranking, local, top_n=2, mapping=same)
+    assert chosen == ["qwen2.5:7b-instruct", "gemma2:9b"] and notes == []
 
 
 def test_vote_run_validates_arguments():
