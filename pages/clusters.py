@@ -26,9 +26,9 @@ coords, method, status = app_state.map_coords(ds)
 with right:
     if method == "UMAP":
         st.caption("Map: UMAP of the query embeddings (cached on disk).")
-    else:
+    elif status.get("state") == "running":
         st.caption(f"Map: PCA preview. UMAP runs in the background "
-                   f"({status.get('state')}: {status.get('message', '')}); "
+                   f"({app_state.md_escape(status.get('message'))}); "
                    "the map switches when it is ready.")
 
         @st.fragment(run_every=5)
@@ -37,6 +37,9 @@ with right:
                 st.rerun()
 
         _wait_for_umap()
+    else:
+        st.caption(f"Map: PCA preview (UMAP {status.get('state')}: "
+                   f"{app_state.md_escape(status.get('message'))}).")
 
 fig = app_state.cluster_figure(ds, r, names, coords, method, app_state.get("map_color"))
 event = st.plotly_chart(fig, key="cluster_map", on_select="rerun",

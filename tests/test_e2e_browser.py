@@ -1,0 +1,155 @@
+"""End to end in a real headless Chromium: `streamlit run app.py`, every page, a real vote.
+
+The app runs in a subprocess on a free loopback port with `OLLAMA_HOST` pointed at the
+project's fake Ollama server (another subprocess). Screenshots of every page land in
+`test-output/screenshots/`. Uses Debian's /usr/bin/chromium (never `playwright install`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGE_TIMEOUT_MS = 600_000  # the first page may embed the demo table on a cold cache
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    logs = tmp_path_factory.mktemp("e2e")
+    ollama_port, app_port = free_port(), free_port()
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_ollama", "--port", str(ollama_port), "--demo"],
+        cwd=ROOT, stdout=open(logs / "ollama.log", "wb"), stderr=subprocess.STDOUT)
+    env = {**os.environ, "OLLAMA_HOST": f"http://127.0.0.1:{ollama_port}", "AVENGERS_UMAP": "0"}
+    app = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(app_port),
+         "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=open(logs / "app.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{ollama_port}/api/tags")
+        wait_http(f"http://127.0.0.1:{app_port}/_stcore/health")
+        yield f"http://127.0.0.1:{app_port}"
+    finally:
+        stop(app)
+        stop(fake)
+
+
+def settle(page) -> None:
+    """Wait until the script run is over, then let the browser draw."""
+    page.wait_for_timeout(400)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
+        state="attached", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(600)
+
+
+def visit(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.locator("h1", has_text=title).wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.locator('[data-testid="stException"]').count() == 0, name
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_every_page_in_chromium(app_url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(app_url)
+        page.locator("h1", has_text="Data").wait_for(timeout=PAGE_TIMEOUT_MS)
+        page.locator('[data-testid="stMetricValue"]', has_text="5,989").wait_for(
+            timeout=PAGE_TIMEOUT_MS)
+        settle(page)
+        shoot(page, "1-data")
+
+        visit(page, "Clusters")
+        page.locator(".js-plotly-plot .scatterlayer .point").nth(1000).wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
+        shoot(page, "2-clusters")
+
+        visit(page, "Leaderboard")
+        page.locator(".js-plotly-plot .heatmaplayer").first.wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
+        shoot(page, "3-leaderboard")
+
+        visit(page, "Route")
+        page.locator('[data-testid="stAlert"]', has_text="Route to").wait_for(
+            timeout=PAGE_TIMEOUT_MS)
+        page.locator(".js-plotly-plot").nth(2).wait_for(state="attached")
+        shoot(page, "4-route")
+
+        visit(page, "Vote")
+        page.get_by_role("button", name="Run the vote").click()
+        page.locator('[data-testid="stAlert"]', has_text="Answer:").wait_for(timeout=120_000)
+        settle(page)
+        assert page.locator('[data-testid="stCode"]').count() >= 10  # one panel per sample
+        shoot(page, "5-vote")
+
+        visit(page, "Evaluate")
+        page.locator(".js-plotly-plot").first.wait_for(state="attached")
+        assert page.get_by_text("Evaluation (JSON)").count() == 1  # sidebar download
+        shoot(page, "6-evaluate")
+
+        visit(page, "Calibrate")
+        page.get_by_role("button", name="Run calibration").wait_for()
+        shoot(page, "7-calibrate")
+
+        start = time.monotonic()  # a page switch after the first visit is quick
+        visit(page, "Leaderboard")
+        assert time.monotonic() - start < 10
+        browser.close()
+    if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
+        docs = ROOT / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        for shot in SHOTS.glob("*.png"):
+            shutil.copy(shot, docs / shot.name)
