@@ -17,7 +17,7 @@ from avengers_core.errors import InputError
 from avengers_core.score import CapabilityProfile, cost_aware, ranks, select_models
 from avengers_core.table import RoutingTable, check_enough_rows
 
-SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)  # 1000 ≈ best single
 
 
 class Router(ABC):
@@ -297,15 +297,18 @@ def choose_shrinkage(
     grid: tuple[float, ...] = SHRINKAGE_GRID,
     folds: int = 5,
 ) -> float:
-    """Prior strength τ with the best cross-validated routed score on the training table.
+    """Prior strength τ chosen by cross-validated routed score on the training table.
 
     The clustering is held fixed; each fold's profile is rebuilt from the other folds and
-    the fold's queries are routed with the configured top-k, β and fusion.
+    the fold's queries are routed with the configured top-k, β and fusion. The one-standard-
+    error rule then takes the strongest τ whose score is within one paired standard error
+    of the best: a difference smaller than the noise does not justify trusting small
+    clusters over the global means.
     """
     rng = np.random.default_rng(config.seed)
     fold = rng.integers(0, folds, len(table))
     filled = np.nan_to_num(table.scores, nan=0.0)
-    totals = np.zeros(len(grid))
+    got = np.zeros((len(grid), len(table)))
     for f in range(folds):
         train, test = fold != f, fold == f
         if not test.any() or not train.any():
@@ -314,9 +317,13 @@ def choose_shrinkage(
             labels[train], table.scores[train], len(centroids), table.models,
             None if table.costs is None else table.costs[train],
         )
+        rows = np.flatnonzero(test)
         for g, tau in enumerate(grid):
             prof = replace(base, shrinkage=tau)
             r = AvengersRouter(centroids, prof, replace(config, shrinkage=tau))
-            pick = r.predict(x[test]).argmax(axis=1)
-            totals[g] += filled[test][np.arange(test.sum()), pick].sum()
-    return float(grid[int(np.argmax(totals))])
+            got[g, rows] = filled[rows, r.predict(x[test]).argmax(axis=1)]
+    best = int(np.argmax(got.mean(axis=1)))
+    diff = got[best] - got
+    se = diff.std(axis=1, ddof=1) / np.sqrt(len(table)) if len(table) > 1 else np.zeros(len(grid))
+    ok = [g for g in range(len(grid)) if diff[g].mean() <= se[g] and grid[g] >= grid[best]]
+    return float(grid[max(ok)])

@@ -35,3 +35,12 @@ def test_fitted_demo_profile_routes_math_and_code(demo_table, demo_embeddings, m
                       "in a given string.", embedder=minilm)
     assert code.task in ("mbpp", "human_eval")
     assert np.isclose(sum(c["p"] for c in code.clusters), 1.0)
+
+
+def test_shrinkage_protects_a_slice_with_one_dominant_model(demo_table, demo_embeddings):
+    """On mmlu + math one model dominates; the default must not lose to it beyond noise."""
+    idx = [i for i, t in enumerate(demo_table.tasks) if t in ("mmlu", "math")]
+    res = evaluate(demo_table.subset(idx), demo_embeddings[idx], RouterConfig(k=64), seed=0)
+    assert res["router"] >= res["best_single"] - 0.01
+    assert res["router"] >= res["paper"]
+    assert res["shrinkage"] > 0
