@@ -1,4 +1,9 @@
-"""Avengers Lab in the browser: `streamlit run app.py` (pages live in pages/)."""
+"""Avengers Lab in the browser: `streamlit run app.py`.
+
+The pages live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder as a
+legacy multipage app until `st.navigation` has run once in the process, so a bookmarked
+page URL opened right after a server start would skip this file (no sidebar, no layout).
+"""
 
 import streamlit as st
 
@@ -7,13 +12,13 @@ import app_state
 st.set_page_config(page_title="Avengers Lab", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/data.py", title="Data", icon=":material/table:", default=True),
-    st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
-    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
-    st.Page("pages/route.py", title="Route", icon=":material/alt_route:"),
-    st.Page("pages/vote.py", title="Vote", icon=":material/how_to_vote:"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
-    st.Page("pages/calibrate.py", title="Calibrate", icon=":material/tune:"),
+    st.Page("app_pages/data.py", title="Data", icon=":material/table:", default=True),
+    st.Page("app_pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
+    st.Page("app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("app_pages/route.py", title="Route", icon=":material/alt_route:"),
+    st.Page("app_pages/vote.py", title="Vote", icon=":material/how_to_vote:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
+    st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/tune:"),
 ]
 
 page = st.navigation(PAGES)

@@ -65,9 +65,7 @@ c1.metric("Queries", f"{len(t):,}")
 c2.metric("Models", len(t.models))
 c3.metric("Tasks", n_tasks or "—")
 c4.metric("Scores filled", f"{np.isfinite(t.scores).mean():.0%}")
-if t.duplicates_merged:
-    st.caption(f"{t.duplicates_merged} duplicated query texts were merged (mean of scores).")
-for note in t.notes:
+for note in t.notes:  # e.g. how many duplicated query texts were merged
     st.caption(note)
 
 means = np.nanmean(np.where(np.isfinite(t.scores), t.scores, np.nan), axis=0)

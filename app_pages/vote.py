@@ -20,6 +20,7 @@ from avengers_core.vote import (
     Token,
     VoteResult,
     VoteRun,
+    count_votes,
     pick_local_models,
 )
 
@@ -113,7 +114,9 @@ def draw_tally(tally, final: bool = False) -> None:
 
 def show_result(result) -> None:
     t = result.tally
-    if t.winner is None:
+    if t.winner is None and result.cancelled:
+        summary.warning(f"Stopped before any answer arrived ({t.failed} failed).")
+    elif t.winner is None:
         summary.error(f"No answer: {t.failed} sample(s) failed, none gave an answer.")
     else:
         state = "stopped early" if result.cancelled else "finished"
@@ -138,7 +141,9 @@ def show_result(result) -> None:
 if start:
     run = VoteRun(host, chosen, query, samples=samples, temperature=temperature, kind=kind,
                   concurrency=concurrency, strategy=strategy, threshold=threshold)
-    st.session_state.pop("vote_result", None)
+    # kept so a Stop (which interrupts the loop below) still shows what arrived
+    st.session_state["vote_result"] = VoteResult(query, kind, chosen, [], count_votes([], kind),
+                                                 cancelled=True)
     panels, texts, shown, finished = {}, {}, {}, []
     progress = summary.progress(0.0, text="Starting…")
     done = 0
@@ -174,7 +179,6 @@ if start:
                     f"answer: **{app_state.md_escape(ev.answer or '—')}**")
             elif isinstance(ev, TallyChanged):
                 draw_tally(ev.tally)
-                # kept so a Stop (which interrupts this loop) still shows what arrived
                 st.session_state["vote_result"] = VoteResult(
                     query, kind, chosen, sorted(finished, key=lambda x: x.index), ev.tally,
                     cancelled=True)

@@ -41,7 +41,7 @@ def app(page: str | None = None):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     clean(at)
     return at
 
@@ -181,7 +181,7 @@ def test_vote_without_ollama_says_what_to_start(monkeypatch):
     assert "not reachable" in at.warning[0].value
     code = at.code[0].value
     assert "ollama serve" in code and "ollama pull" in code
-    at.switch_page("pages/data.py").run()  # nothing else breaks
+    at.switch_page("app_pages/data.py").run()  # nothing else breaks
     clean(at)
 
 
@@ -198,7 +198,7 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     assert len(out.read_text().splitlines()) == 6
     assert set(at.session_state["calibration"]["accuracy"]) == {"qwen2.5:7b-instruct",
                                                                 "llama3.1:8b"}
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     clean(at)
     assert [m.value for m in at.metric][:2] == ["6", "2"]
     assert os.path.exists(out)

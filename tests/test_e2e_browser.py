@@ -105,11 +105,13 @@ def test_every_page_in_chromium(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(app_url)
+        page.goto(f"{app_url}/data")  # a deep link first: it must still run app.py
         page.locator("h1", has_text="Data").wait_for(timeout=PAGE_TIMEOUT_MS)
         page.locator('[data-testid="stMetricValue"]', has_text="5,989").wait_for(
             timeout=PAGE_TIMEOUT_MS)
         settle(page)
+        assert page.locator('[data-testid="stSidebarUserContent"]').get_by_text(
+            "llmrouter (demo)").count() == 1
         shoot(page, "1-data")
 
         visit(page, "Clusters")
