@@ -38,6 +38,12 @@ def split(table: RoutingTable, test_size: float = 0.3, seed: int = 0):
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(test, dtype=int))
 
 
+def halves(table: RoutingTable, test_size: float, seed: int):
+    """(train table, test table, train rows, test rows) of the seeded split."""
+    tr, te = split(table, test_size, seed)
+    return table.subset(tr), table.subset(te), tr, te
+
+
 def picks(router: Router, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """The model index each query goes to, among the models evaluated on it."""
     pref = np.where(np.isnan(scores), -np.inf, router.predict(x))
@@ -75,8 +81,7 @@ def evaluate(
 ) -> dict:
     """Mean held-out score of every method, overall and per task."""
     config = replace(config or RouterConfig(), seed=seed)
-    tr, te = split(table, test_size, seed)
-    train, test = table.subset(tr), table.subset(te)
+    train, test, tr, te = halves(table, test_size, seed)
     if progress:
         progress(0, 2, "fitting routers")
     routers = fit_routers(train, x[tr], config)
@@ -119,8 +124,7 @@ def sweep_k(
 ) -> list[dict]:
     """Held-out score of the default and paper-exact routers for each K (paper's Fig. 3)."""
     config = replace(config or RouterConfig(), seed=seed)
-    tr, te = split(table, test_size, seed)
-    train, test = table.subset(tr), table.subset(te)
+    train, test, tr, te = halves(table, test_size, seed)
     rows = []
     for i, k in enumerate(ks):
         if progress:
@@ -148,8 +152,7 @@ def sweep_models(
     from avengers_core.score import select_models
 
     config = replace(config or RouterConfig(), seed=seed)
-    tr, te = split(table, test_size, seed)
-    train, test = table.subset(tr), table.subset(te)
+    train, test, tr, te = halves(table, test_size, seed)
     base = AvengersRouter.fit(train, x[tr], config)
     rows = []
     for n in ns or list(range(1, len(table.models) + 1)):
@@ -171,8 +174,7 @@ def sweep_alpha(
     if table.costs is None:
         raise InputError(f"{table.source}: the table has no costs (expected cost:<model> data)")
     config = replace(config or RouterConfig(), seed=seed)
-    tr, te = split(table, test_size, seed)
-    train, test = table.subset(tr), table.subset(te)
+    train, test, tr, te = halves(table, test_size, seed)
     base = AvengersRouter.fit(train, x[tr], config)
     cost = np.nan_to_num(test.costs, nan=0.0)
     curve = []
