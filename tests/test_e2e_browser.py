@@ -8,7 +8,6 @@ project's fake Ollama server (another subprocess). Screenshots of every page lan
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -93,6 +92,17 @@ def visit(page, title: str) -> None:
     settle(page)
 
 
+def lasso(page) -> None:
+    """Draw a lasso around the middle of the cluster map."""
+    box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5
+    page.mouse.move(cx - 80, cy - 80)
+    page.mouse.down()
+    for dx, dy in ((80, -80), (80, 80), (-80, 80), (-80, -80)):
+        page.mouse.move(cx + dx, cy + dy, steps=6)
+    page.mouse.up()
+
+
 def shoot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert page.locator('[data-testid="stException"]').count() == 0, name
@@ -102,56 +112,67 @@ def shoot(page, name: str) -> None:
 def test_every_page_in_chromium(app_url):
     from playwright.sync_api import sync_playwright
 
+    for old in SHOTS.glob("*.png"):
+        old.unlink()
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"{app_url}/data")  # a deep link first: it must still run app.py
-        page.locator("h1", has_text="Data").wait_for(timeout=PAGE_TIMEOUT_MS)
-        page.locator('[data-testid="stMetricValue"]', has_text="5,989").wait_for(
-            timeout=PAGE_TIMEOUT_MS)
+        page.goto(f"{app_url}/clusters")  # a deep link first: it must still run app.py
+        page.locator("h1", has_text="Clusters").wait_for(timeout=PAGE_TIMEOUT_MS)
+        page.locator(".js-plotly-plot .scatterlayer .point").nth(1000).wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
         settle(page)
         assert page.locator('[data-testid="stSidebarUserContent"]').get_by_text(
             "llmrouter (demo)").count() == 1
-        shoot(page, "1-data")
+        lasso(page)
+        page.locator("h3", has_text="selected queries").wait_for(timeout=60_000)
+        settle(page)
+        shoot(page, "clusters")
 
-        visit(page, "Clusters")
-        page.locator(".js-plotly-plot .scatterlayer .point").nth(1000).wait_for(
-            state="attached", timeout=PAGE_TIMEOUT_MS)
-        shoot(page, "2-clusters")
+        visit(page, "Data")
+        page.locator('[data-testid="stMetricValue"]', has_text="5,989").wait_for()
+        shoot(page, "data")
 
         visit(page, "Leaderboard")
         page.locator(".js-plotly-plot .heatmaplayer").first.wait_for(
             state="attached", timeout=PAGE_TIMEOUT_MS)
-        shoot(page, "3-leaderboard")
+        shoot(page, "leaderboard")
 
         visit(page, "Route")
         page.locator('[data-testid="stAlert"]', has_text="Route to").wait_for(
             timeout=PAGE_TIMEOUT_MS)
         page.locator(".js-plotly-plot").nth(2).wait_for(state="attached")
-        shoot(page, "4-route")
+        shoot(page, "route")
 
         visit(page, "Vote")
         page.get_by_role("button", name="Run the vote").click()
         page.locator('[data-testid="stAlert"]', has_text="Answer:").wait_for(timeout=120_000)
         settle(page)
         assert page.locator('[data-testid="stCode"]').count() >= 10  # one panel per sample
-        shoot(page, "5-vote")
+        page.locator('[data-testid="stAlert"]', has_text="Answer:").evaluate(
+            "e => e.scrollIntoView({block: 'start'})")
+        shoot(page, "vote")
 
         visit(page, "Evaluate")
         page.locator(".js-plotly-plot").first.wait_for(state="attached")
         assert page.get_by_text("Evaluation (JSON)").count() == 1  # sidebar download
-        shoot(page, "6-evaluate")
+        shoot(page, "evaluate")
 
         visit(page, "Calibrate")
         page.get_by_role("button", name="Run calibration").wait_for()
-        shoot(page, "7-calibrate")
+        shoot(page, "calibrate")
 
         start = time.monotonic()  # a page switch after the first visit is quick
         visit(page, "Leaderboard")
         assert time.monotonic() - start < 10
         browser.close()
-    if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
+    if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":  # refresh the README's pictures
+        from PIL import Image
+
         docs = ROOT / "docs" / "screenshots"
         docs.mkdir(parents=True, exist_ok=True)
         for shot in SHOTS.glob("*.png"):
-            shutil.copy(shot, docs / shot.name)
+            img = Image.open(shot).convert("RGB")
+            img.thumbnail((1000, 1000))
+            img.quantize(colors=128).save(docs / shot.name, optimize=True)
