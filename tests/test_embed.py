@@ -1,6 +1,7 @@
 """Embedding: normalised float32 vectors, the real MiniLM offline, and the disk cache."""
 
 import numpy as np
+import pytest
 
 from avengers_core.embed import Embedder, embed_texts, get_embedder, normalise
 
@@ -52,3 +53,24 @@ def test_minilm_offline_similarity(minilm):
 
 def test_get_embedder_names():
     assert get_embedder("minilm").id == get_embedder("st:all-MiniLM-L6-v2").id
+
+
+def test_ollama_embedder_over_http(tmp_path, monkeypatch):
+    """The Ollama embedder calls /api/embed through the real client; results are cached."""
+    from avengers_core.errors import InputError
+    from tests.fake_ollama import FakeOllama, ModelScript
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
+    with FakeOllama({"nomic-embed-text": ModelScript()}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        emb = get_embedder("ollama:nomic-embed-text")
+        assert emb.id == "ollama:nomic-embed-text" and emb.dim == 32
+        x = embed_texts(["apples and pears", "apples and plums", "the stock market"], emb)
+        np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
+        assert x[0] @ x[1] > x[0] @ x[2]
+        missing = get_embedder("ollama:not-pulled")
+        with pytest.raises(InputError, match="ollama:not-pulled"):
+            missing.encode(["x"])
+    # served from the disk cache with the server gone
+    again = embed_texts(["apples and pears"], get_embedder("ollama:nomic-embed-text"))
+    np.testing.assert_array_equal(again[0], x[0])
