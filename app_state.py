@@ -196,7 +196,8 @@ def embeddings(ds: Dataset) -> np.ndarray:
             f"Embedding {len(ds.table)} queries with {emb.id} (once; then cached on disk):",
         )
     except InputError as e:
-        st.error(f"Embedding failed: {e}\n\nChoose another embedder on the **Data** page.")
+        st.error(f"Embedding failed: {md_escape(str(e))}\n\n"
+                 "Choose another embedder on the **Data** page.")
         st.stop()
 
 
@@ -439,8 +440,9 @@ def sidebar(sb=None) -> None:
         sb.caption("No dataset loaded.")
         return
     t = ds.table
-    sb.markdown(f"**Dataset** {ds.name}  \n{len(t)} queries · {len(t.models)} models")
-    sb.markdown(f"**Embedder** `{get('embedder')}`  \n**K** {get('k')} · seed {get('seed')}")
+    sb.markdown(f"**Dataset** {md_escape(ds.name)}  \n{len(t)} queries · {len(t.models)} models")
+    sb.markdown(f"**Embedder** {md_escape(get('embedder'))}  \n"
+                f"**K** {get('k')} · seed {get('seed')}")
     fit = _slot("embeddings", ds.key, embedder(get("embedder")).id)
     if "value" in fit:
         r = router(ds)

@@ -50,7 +50,8 @@ if source == "upload":
 try:
     qs = load_questions(path, limit=int(limit))
 except InputError as e:
-    st.error(str(e).replace(f"{path.parent}/" if isinstance(path, Path) else "", ""))
+    where = f"{path.parent}/" if isinstance(path, Path) else ""
+    st.error(app_state.md_escape(str(e).replace(where, "") if where else str(e)))
     st.stop()
 for note in qs.notes:
     st.caption(note)
@@ -83,7 +84,7 @@ if start:
         report = calibrate(qs, models, out, client=host, progress=progress,
                            on_result=on_result)
     except (InputError, OllamaUnavailable) as e:
-        st.error(str(e))
+        st.error(app_state.md_escape(str(e)))
         st.stop()
     st.session_state["calibration"] = {
         "out": str(out), "accuracy": report.accuracy(), "errors": report.errors,

@@ -22,11 +22,13 @@ with st.expander("Upload a routing table", expanded=not app_state.demo_available
         try:
             table = app_state.read_upload(up.name, up.getvalue())
         except InputError as e:
-            st.error(f"Could not use this file, the previous dataset is kept.\n\n{e}")
+            st.error("Could not use this file, the previous dataset is kept.\n\n"
+                     + app_state.md_escape(str(e)))
         else:
             app_state.add_table(up.name, table, "upload")
             st.session_state["_uploaded"] = up.file_id
-            st.success(f"Loaded {up.name}: {len(table)} queries, {len(table.models)} models.")
+            st.success(f"Loaded {app_state.md_escape(up.name)}: {len(table)} queries, "
+                       f"{len(table.models)} models.")
 
 choices = app_state.dataset_choices()
 ds = app_state.current_dataset()
@@ -53,7 +55,7 @@ with col_a:
         try:
             dim = app_state.embedder(name.strip()).dim  # loads it: a bad name fails here
         except InputError as e:
-            st.error(f"Embedder not changed: {e}")
+            st.error(f"Embedder not changed: {app_state.md_escape(str(e))}")
         else:
             st.session_state["embedder"] = name.strip()
             st.toast(f"Embedder {name.strip()}: {dim} dimensions")
@@ -66,7 +68,7 @@ c2.metric("Models", len(t.models))
 c3.metric("Tasks", n_tasks or "—")
 c4.metric("Scores filled", f"{np.isfinite(t.scores).mean():.0%}")
 for note in t.notes:  # e.g. how many duplicated query texts were merged
-    st.caption(note)
+    st.caption(app_state.md_escape(note))
 
 means = np.nanmean(np.where(np.isfinite(t.scores), t.scores, np.nan), axis=0)
 counts = np.isfinite(t.scores).sum(axis=0)

@@ -47,14 +47,15 @@ st.dataframe(pd.DataFrame({
 })
 tasks = r.cluster_tasks[c]
 if tasks:
-    st.caption("Tasks here: " + ", ".join(f"{k} ({v})" for k, v in tasks.items()))
+    st.caption("Tasks here: " + app_state.md_escape(", ".join(f"{k} ({v})"
+                                                         for k, v in tasks.items())))
 rows = [int(i) for i in np.flatnonzero(r.labels == c)]
 st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=260)
 
 st.subheader("Model selection")
 n = st.slider("How many models", 1, len(r.models), min(3, len(r.models)))
 st.write("The paper's recipe picks, by how often a model ranks first, then second, …: "
-         + ", ".join(f"**{m}**" for m in select_models(prof, n)))
+         + ", ".join(f"**{app_state.md_escape(m)}**" for m in select_models(prof, n)))
 if st.toggle("Show the held-out curve of routed score against the number of models",
              value=True):
     rows_n = app_state.sweep(ds, "models")

@@ -90,12 +90,12 @@ threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "s
 chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
                                   user_map)
 for note in notes:
-    st.info(note)
+    st.info(app_state.md_escape(note))
 if not chosen:
     st.error("None of the routed models is available locally: map one to a local tag above, "
              f"or pull one, e.g. `ollama pull {app_state.PULL_TAGS.get(names[0], names[0])}`.")
     st.stop()
-st.write("Sampling: " + ", ".join(f"`{m}`" for m in chosen))
+st.write("Sampling: " + ", ".join(f"**{app_state.md_escape(m)}**" for m in chosen))
 
 go_col, stop_col = st.columns([1, 1])
 start = go_col.button("Run the vote", type="primary")
@@ -130,7 +130,7 @@ def show_result(result) -> None:
             if i % PER_ROW == 0:
                 cols = st.columns(PER_ROW)
             with cols[i % PER_ROW].container(border=True):
-                st.caption(f"#{s.index} · {s.model} · seed {s.seed}")
+                st.caption(f"#{s.index} · {app_state.md_escape(s.model)} · seed {s.seed}")
                 if s.error:
                     st.error(s.error)
                 else:
@@ -156,7 +156,7 @@ if start:
                 if n % PER_ROW == 0:
                     row = grid.columns(PER_ROW)
                 box = row[n % PER_ROW].container(border=True)
-                box.caption(f"#{ev.sample} · {ev.model} · seed {ev.seed}")
+                box.caption(f"#{ev.sample} · {app_state.md_escape(ev.model)} · seed {ev.seed}")
                 panels[ev.sample] = (box.empty(), box.empty())
                 texts[ev.sample], shown[ev.sample] = "", 0.0
             elif isinstance(ev, Token):
