@@ -28,6 +28,7 @@ import numpy as np
 Progress = Callable[[int, int, str], None]
 
 METHODS = ("pca", "umap")
+RETRY_AFTER = 600.0  # seconds before a failed background map is tried again
 
 
 def cache_root() -> Path:
@@ -154,10 +155,14 @@ def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str
               folder: Path | None = None, seed: int = 0) -> MapJob:
     """Compute the map in a background subprocess unless it is on disk or already running.
 
-    Returns at once; poll `job.coords()` / `job.status()`. A failed run is restarted.
+    Returns at once; poll `job.coords()` / `job.status()`. A failed run is retried only
+    after `RETRY_AFTER` seconds, so a page that reruns often does not respawn it each time.
     """
     job = map_job(texts, embedder_id, method, folder)
-    if job.coords_path.exists() or job.status()["state"] == "running":
+    state = job.status()["state"]
+    if job.coords_path.exists() or state == "running":
+        return job
+    if state == "failed" and time.time() - job.status_path.stat().st_mtime < RETRY_AFTER:
         return job
     job.folder.mkdir(parents=True, exist_ok=True)
     buf = _npy_bytes(np.asarray(X, dtype=np.float32))

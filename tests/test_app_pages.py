@@ -93,6 +93,27 @@ def test_bad_upload_is_shown_and_previous_dataset_kept():
     assert other.session_state["dataset"] == "llmrouter"
 
 
+def test_an_uploaded_table_works_on_every_page():
+    at = app()
+    rows = "".join(f"{'add the numbers' if i % 2 else 'name the capital of'} case {i},"
+                   f"{'math' if i % 2 else 'geo'},{i % 2},{1 - i % 2},{(i // 2) % 2}\n"
+                   for i in range(60))
+    data = ("query,task,m1,m2,m3\n" + rows).encode()
+    at.file_uploader[0].set_value(("mine.csv", data, "text/csv")).run()
+    clean(at)
+    assert at.session_state["k"] == 15  # K = 64 does not fit 60 queries: lowered
+    for page in ("clusters", "leaderboard", "route"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        clean(at)
+        assert not at.error, (page, [e.value for e in at.error])
+    at.switch_page("app_pages/evaluate.py").run()
+    clean(at)
+    button(at, "Run the K sweep ([4, 8])").click().run()
+    clean(at)
+    sweep = next(c for c in charts(at) if "K (clusters)" in json.dumps(c["layout"]))
+    assert [tr["name"] for tr in sweep["data"]][:2] == ["router (default)", "router (paper-exact)"]
+
+
 def test_markdown_escape_makes_data_inert():
     from app_state import md_escape
 

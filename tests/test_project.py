@@ -66,6 +66,22 @@ def test_status_of_missing_and_dead_jobs(tmp_path):
     assert job.status()["state"] == "failed"
 
 
+def test_failed_job_is_not_respawned_at_once(tmp_path, monkeypatch):
+    X = _vectors()
+    texts = [f"q{i}" for i in range(len(X))]
+    job = project.map_job(texts, "e", "pca", folder=tmp_path)
+    job.folder.mkdir(parents=True, exist_ok=True)
+    job.write_status("failed", 0, 1, "boom")
+    assert project.start_map(X, texts, "e", "pca", folder=tmp_path).status()["message"] == "boom"
+    assert not job.vectors_path.exists()  # nothing was started
+    monkeypatch.setattr(project, "RETRY_AFTER", 0.0)
+    job = project.start_map(X, texts, "e", "pca", folder=tmp_path)
+    deadline = time.time() + 60
+    while job.coords() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert job.status()["state"] == "done"
+
+
 def test_failed_worker_reports_its_reason(tmp_path):
     job = project.map_job(["x"], "e", "pca", folder=tmp_path)
     job.folder.mkdir(parents=True, exist_ok=True)
