@@ -8,6 +8,7 @@ are process-wide, so the others reuse them.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -112,6 +113,22 @@ def test_an_uploaded_table_works_on_every_page():
     clean(at)
     sweep = next(c for c in charts(at) if "K (clusters)" in json.dumps(c["layout"]))
     assert [tr["name"] for tr in sweep["data"]][:2] == ["router (default)", "router (paper-exact)"]
+
+
+def test_profile_download_is_a_loadable_profile(toy, tmp_path):
+    import zipfile
+
+    from app_state import profile_zip
+    from avengers_core.profile import load_profile
+    from avengers_core.route import AvengersRouter, RouterConfig
+
+    table, x = toy
+    r = AvengersRouter.fit(table, x, RouterConfig(k=2), embedder_id="toy")
+    with zipfile.ZipFile(io.BytesIO(profile_zip(r))) as z:
+        assert sorted(z.namelist()) == ["profile/centroids.npz", "profile/profile.json"]
+        z.extractall(tmp_path)
+    again = load_profile(tmp_path / "profile", embedder_id="toy")
+    assert again.models == r.models and again.config.k == 2
 
 
 def test_markdown_escape_makes_data_inert():
