@@ -13,7 +13,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -395,25 +394,26 @@ def evaluation(ds: Dataset) -> dict:
     result = computed("evaluate", eval_key(ds),
                       lambda p: evaluate(ds.table, x, cfg, seed=cfg.seed, progress=p),
                       "Evaluating on a held-out 30 %:")
-    st.session_state["last_evaluation"] = result
+    st.session_state["last_evaluation"] = (eval_key(ds), result)
     return result
 
 
-def sweep(ds: Dataset, what: str, **kw) -> Any:
-    """A cached held-out sweep: `k` (over K), `models` (number of models), `alpha` (cost)."""
+def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
+    """A cached held-out sweep: `k` (over `ks`), `models` (number of models), `alpha` (cost)."""
     from avengers_core import evaluate as ev
 
     x = embeddings(ds)
     cfg = RouterConfig(k=int(get("k")), seed=int(get("seed")))
-    key = eval_key(ds) + tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
-                                      for k, v in kw.items()))
-    if what == "k":
-        fn = lambda p: ev.sweep_k(ds.table, x, kw["ks"], cfg, seed=cfg.seed, progress=p)  # noqa: E731
-    elif what == "models":
-        fn = lambda p: ev.sweep_models(ds.table, x, config=cfg, seed=cfg.seed)  # noqa: E731
-    else:
-        fn = lambda p: ev.sweep_alpha(ds.table, x, config=cfg, seed=cfg.seed)  # noqa: E731
-    return computed(f"sweep_{what}", key, fn, f"Held-out sweep over {what}:")
+
+    def run(progress: Callable[[int, int, str], None]) -> Any:
+        if what == "k":
+            return ev.sweep_k(ds.table, x, list(ks or []), cfg, seed=cfg.seed, progress=progress)
+        if what == "models":
+            return ev.sweep_models(ds.table, x, config=cfg, seed=cfg.seed)
+        return ev.sweep_alpha(ds.table, x, config=cfg, seed=cfg.seed)
+
+    key = (*eval_key(ds), what, tuple(ks or ()))
+    return computed("sweep", key, run, f"Held-out sweep over {what}:")
 
 
 # -- downloads and the sidebar -----------------------------------------------------------
@@ -453,13 +453,9 @@ def sidebar(sb=None) -> None:
         sb.caption("Profile: not fitted yet (open Clusters or Leaderboard).")
     sb.download_button("Routing table (CSV)", t.to_csv, f"{Path(ds.name).stem}-table.csv",
                        "text/csv", on_click="ignore", width="stretch")
-    result = st.session_state.get("last_evaluation")
-    if result is not None:
+    key, result = st.session_state.get("last_evaluation", (None, None))
+    if result is not None and key == eval_key(ds):
         sb.download_button("Evaluation (JSON)", json.dumps(result, indent=1, default=str),
                            "evaluation.json", "application/json", on_click="ignore",
                            width="stretch")
 
-
-def elapsed(since: float) -> str:
-    """'42 s' since a time.time() stamp."""
-    return f"{time.time() - since:.0f} s"

@@ -188,7 +188,7 @@ def test_evaluate_compares_with_baselines():
     assert any("cost" in json.dumps(c.get("layout", {})) for c in charts(at))
     # the sidebar offers it as a download (AppTest drops the sidebar after switch_page,
     # so the browser test checks the button itself)
-    assert at.session_state["last_evaluation"]["n_test"] == res_n_test(per_task)
+    assert at.session_state["last_evaluation"][1]["n_test"] == res_n_test(per_task)
 
 
 def test_vote_streams_and_finishes(ollama, monkeypatch):
