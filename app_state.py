@@ -185,6 +185,11 @@ def embedder(name: str):
     return get_embedder(name)
 
 
+def load_embedder(name: str) -> int:
+    """Load the embedder now, so a bad name or an unreachable host fails here; its dimension."""
+    return embedder(name).dim
+
+
 def embeddings(ds: Dataset) -> np.ndarray:
     """The dataset's query vectors (disk-cached by the core; embedded once with progress)."""
     emb = embedder(get("embedder"))

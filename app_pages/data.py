@@ -42,23 +42,23 @@ if choices and ds is not None:
 ds = app_state.require_dataset()
 t = ds.table
 
-emb_options = ["minilm", "ollama:nomic-embed-text"]
 current_emb = app_state.get("embedder")
-col_a, col_b = st.columns([2, 3])
+col_a, _ = st.columns([2, 3])
 with col_a:
     name = st.text_input(
         "Embedder", value=current_emb,
         help="`minilm` (default, offline), any sentence-transformers name or local path, or "
-             f"`ollama:<model>`. Examples: {', '.join(emb_options)}",
-    )
-    if name.strip() and name.strip() != current_emb:
+             "`ollama:<model>` such as `ollama:nomic-embed-text`. Embeddings are cached on "
+             "disk per embedder.",
+    ).strip()
+    if name and name != current_emb:
         try:
-            dim = app_state.embedder(name.strip()).dim  # loads it: a bad name fails here
+            with st.spinner(f"Loading {name}…"):
+                app_state.load_embedder(name)
         except InputError as e:
             st.error(f"Embedder not changed: {app_state.md_escape(str(e))}")
         else:
-            st.session_state["embedder"] = name.strip()
-            st.toast(f"Embedder {name.strip()}: {dim} dimensions")
+            st.session_state["embedder"] = name
             st.rerun()
 
 n_tasks = len(set(t.tasks)) if t.tasks is not None else 0

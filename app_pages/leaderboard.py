@@ -22,12 +22,14 @@ if order_by == "cluster size":
 else:
     scores = np.nan_to_num(r.cluster_scores(), nan=-1.0)
     order = sorted(range(r.config.k), key=lambda c: (r.models.index(best[c]), -scores[c].max()))
+cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]  # best model first
 st.plotly_chart(
-    plots.profile_heatmap(prof.mean, prof.count, r.models, names, order,
+    plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols], [r.models[j] for j in cols],
+                          names, order,
                           title=f"Mean score per cluster (K = {r.config.k}) and model"),
     key="heatmap",
 )
-st.caption("Grey cells: the model has no score in that cluster. Hover shows how many queries "
+st.caption("Blank cells: the model has no score in that cluster. Hover shows how many queries "
            "each mean stands on; small clusters are noisy, which is why routing shrinks "
            f"them toward each model's global mean (τ = {r.config.shrinkage:g}).")
 

@@ -37,7 +37,7 @@ try:
     vec = app_state.query_vector(query)
     res = r.route_vector(vec)
 except InputError as e:
-    st.error(str(e))
+    st.error(app_state.md_escape(str(e)))
     st.stop()
 
 top = res.models[0]
