@@ -89,3 +89,12 @@ def test_k_larger_than_table(fitted):
     out = run("fit", str(fitted / "t.jsonl"), "--out", str(fitted / "p2"), "--k", "100")
     assert out.returncode == 2
     assert out.stderr.strip().startswith("error: ") and "K = 100" in out.stderr
+
+
+def test_data_verifies_the_demo_files():
+    from avengers_core.datasets import data_dir
+
+    out = run("data", "--dir", str(data_dir()))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 9 and all(line.startswith("ok") for line in lines)

@@ -57,3 +57,14 @@ def test_sweeps(toy):
     al = sweep_alpha(table, x, [0.0, 1.0])
     assert al["curve"][0]["cost"] < al["curve"][1]["cost"]
     assert {m["model"] for m in al["models"]} == {"A", "B"}
+
+
+def test_knn_router_follows_neighbours(toy):
+    from avengers_core.baselines import KNNRouter
+
+    table, x = toy
+    knn = KNNRouter.fit(table, x, RouterConfig())
+    pref = knn.predict(x)
+    topic1 = np.array([t == "topic1" for t in table.tasks])
+    assert (pref[topic1].argmax(1) == 1).mean() > 0.9
+    assert (pref[~topic1].argmax(1) == 0).mean() > 0.9
