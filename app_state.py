@@ -74,6 +74,25 @@ def bind(name: str) -> dict[str, Any]:
     return {"key": wkey, "on_change": copy}
 
 
+def int_slider(label: str, lo: int, hi: int, name: str | None = None, value: int = 1,
+               where: Any = None, **kw: Any) -> int:
+    """An integer slider bound to setting `name` (or starting at `value`), kept in range.
+
+    With a single possible value (a one-model table, K = 1) it is shown as a caption:
+    Streamlit refuses a slider whose bounds are equal.
+    """
+    where = where or st
+    if hi <= lo:
+        if name:
+            st.session_state[name] = lo
+        where.caption(f"{label}: {lo}")
+        return lo
+    if name:
+        st.session_state[name] = min(max(int(get(name)), lo), hi)
+        return where.slider(label, lo, hi, **bind(name), **kw)
+    return where.slider(label, lo, hi, value=min(max(value, lo), hi), **kw)
+
+
 # -- datasets ----------------------------------------------------------------------------
 
 

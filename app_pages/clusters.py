@@ -12,9 +12,9 @@ t = ds.table
 
 left, mid, right = st.columns([2, 2, 3])
 with left:
-    st.slider("K (clusters)", 2, min(256, len(t)), step=1, help="The one knob to understand: "
-              "queries are grouped into K clusters and each model is scored per cluster.",
-              **app_state.bind("k"))
+    app_state.int_slider("K (clusters)", 1, min(256, len(t)), "k", help="The one knob to "
+                         "understand: queries are grouped into K clusters and each model is "
+                         "scored per cluster.")
 color_by = {"cluster": "cluster", "task": "task", "best model": "best model of its cluster"}
 with mid:
     options = [c for c in color_by if c != "task" or t.tasks is not None]

@@ -55,7 +55,7 @@ rows = [int(i) for i in np.flatnonzero(r.labels == c)]
 st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=260)
 
 st.subheader("Model selection")
-n = st.slider("How many models", 1, len(r.models), min(3, len(r.models)))
+n = app_state.int_slider("How many models", 1, len(r.models), value=3)
 st.write("The paper's recipe picks, by how often a model ranks first, then second, …: "
          + ", ".join(f"**{app_state.md_escape(m)}**" for m in select_models(prof, n)))
 if st.toggle("Show the held-out curve of routed score against the number of models",

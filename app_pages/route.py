@@ -18,10 +18,10 @@ t = ds.table
 with st.expander("Routing settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
     k = int(app_state.get("k"))
-    c1.slider("top-k clusters fused", 1, min(10, k), help="1 = the paper's text (nearest "
-              "cluster only); its code fuses 3.", **app_state.bind("top_k"))
+    app_state.int_slider("top-k clusters fused", 1, min(10, k), "top_k", where=c1,
+                         help="1 = the paper's text (nearest cluster only); its code fuses 3.")
     c2.slider("β (softmax sharpness)", 0.0, 20.0, step=0.5, **app_state.bind("beta"))
-    c3.slider("top-n models chosen", 1, len(t.models), **app_state.bind("top_n"))
+    app_state.int_slider("top-n models chosen", 1, len(t.models), "top_n", where=c3)
     c4.slider("α (1 = score only, 0 = cost only)", 0.0, 1.0, step=0.05,
               disabled=t.costs is None, help="Avengers-Pro's performance-cost trade-off.",
               **app_state.bind("alpha"))

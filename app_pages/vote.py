@@ -80,8 +80,9 @@ strategy = c4.selectbox("Strategy", STRATEGIES, help="single: all samples from t
                         "model; spread: over the top-n; switch: next model only while the "
                         "winner's share is below the threshold.")
 c5, c6, c7 = st.columns(3)
-top_n = c5.slider("Models used", 1, max(1, len(names)), 1 if strategy == "single" else 2,
-                  disabled=strategy == "single")
+top_n = app_state.int_slider("Models used", 1, len(names),
+                             value=1 if strategy == "single" else 2, where=c5,
+                             disabled=strategy == "single")
 auto_kind = kind_for_task(task, default="number" if task is None else "free")
 kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
                     help=f"Guessed from the routed task ({task or 'none'}).")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 from pathlib import Path
 
@@ -245,4 +244,8 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     at.switch_page("app_pages/data.py").run()
     clean(at)
     assert [m.value for m in at.metric][:2] == ["6", "2"]
-    assert os.path.exists(out)
+    for page in ("clusters", "leaderboard", "route", "vote"):  # K = 1 on six questions
+        at.switch_page(f"app_pages/{page}.py").run()
+        clean(at)
+        assert not at.error, (page, [e.value for e in at.error])
+    assert at.session_state["k"] == 1
