@@ -77,6 +77,16 @@ def test_data_page_opens_on_demo():
     assert any(d.label == "Routing table (CSV)" for d in at.get("download_button"))
 
 
+def test_without_demo_data_the_app_explains_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path))
+    at = app()
+    assert "avengers data" in at.info[0].value
+    assert at.file_uploader[0] is not None
+    at.switch_page("app_pages/clusters.py").run()
+    clean(at)
+    assert "avengers data" in at.info[0].value
+
+
 def test_bad_upload_is_shown_and_previous_dataset_kept():
     at = app()
     at.file_uploader[0].set_value(("bad.csv", b"query,m1\nhello,1.5\n", "text/csv")).run()
