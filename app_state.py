@@ -224,17 +224,21 @@ def embeddings(ds: Dataset) -> np.ndarray:
         st.stop()
 
 
-@st.cache_resource(show_spinner="Clustering and scoring…", max_entries=16)
-def _fit(key: str, embedder_id: str, k: int, seed: int, _table: RoutingTable,
-         _x: np.ndarray) -> AvengersRouter:
-    return AvengersRouter.fit(_table, _x, RouterConfig(k=k, seed=seed), embedder_id=embedder_id)
-
-
 def router(ds: Dataset) -> AvengersRouter:
     """The router fitted on the whole dataset with the session's K (routing knobs apart)."""
     x = embeddings(ds)
     emb = embedder(get("embedder"))
-    base = _fit(ds.key, emb.id, int(get("k")), int(get("seed")), ds.table, x)
+    k, seed = int(get("k")), int(get("seed"))
+    try:
+        base = computed(
+            "fit", (ds.key, emb.id, k, seed),
+            lambda progress: AvengersRouter.fit(ds.table, x, RouterConfig(k=k, seed=seed),
+                                                embedder_id=emb.id, progress=progress),
+            f"Fitting the router (K = {k}):",
+        )
+    except InputError as e:
+        st.error(md_escape(str(e)))
+        st.stop()
     return base.with_config(top_k=min(int(get("top_k")), base.config.k),
                             beta=float(get("beta")), top_n=int(get("top_n")),
                             alpha=float(get("alpha")))
