@@ -18,6 +18,8 @@ with left:
 color_by = {"cluster": "cluster", "task": "task", "best model": "best model of its cluster"}
 with mid:
     options = [c for c in color_by if c != "task" or t.tasks is not None]
+    if app_state.get("map_color") not in options:  # e.g. a new table without tasks
+        st.session_state["map_color"] = "cluster"
     st.radio("Colour by", options, horizontal=True, **app_state.bind("map_color"))
 
 r = app_state.router(ds)

@@ -163,6 +163,12 @@ def test_clusters_map_labels_and_k_slider():
     at.radio[0].set_value("task").run()
     clean(at)
     assert {tr["name"] for tr in charts(at)[0]["data"]} >= {"gsm8k", "mmlu"}
+    at.switch_page("app_pages/data.py").run()  # a table without tasks: colour by cluster
+    no_tasks = "query,m1\n" + "".join(f"question number {i}?,{i % 2}\n" for i in range(30))
+    at.file_uploader[0].set_value(("plain.csv", no_tasks.encode(), "text/csv")).run()
+    at.switch_page("app_pages/clusters.py").run()
+    clean(at)
+    assert at.radio[0].options == ["cluster", "best model"] and at.radio[0].value == "cluster"
 
 
 def test_leaderboard_heatmap_and_cluster_ranking():
