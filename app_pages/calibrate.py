@@ -80,20 +80,34 @@ if start:
     def progress(done: int, total: int, message: str) -> None:
         bar.progress(done / total if total else 1.0, text=f"{done} / {total} · {message}")
 
+    st.session_state["calibration_stopped"] = str(out)  # cleared when the run completes
+    st.session_state.pop("calibration", None)
     try:
         report = calibrate(qs, models, out, client=host, progress=progress,
                            on_result=on_result)
     except (InputError, OllamaUnavailable) as e:
+        st.session_state.pop("calibration_stopped")
         st.error(app_state.md_escape(str(e)))
+        st.stop()
+    st.session_state.pop("calibration_stopped")
+    try:
+        table = read_table(out)
+    except InputError as e:  # e.g. every answer failed: nothing was written
+        reasons = "\n".join(report.errors[:5])
+        st.error(f"No table to use yet: {app_state.md_escape(str(e))}")
+        st.text(reasons)
         st.stop()
     st.session_state["calibration"] = {
         "out": str(out), "accuracy": report.accuracy(), "errors": report.errors,
         "ran": report.ran, "resumed": report.resumed,
     }
-    table = read_table(out)
     app_state.add_table(f"calibration: {stem} ({', '.join(models)})", table, "calibrated")
     st.rerun()
 
+stopped = st.session_state.get("calibration_stopped")
+if stopped and not start:
+    st.info(f"Stopped. The answers graded so far are kept in `{stopped}`; "
+            "run again with the same file to resume where it stopped.")
 done = st.session_state.get("calibration")
 if done:
     st.success(f"Calibrated: {done['ran']} new answers, {done['resumed']} resumed from "

@@ -140,6 +140,19 @@ def test_profile_download_is_a_loadable_profile(toy, tmp_path):
     assert again.models == r.models and again.config.k == 2
 
 
+def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
+    with FakeOllama({"broken:1b": ModelScript(fail="http500")}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = app("calibrate")
+        at.number_input[0].set_value(2)
+        at.text_input[1].set_value(str(tmp_path / "none.jsonl")).run()
+        button(at, "Run calibration").click().run()
+        clean(at)
+        assert "No table to use yet" in at.error[0].value
+        assert "500" in at.text[0].value
+        assert at.session_state["dataset"] == "llmrouter"
+
+
 def test_markdown_escape_makes_data_inert():
     from app_state import md_escape
 
