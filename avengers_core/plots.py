@@ -87,7 +87,7 @@ def cluster_map(
         idx = [j for j, v in enumerate(values) if v == cat]
         label = names.get(cat, str(cat)) if names else str(cat)
         extra = [details[j] if details is not None else "" for j in idx]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(go.Scattergl(
             x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=html.escape(label),
             marker={"size": 5, "color": color_of(i), "opacity": 0.75},
             customdata=[[j, hov[j], extra[n]] for n, j in enumerate(idx)],

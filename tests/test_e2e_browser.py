@@ -92,6 +92,13 @@ def visit(page, title: str) -> None:
     settle(page)
 
 
+def map_points(page) -> int:
+    """Queries drawn on the page's plotly maps (each has its row index in customdata)."""
+    return page.evaluate(
+        "() => Math.max(0, ...Array.from(document.querySelectorAll('.js-plotly-plot'))"
+        ".map(d => (d.data || []).reduce((n, t) => n + (t.customdata || []).length, 0)))")
+
+
 def lasso(page) -> None:
     """Draw a lasso around the middle of the cluster map."""
     box = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
@@ -120,9 +127,10 @@ def test_every_page_in_chromium(app_url):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{app_url}/clusters")  # a deep link first: it must still run app.py
         page.locator("h1", has_text="Clusters").wait_for(timeout=PAGE_TIMEOUT_MS)
-        page.locator(".js-plotly-plot .scatterlayer .point").nth(1000).wait_for(
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(
             state="attached", timeout=PAGE_TIMEOUT_MS)
         settle(page)
+        assert map_points(page) == 5989
         assert page.locator('[data-testid="stSidebarUserContent"]').get_by_text(
             "llmrouter (demo)").count() == 1
         lasso(page)
@@ -142,7 +150,8 @@ def test_every_page_in_chromium(app_url):
         visit(page, "Route")
         page.locator('[data-testid="stAlert"]', has_text="Route to").wait_for(
             timeout=PAGE_TIMEOUT_MS)
-        page.locator(".js-plotly-plot").nth(2).wait_for(state="attached")
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(state="attached")
+        assert map_points(page) == 5989  # the map with the query's star
         shoot(page, "route")
 
         visit(page, "Vote")
