@@ -147,11 +147,13 @@ if start:
                                                  cancelled=True)
     panels, texts, shown, finished = {}, {}, {}, []
     progress = summary.progress(0.0, text="Starting…")
+    planned = 0  # samples of the models started so far (Model-Switch adds models as it goes)
     done = 0
     try:  # a Stop click reruns the script, which interrupts this loop: cancel in finally
         for ev in run.events():
             if isinstance(ev, ModelStarted):
-                progress.progress(done / samples, text=f"Sampling {ev.model} ({ev.samples})")
+                planned += ev.samples
+                progress.progress(done / max(planned, 1), text=f"Sampling {ev.model}")
             elif isinstance(ev, SampleStarted):
                 n = len(panels)
                 if n % PER_ROW == 0:
@@ -174,7 +176,8 @@ if start:
                 if s.error:
                     head.error(s.error)
                 body.code(s.text or " ", language=None, wrap_lines=True, height=160)
-                progress.progress(done / samples, text=f"{done} of {samples} samples")
+                progress.progress(min(1.0, done / max(planned, 1)),
+                                  text=f"{done} of {planned} samples")
             elif isinstance(ev, AnswerExtracted):
                 panels[ev.sample][0].markdown(
                     f"answer: **{app_state.md_escape(ev.answer or '—')}**")

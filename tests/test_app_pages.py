@@ -247,6 +247,21 @@ def test_vote_failures_are_shown_and_vote_goes_on(monkeypatch):
         assert len(at.error) == 2
 
 
+def test_vote_model_switch_samples_the_next_model_when_unsure(monkeypatch):
+    split = ModelScript(replies=["#### 1", "#### 2"])
+    with FakeOllama({"qwen2.5:7b-instruct": split, "llama3.1:8b": split}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = app("vote")
+        at.selectbox[0].set_value("switch").run()
+        at.slider[0].set_value(4)  # samples per model
+        at.slider[3].set_value(2).run()  # models used
+        button(at, "Run the vote").click().run()
+        clean(at)
+        result = at.session_state["vote_result"]
+        assert len(result.models) == 2 and result.tally.counted == 8
+        assert at.success[0].value.startswith("**Answer: ")
+
+
 def test_vote_without_ollama_says_what_to_start(monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
     at = app("vote")
