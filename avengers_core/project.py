@@ -29,6 +29,7 @@ Progress = Callable[[int, int, str], None]
 
 METHODS = ("pca", "umap")
 RETRY_AFTER = 600.0  # seconds before a failed background map is tried again
+MAX_RUNTIME = 3600.0  # a "running" map older than this is a stale record (e.g. a reused pid)
 
 
 def cache_root() -> Path:
@@ -130,6 +131,8 @@ class MapJob:
             return {"state": "missing", "done": 0, "total": 1, "message": "not started"}
         if st.get("state") == "running" and not _alive(st.get("pid")):
             st = {**st, "state": "failed", "message": st.get("message", "") + " (process ended)"}
+        elif st.get("state") == "running" and time.time() - st.get("started", 0) > MAX_RUNTIME:
+            st = {**st, "state": "failed", "message": st.get("message", "") + " (too long)"}
         return st
 
     def write_status(self, state: str, done: int, total: int, message: str) -> None:

@@ -64,6 +64,10 @@ def test_status_of_missing_and_dead_jobs(tmp_path):
     assert job.status()["state"] == "missing" and job.coords() is None
     job.status_path.write_text('{"state": "running", "pid": 999999999, "message": "fit"}')
     assert job.status()["state"] == "failed"
+    job.write_status("running", 1, 3, "fit")  # this process: alive
+    assert job.status()["state"] == "running"
+    job.status_path.write_text(job.status_path.read_text().replace('"started": ', '"started": -'))
+    assert job.status()["state"] == "failed"  # started long ago: stale
 
 
 def test_failed_job_is_not_respawned_at_once(tmp_path, monkeypatch):
