@@ -57,16 +57,18 @@ if not local:
     st.stop()
 
 st.subheader("Models")
-names = ranking or list(local)
-suggested = map_models(names, local)
-mapping_df = pd.DataFrame({
-    "routed model": names,
-    "local tag": [suggested[n] or "" for n in names],
+names = ranking or list(local)  # best routed first
+table_models = list(ds.table.models) if ds is not None else list(local)
+suggested = map_models(table_models, local)
+mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
+    "routed model": table_models,
+    "local tag": [suggested[n] or "" for n in table_models],
 })
 edited = st.data_editor(
-    mapping_df, hide_index=True, disabled=["routed model"], key="model_map",
+    mapping_df, hide_index=True, disabled=["routed model"],
+    key=f"model_map-{ds.key if ds is not None else 'local'}",
     column_config={"local tag": st.column_config.SelectboxColumn(options=[""] + local)},
-    height=min(360, 40 + 35 * len(names)),
+    height=min(360, 40 + 35 * len(table_models)),
 )
 user_map = {r["routed model"]: r["local tag"] for r in edited.to_dict("records")
             if r["local tag"]}
@@ -85,7 +87,7 @@ top_n = app_state.int_slider("Models used", 1, len(names),
                              disabled=strategy == "single")
 auto_kind = kind_for_task(task, default="number" if task is None else "free")
 kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
-                    help=f"Guessed from the routed task ({task or 'none'}).")
+                    help=f"Guessed from the routed task ({app_state.md_escape(task or 'none')}).")
 threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "switch")
 
 chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
