@@ -277,6 +277,16 @@ def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
     return _pca(ds.key, emb.id, x), "PCA preview", job.status()
 
 
+def cluster_order(r: AvengersRouter, by: str) -> list[int]:
+    """Cluster ids by size (largest first) or grouped by best model (its best score first)."""
+    if by == "cluster size":
+        return [int(c) for c in np.argsort(-np.bincount(r.labels, minlength=r.config.k),
+                                           kind="stable")]
+    best = best_models(r)
+    scores = np.nan_to_num(r.cluster_scores(), nan=-1.0)
+    return sorted(range(r.config.k), key=lambda c: (r.models.index(best[c]), -scores[c].max()))
+
+
 def best_models(r: AvengersRouter) -> list[str]:
     """Each cluster's top model by the router's (shrunk) scores."""
     cs = np.nan_to_num(r.cluster_scores(), nan=-1.0)

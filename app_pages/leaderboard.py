@@ -14,14 +14,9 @@ r = app_state.router(ds)
 names = app_state.labels(ds, r)
 prof = r.profile
 sizes = np.bincount(r.labels, minlength=r.config.k)
-best = app_state.best_models(r)
 
 order_by = st.radio("Order clusters by", ["cluster size", "best model"], horizontal=True)
-if order_by == "cluster size":
-    order = [int(c) for c in np.argsort(-sizes, kind="stable")]
-else:
-    scores = np.nan_to_num(r.cluster_scores(), nan=-1.0)
-    order = sorted(range(r.config.k), key=lambda c: (r.models.index(best[c]), -scores[c].max()))
+order = app_state.cluster_order(r, order_by)
 cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]  # best model first
 st.plotly_chart(
     plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols], [r.models[j] for j in cols],

@@ -60,10 +60,9 @@ right.plotly_chart(plots.score_bars(res.scores, res.models), key="route_scores")
 
 st.subheader("Most similar known queries")
 x = app_state.embeddings(ds)
-sims = x @ vec
-near = [int(i) for i in np.argsort(-sims)[:8]]
-df = app_state.query_rows(ds, r, near)
-df.insert(0, "similarity", np.round(sims[near], 3))
+near, sims = project.nearest(vec, x, 8)
+df = app_state.query_rows(ds, r, [int(i) for i in near])
+df.insert(0, "similarity", np.round(sims, 3))
 st.dataframe(pd.DataFrame(df), hide_index=True, height=260)
 
 st.subheader("On the map")

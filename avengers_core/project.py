@@ -85,13 +85,20 @@ def umap_2d(X: np.ndarray, seed: int = 0, progress: Progress | None = None) -> n
     return np.asarray(coords, dtype=np.float32)
 
 
-def place(vec: np.ndarray, X: np.ndarray, coords: np.ndarray, k: int = 10) -> np.ndarray:
-    """Map position (2,) of a new normalised vector: weighted mean of its k nearest queries."""
+def nearest(vec: np.ndarray, X: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the k rows of `X` most similar to `vec`, best first."""
     sims = np.asarray(X, dtype=np.float32) @ np.asarray(vec, dtype=np.float32).ravel()
     k = max(1, min(k, len(sims)))
-    nearest = np.argpartition(-sims, k - 1)[:k]
-    w = np.exp(10.0 * (sims[nearest] - sims[nearest].max()))
-    return (w[:, None] * coords[nearest]).sum(axis=0) / w.sum()
+    idx = np.argpartition(-sims, k - 1)[:k]
+    idx = idx[np.argsort(-sims[idx], kind="stable")]
+    return idx, sims[idx]
+
+
+def place(vec: np.ndarray, X: np.ndarray, coords: np.ndarray, k: int = 10) -> np.ndarray:
+    """Map position (2,) of a new normalised vector: weighted mean of its k nearest queries."""
+    idx, sims = nearest(vec, X, k)
+    w = np.exp(10.0 * (sims - sims.max()))
+    return (w[:, None] * coords[idx]).sum(axis=0) / w.sum()
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,13 @@ def test_place_lands_near_its_twin():
     assert p.shape == (2,)
 
 
+def test_nearest_is_sorted_best_first():
+    X = _vectors()
+    idx, sims = project.nearest(X[3], X, 5)
+    assert idx[0] == 3 and abs(sims[0] - 1.0) < 1e-5
+    assert list(sims) == sorted(sims, reverse=True) and len(idx) == 5
+
+
 def test_key_depends_on_texts_and_embedder():
     k = project.texts_key(["a", "b"], "minilm")
     assert k == project.texts_key(["a", "b"], "minilm")
