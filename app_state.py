@@ -176,26 +176,50 @@ def _slot(kind: str, *key: object) -> dict[str, Any]:
 
 def computed(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str], None]], Any],
              label: str) -> Any:
-    """`compute(progress)` once per (kind, key), with a progress bar while it runs.
+    """`compute(progress)` once per (kind, key) in a worker thread, with a live progress bar.
 
-    Streamlit's cache replays elements drawn inside a cached function, so progress cannot
-    be drawn from inside one; the work runs here and its result is kept in a cached slot.
+    The work runs apart from the script because a click elsewhere (another page, a widget)
+    interrupts the script: a first embedding of 6k queries must not restart from zero each
+    time. The next visit finds the work still running and shows its progress again. (It
+    cannot be a `st.cache_*` function either: those replay the elements drawn inside.)
     """
     slot = _slot(kind, *key)
-    if "value" in slot:
-        return slot["value"]
-    bar = st.progress(0.0, text=label)
+    with slot["lock"]:
+        if "value" in slot:
+            return slot["value"]
+        if "thread" not in slot:
+            slot["progress"] = (0, 1, "starting")
 
-    def progress(done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{label} {message}")
+            def work() -> None:
+                try:
+                    slot["value"] = compute(lambda d, t, m: slot.__setitem__("progress",
+                                                                            (d, t, m)))
+                except BaseException as e:  # noqa: BLE001 - handed to the waiting script
+                    slot["error"] = e
 
-    try:
-        with slot["lock"]:
-            if "value" not in slot:
-                slot["value"] = compute(progress)
-    finally:
-        bar.empty()
-    return slot["value"]
+            slot["thread"] = threading.Thread(target=work, name=f"avengers-{kind}", daemon=True)
+            slot["thread"].start()
+    thread = slot["thread"]
+    thread.join(0.05)
+    if thread.is_alive():
+        bar = st.progress(0.0, text=label)
+        try:
+            while thread.is_alive():
+                done, total, message = slot["progress"]
+                count = f" ({done:,} / {total:,})" if total > 1 else ""
+                bar.progress(min(1.0, done / total) if total else 0.0,
+                             text=f"{label} {message}{count}")
+                thread.join(0.25)
+        finally:
+            bar.empty()
+    with slot["lock"]:
+        if "value" in slot:
+            return slot["value"]
+        error = slot.pop("error", None)  # the next call starts over
+        slot.pop("thread", None)
+    if error is None:  # another session took the error: try once more ourselves
+        return computed(kind, key, compute, label)
+    raise error
 
 
 @st.cache_resource(show_spinner="Loading the embedder…")
