@@ -293,3 +293,35 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
         clean(at)
         assert not at.error, (page, [e.value for e in at.error])
     assert at.session_state["k"] == 1
+
+
+def _slow_page(marker: str) -> None:
+    import time
+
+    import streamlit as st
+
+    import app_state
+
+    def work(progress):
+        with open(marker, "a") as f:
+            f.write("run\n")
+        for i in range(20):
+            progress(i, 20, "working")
+            time.sleep(0.1)
+        return 42
+
+    st.write(f"value {app_state.computed('test-slow', (marker,), work, 'Slow:')}")
+
+
+def test_long_work_outlives_an_interrupted_script(tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    marker = str(tmp_path / "runs.txt")
+    first = AppTest.from_function(_slow_page, args=(marker,), default_timeout=0.5)
+    with pytest.raises(RuntimeError):  # the script gives up (a page switch would too)
+        first.run()
+    second = AppTest.from_function(_slow_page, args=(marker,), default_timeout=30)
+    second.run()
+    clean(second)
+    assert second.markdown[0].value == "value 42"
+    assert open(marker).read() == "run\n"  # the work ran once, across both scripts
