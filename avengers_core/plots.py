@@ -72,7 +72,7 @@ def cluster_map(
 ) -> go.Figure:
     """Scatter of the 2-D map, one trace per colour value; customdata[0] is the row index.
 
-    `names` maps a colour value to its legend name (e.g. cluster id -> "12: house · shoes");
+    `names` maps a colour value to its legend name (e.g. cluster id -> "#12 house · shoes");
     `details` adds a line per point to the hover (e.g. its scores); `query_point` marks a
     routed query with a star.
     """
