@@ -27,7 +27,7 @@ class Clustering:
         return np.bincount(self.labels, minlength=self.k)
 
 
-def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 3) -> Clustering:
+def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 1) -> Clustering:
     """K-means with k-means++ seeding; centroids are re-normalised for cosine routing."""
     from sklearn.cluster import KMeans
 

@@ -21,6 +21,7 @@ from avengers_core.errors import InputError
 Progress = Callable[[int, int, str], None]
 
 DEFAULT_EMBEDDER = "minilm"
+CHUNK = 512  # texts embedded between two cache writes
 _ALIASES = {"minilm": "all-MiniLM-L6-v2", "all-minilm-l6-v2": "all-MiniLM-L6-v2"}
 
 
@@ -201,11 +202,18 @@ def embed_texts(
     store = EmbeddingCache(embedder.id) if cache else None
     found = store.get(keys) if store else {}
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
-    if todo:
-        new = embedder.encode([texts[i] for i in todo], progress=progress)
+    # Written to disk a chunk at a time, so an interrupted run keeps what it embedded.
+    for start in range(0, len(todo), CHUNK):
+        part = todo[start : start + CHUNK]
+
+        def chunk_progress(done: int, total: int, message: str, start: int = start) -> None:
+            if progress:
+                progress(start + done, len(todo), message)
+
+        new = embedder.encode([texts[i] for i in part], progress=chunk_progress)
         if store:
-            store.put([keys[i] for i in todo], new)
-        found.update(zip((keys[i] for i in todo), new))
+            store.put([keys[i] for i in part], new)
+        found.update(zip((keys[i] for i in part), new))
     if progress:
         progress(len(texts), len(texts), f"embedded {len(texts)} texts ({len(todo)} new)")
     if not texts:

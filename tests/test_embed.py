@@ -74,3 +74,22 @@ def test_ollama_embedder_over_http(tmp_path, monkeypatch):
     # served from the disk cache with the server gone
     again = embed_texts(["apples and pears"], get_embedder("ollama:nomic-embed-text"))
     np.testing.assert_array_equal(again[0], x[0])
+
+
+def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
+    from avengers_core import embed
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(embed, "CHUNK", 2)
+
+    class Failing(CountingEmbedder):
+        def _encode(self, texts):
+            if "boom" in texts:
+                raise RuntimeError("killed")
+            return super()._encode(texts)
+
+    with pytest.raises(RuntimeError):
+        embed_texts(["a", "b", "c", "boom"], Failing(), progress=None)
+    CountingEmbedder.calls = 0
+    embed_texts(["a", "b"], CountingEmbedder())
+    assert CountingEmbedder.calls == 0  # the first chunk was already on disk
