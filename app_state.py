@@ -301,22 +301,6 @@ def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
     return _pca(ds.key, emb.id, x), "PCA preview", job.status()
 
 
-def cluster_order(r: AvengersRouter, by: str) -> list[int]:
-    """Cluster ids by size (largest first) or grouped by best model (its best score first)."""
-    if by == "cluster size":
-        return [int(c) for c in np.argsort(-np.bincount(r.labels, minlength=r.config.k),
-                                           kind="stable")]
-    best = best_models(r)
-    scores = np.nan_to_num(r.cluster_scores(), nan=-1.0)
-    return sorted(range(r.config.k), key=lambda c: (r.models.index(best[c]), -scores[c].max()))
-
-
-def best_models(r: AvengersRouter) -> list[str]:
-    """Each cluster's top model by the router's (shrunk) scores."""
-    cs = np.nan_to_num(r.cluster_scores(), nan=-1.0)
-    return [r.models[int(j)] for j in cs.argmax(axis=1)]
-
-
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, method: str,
                     _ds: Dataset, _r: AvengersRouter, _names: list[str], _coords: np.ndarray):
@@ -325,7 +309,7 @@ def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, m
     if color == "task" and t.tasks is not None:
         values, cnames = list(t.tasks), None
     elif color == "best model":
-        best = best_models(_r)
+        best = _r.best_models()
         values, cnames = [best[c] for c in assign], None
     else:
         values = [int(c) for c in assign]
@@ -367,7 +351,7 @@ def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):
 def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[dict]:
     """One row per cluster: label, size, main task, best model and its raw accuracy there."""
     prof = r.profile
-    best = best_models(r)
+    best = r.best_models()
     sizes = np.bincount(r.labels, minlength=r.config.k)
     mean = prof.mean
     out = []

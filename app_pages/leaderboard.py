@@ -16,7 +16,7 @@ prof = r.profile
 sizes = np.bincount(r.labels, minlength=r.config.k)
 
 order_by = st.radio("Order clusters by", ["cluster size", "best model"], horizontal=True)
-order = app_state.cluster_order(r, order_by)
+order = r.cluster_order("size" if order_by == "cluster size" else "best model")
 cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]  # best model first
 st.plotly_chart(
     plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols], [r.models[j] for j in cols],

@@ -201,6 +201,21 @@ class AvengersRouter(Router):
         perf = self.profile.scores()
         return cost_aware(perf, self.profile.cost, self.config.alpha)
 
+    def best_models(self) -> list[str]:
+        """Each cluster's top model by the routing scores (shrunk, cost-aware)."""
+        cs = np.nan_to_num(self.cluster_scores(), nan=-1.0)
+        return [self.models[int(j)] for j in cs.argmax(axis=1)]
+
+    def cluster_order(self, by: str = "size") -> list[int]:
+        """Cluster ids by size (largest first) or grouped by best model, best score first."""
+        k = len(self.centroids)
+        if by == "size":
+            size = self.profile.size if self.profile.size is not None else np.zeros(k)
+            return [int(c) for c in np.argsort(-size, kind="stable")]
+        best = self.best_models()
+        top = np.nan_to_num(self.cluster_scores(), nan=-1.0).max(axis=1)
+        return sorted(range(k), key=lambda c: (self.models.index(best[c]), -top[c]))
+
     def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Top-k cluster ids, their cosine similarities and probabilities per query."""
         sims = np.asarray(x, dtype=np.float32) @ self.centroids.T

@@ -89,3 +89,16 @@ def test_with_config_keeps_profile(toy):
         r.with_config(k=8)
     with pytest.raises(InputError, match="alpha"):
         r.with_config(alpha=2.0)
+
+
+def test_cluster_order_and_best_models(toy):
+    table, x = toy
+    r = AvengersRouter.fit(table, x, RouterConfig(k=4))
+    best = r.best_models()
+    assert len(best) == 4 and set(best) == {"A", "B"}
+    by_size = r.cluster_order("size")
+    assert sorted(by_size) == [0, 1, 2, 3]
+    sizes = r.profile.size[by_size]
+    assert list(sizes) == sorted(sizes, reverse=True)
+    by_model = r.cluster_order("best model")
+    assert [best[c] for c in by_model] == sorted(best, key=r.models.index)
