@@ -12,7 +12,7 @@ export PIP_ROOT_USER_ACTION=ignore
   echo "torch 2.13.0 not found; trying PyTorch's CPU index" >&2
   "$PY" -m pip install --quiet "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 }
-"$PY" -m pip install --quiet -r requirements.txt
+"$PY" -m pip install --quiet "setuptools>=68" -r requirements.txt
 "$PY" -m pip install --quiet --no-deps --no-build-isolation -e .
 
 if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
