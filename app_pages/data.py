@@ -1,6 +1,5 @@
 """Data: choose the demo table or upload one; summary, model means, task × model table."""
 
-import numpy as np
 import streamlit as st
 
 import app_state
@@ -62,16 +61,15 @@ with col_a:
             st.rerun()
 
 n_tasks = len(set(t.tasks)) if t.tasks is not None else 0
+means, counts = t.model_means()
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Queries", f"{len(t):,}")
 c2.metric("Models", len(t.models))
 c3.metric("Tasks", n_tasks or "—")
-c4.metric("Scores filled", f"{np.isfinite(t.scores).mean():.0%}")
+c4.metric("Scores filled", f"{counts.sum() / t.scores.size:.0%}")
 for note in t.notes:  # e.g. how many duplicated query texts were merged
     st.caption(app_state.md_escape(note))
 
-means = np.nanmean(np.where(np.isfinite(t.scores), t.scores, np.nan), axis=0)
-counts = np.isfinite(t.scores).sum(axis=0)
 st.plotly_chart(plots.model_bars(t.models, means, counts), key="model_bars")
 
 if t.tasks is not None:

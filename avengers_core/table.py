@@ -53,12 +53,13 @@ class RoutingTable:
             source=self.source,
         )
 
-    def model_costs(self) -> np.ndarray | None:
-        """Each model's mean cost over the table (NaN where never given)."""
-        if self.costs is None:
-            return None
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(np.where(np.isnan(self.costs), np.nan, self.costs), axis=0)
+    def model_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each model's mean score over the queries it was scored on, and how many those are."""
+        seen = ~np.isnan(self.scores)
+        counts = seen.sum(axis=0)
+        sums = np.where(seen, self.scores, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), counts
 
     def to_frame(self):
         """Wide pandas DataFrame: id, query, task, one column per model, cost:<model>."""

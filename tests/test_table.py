@@ -121,3 +121,10 @@ def test_task_model_means(toy):
     tm = table.task_model_means()
     assert list(tm.columns) == ["A", "B"]
     assert tm.loc["topic0", "A"] > tm.loc["topic0", "B"]
+
+
+def test_model_means_skip_missing(tmp_path):
+    p = write(tmp_path, "t.csv", "query,m1,m2\na,1,\nb,0,\nc,1,1\n")
+    means, counts = read_table(p).model_means()
+    assert means.tolist() == pytest.approx([2 / 3, 1.0])
+    assert counts.tolist() == [3, 1]
