@@ -16,6 +16,13 @@ from avengers_core.errors import InputError
 EXIT_INPUT = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line `error: ...` and exit code 2, like bad input."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message}\n")
+
+
 def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
     """A progress callback drawing one updating line on stderr."""
     state = {"msg": None}
@@ -40,6 +47,8 @@ def _embedded(table_arg: str, embedder: str, k: int, progress):
     from avengers_core.embed import embed_texts, get_embedder
     from avengers_core.table import check_enough_rows, load_table
 
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}")
     table = load_table(table_arg)
     check_enough_rows(table, k)
     for note in table.notes:
@@ -103,11 +112,18 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from avengers_core.evaluate import METHODS, evaluate
+    from avengers_core.evaluate import METHODS, evaluate, sweep_k, sweep_models
     from avengers_core.route import RouterConfig
 
+    if not 0.0 < args.test_size < 1.0:
+        raise InputError(f"--test-size must be between 0 and 1, got {args.test_size}")
     table, _, x = _embedded(args.table, args.embedder, args.k, _bar())
-    res = evaluate(table, x, RouterConfig(k=args.k), args.test_size, args.seed)
+    config = RouterConfig(k=args.k)
+    res = evaluate(table, x, config, args.test_size, args.seed)
+    if args.sweeps:
+        ks = [k for k in (8, 16, 32, 64, 128, 256) if k <= len(table) * (1 - args.test_size)]
+        res["sweep_k"] = sweep_k(table, x, ks, config, args.test_size, args.seed, _bar())
+        res["sweep_models"] = sweep_models(table, x, None, config, args.test_size, args.seed)
     if args.json:
         print(json.dumps(res))
         return 0
@@ -115,6 +131,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
           f"shrinkage {res['shrinkage']:g}, best single = {res['best_single_model']}")
     for m in METHODS:
         print(f"  {m:12} {res[m]:.4f}")
+    for row in res.get("sweep_k", []):
+        print(f"  K = {row['k']:4}: router {row['router']:.4f}, paper {row['paper']:.4f}")
+    for row in res.get("sweep_models", []):
+        print(f"  {row['n']} models: router {row['router']:.4f} ({', '.join(row['models'])})")
     return 0
 
 
@@ -122,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     from avengers_core.cluster import DEFAULT_K
     from avengers_core.embed import DEFAULT_EMBEDDER
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="avengers",
         description="The Avengers routing recipe: embed, cluster, score, route, vote.",
     )
@@ -159,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-size", type=float, default=0.3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    s.add_argument("--sweeps", action="store_true",
+                   help="also sweep K and the number of selected models (paper's Fig. 2, 3)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 
@@ -173,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

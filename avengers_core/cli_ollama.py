@@ -94,10 +94,12 @@ def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core.extract import kind_for_task
     from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
     from avengers_core.profile import load_profile
-    from avengers_core.vote import SampleFinished, VoteRun, pick_local_models
+    from avengers_core.vote import ModelStarted, SampleFinished, VoteRun, pick_local_models
 
     if args.samples < 1 or args.top_n < 1 or args.concurrency < 1:
         raise InputError("--samples, --top-n and --concurrency must be at least 1")
+    if args.temperature <= 0:
+        raise InputError(f"--temperature must be > 0 so samples differ, got {args.temperature}")
     mapping = parse_model_map(args.model_map)
     client = OllamaClient(args.host)
     try:
@@ -131,13 +133,15 @@ def cmd_vote(args: argparse.Namespace) -> int:
         threshold=args.switch if args.switch is not None else 0.6,
     )
     print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
-    done = 0
+    done = planned = 0  # Model-Switch plans more samples as it adds models
     for ev in run.events():
-        if isinstance(ev, SampleFinished):
+        if isinstance(ev, ModelStarted):
+            planned += ev.samples
+        elif isinstance(ev, SampleFinished):
             done += 1
             s = ev.sample
             what = f"failed: {s.error}" if s.error else f"answer {s.answer}"
-            print(f"[{done}/{args.samples}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
+            print(f"[{done}/{planned}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
     result = run.result
     assert result is not None
     if args.json:
@@ -151,7 +155,11 @@ def cmd_vote(args: argparse.Namespace) -> int:
         )
         for answer, n in t.votes.items():
             print(f"  {n:3d}  {answer[:80]!r}")
-    return 0 if result.answer is not None else 1
+    if result.answer is None:
+        print(f"no answer: none of the {len(result.samples)} samples gave an answer of kind "
+              f"{kind} (try --kind free)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

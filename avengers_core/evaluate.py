@@ -39,8 +39,12 @@ def split(table: RoutingTable, test_size: float = 0.3, seed: int = 0):
 
 
 def halves(table: RoutingTable, test_size: float, seed: int):
-    """(train table, test table, train rows, test rows) of the seeded split."""
+    """(train table, test table, train rows, test rows) of the seeded split.
+
+    Test queries that no model was scored on are left out: they say nothing about routing.
+    """
     tr, te = split(table, test_size, seed)
+    te = te[~np.isnan(table.scores[te]).all(axis=1)]
     return table.subset(tr), table.subset(te), tr, te
 
 

@@ -315,6 +315,10 @@ def _short(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     if isinstance(exc, ConnectionError | httpx.ConnectError):
+        chain = [exc, exc.__cause__, exc.__context__]  # ollama re-raises without the cause
+        text = " ".join(str(e) for e in chain if e is not None).lower()
+        if any(w in text for w in ("name or service not known", "nodename", "name resolution")):
+            return "host name not found"
         return "connection refused"
     return str(exc) or type(exc).__name__
 

@@ -161,11 +161,12 @@ class AvengersRouter(Router):
         check_enough_rows(table, config.k)
         if len(x) != len(table):
             raise InputError(f"{len(x)} vectors for {len(table)} queries")
+        step = f"fitting K = {config.k} (K-means, then scoring)"
         if progress:
-            progress(0, 2, f"K-means with K = {config.k}")
+            progress(0, 2, step)
         clus = kmeans(x, config.k, config.seed)
         if progress:
-            progress(1, 2, "scoring clusters")
+            progress(1, 2, step)
         tau = config.shrinkage
         if tau == "auto":
             tau = choose_shrinkage(table, x, clus.centroids, clus.labels, config)
@@ -178,7 +179,7 @@ class AvengersRouter(Router):
                 if t:
                     tasks[lab][t] = tasks[lab].get(t, 0) + 1
         if progress:
-            progress(2, 2, "fitted")
+            progress(2, 2, step)
         return cls(
             clus.centroids,
             profile,

@@ -223,7 +223,8 @@ def _decode(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise InputError(f"{path} line {line}: not UTF-8 text (byte {e.start})") from None
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise InputError(f"{path} line {line}, byte {col} of the line: not UTF-8 text") from None
 
 
 def _read_jsonl(path: Path, text: str) -> RoutingTable:
@@ -280,11 +281,17 @@ def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: i
 
 
 def _read_csv(path: Path, text: str) -> RoutingTable:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise InputError(f"{path}: no header row (expected 'query' and model columns)")
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        if not reader.fieldnames:
+            raise InputError(f"{path}: no header row (expected 'query' and model columns)")
+        records = list(reader)
+    except csv.Error as e:
+        raise InputError(
+            f"{path} line {reader.line_num}: not valid CSV ({e}); check the quotes"
+        ) from None
     # Row numbers count the header as row 1, as spreadsheets do.
-    return _wide_rows(list(reader.fieldnames), list(reader), path, first_row=2)
+    return _wide_rows(list(reader.fieldnames), records, path, first_row=2)
 
 
 def _read_parquet(path: Path) -> RoutingTable:

@@ -98,3 +98,25 @@ def test_data_verifies_the_demo_files():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 9 and all(line.startswith("ok") for line in lines)
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["fit", "llmrouter", "--out", "x", "--k", "0"], "--k must be at least 1"),
+    (["evaluate", "llmrouter", "--test-size", "1.5"], "--test-size must be between 0 and 1"),
+    (["fit", "llmrouter"], "the following arguments are required: --out"),
+    (["route", "x", "q", "--top-k", "many"], "invalid int value"),
+])
+def test_bad_options_fail_fast_in_one_line(args, expect):
+    out = run(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0]
+
+
+def test_evaluate_sweeps(fitted):
+    out = run("evaluate", str(fitted / "t.jsonl"), "--k", "2", "--sweeps", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert [r["k"] for r in res["sweep_k"]] == [8, 16, 32]
+    assert [r["n"] for r in res["sweep_models"]] == [1, 2]
+    assert res["sweep_models"][1]["router"] >= res["sweep_models"][0]["router"]

@@ -68,3 +68,14 @@ def test_knn_router_follows_neighbours(toy):
     topic1 = np.array([t == "topic1" for t in table.tasks])
     assert (pref[topic1].argmax(1) == 1).mean() > 0.9
     assert (pref[~topic1].argmax(1) == 0).mean() > 0.9
+
+
+def test_unscored_test_queries_are_left_out(toy):
+    table, x = toy
+    table.scores[::5] = np.nan  # every fifth query: no model was scored on it
+    res = evaluate(table, x, RouterConfig(k=4))
+    _, te = split(table, 0.3, seed=0)
+    scored = int((~np.isnan(table.scores[te]).all(axis=1)).sum())
+    assert scored < len(te)
+    assert res["n_test"] == scored
+    assert res["oracle"] > 0.85  # unscored rows no longer count as failures

@@ -95,6 +95,7 @@ def test_duplicates_merged_by_mean_and_reported(tmp_path):
     ("e.csv", "query,task\nhi,x\n", "no model columns"),
     ("e.csv", "query,m\nhi,1\nho,2\n", "row 3"),
     ("e.txt", "query,m\n", "unknown table format"),
+    ("e.csv", 'query,m\n"hello,1\nb,0\n', "not valid CSV"),
 ])
 def test_bad_input_names_file_row_and_expectation(tmp_path, name, content, expect):
     p = write(tmp_path, name, content)
@@ -106,7 +107,7 @@ def test_bad_input_names_file_row_and_expectation(tmp_path, name, content, expec
 
 def test_not_utf8(tmp_path):
     p = write(tmp_path, "bad.jsonl", b'{"query": "a", "scores": {"m": 1}}\n\xff\xfe\n', "wb")
-    with pytest.raises(InputError, match="line 2: not UTF-8"):
+    with pytest.raises(InputError, match="line 2, byte 1 of the line: not UTF-8"):
         read_table(p)
 
 
