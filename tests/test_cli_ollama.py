@@ -170,3 +170,27 @@ def test_help_imports_no_heavy_library():
         capture_output=True, text=True, timeout=60,
     )
     assert check.stdout.strip() == "[]"
+
+
+def test_vote_switch_progress_counts_every_planned_sample(srv, profile, capsys):
+    # qwen's 4 samples split 2–2 (42, 42, 41, 42 → 3/4 = 0.75 < 0.9): switch to llama.
+    code = main(["vote", str(profile), MATH[3], "--host", srv.url, "--samples", "4",
+                 "--switch", "0.9"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "[8/8] llama3.1:8b" in err
+    assert "[5/4]" not in err
+
+
+def test_vote_no_answer_is_exit_1_with_reason(srv, profile, capsys):
+    code = main(["vote", str(profile), MATH[4], "--host", srv.url, "--samples", "2",
+                 "--kind", "choice"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "no answer: none of the 2 samples gave an answer of kind choice" in err
+
+
+def test_unknown_host_name_is_reported_as_such(profile, capsys):
+    code = main(["vote", str(profile), "q", "--host", "http://nonexistent.invalid:11434"])
+    assert code == 2
+    assert "host name not found" in capsys.readouterr().err
