@@ -108,13 +108,17 @@ class RouteResult:
         top = self.models[0]
         d = self.details[0]
         stat = d["models"][top]
-        what = f"{d['task']}" if d.get("task") else "mixed tasks"
-        acc = "no data" if stat["count"] == 0 else f"{stat['mean']:.0%} of {stat['count']}"
-        p = self.clusters[0]["p"]
-        return (
-            f"cluster {self.cluster} ({what}, {d['size']} questions, p = {p:.2f}):"
-            f" {top} answered {acc} questions here"
-        )
+        what = d["task"] or "mixed tasks"
+        if stat["count"] == 0:
+            why = f"{top} has no scores here, so its other clusters and global mean decide"
+        else:
+            why = f"{top} answered {stat['mean']:.0%} of {_plural(stat['count'], 'question')} here"
+        size, p = _plural(d["size"], "question"), self.clusters[0]["p"]
+        return f"cluster {self.cluster} ({what}, {size}, p = {p:.2f}): {why}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def softmax_neg_distance(sims: np.ndarray, beta: float) -> np.ndarray:

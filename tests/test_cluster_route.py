@@ -102,3 +102,15 @@ def test_cluster_order_and_best_models(toy):
     assert list(sizes) == sorted(sizes, reverse=True)
     by_model = r.cluster_order("best model")
     assert [best[c] for c in by_model] == sorted(best, key=r.models.index)
+
+
+def test_reason_reads_well_without_scores_and_for_one_question():
+    from avengers_core.route import RouteResult
+
+    stats = {"A": {"mean": None, "count": 0, "score": 0.5}}
+    res = RouteResult(cluster=3, clusters=[{"id": 3, "p": 1.0, "similarity": 0.9}],
+                      scores={"A": 0.5}, models=["A"], ranking=["A"], task=None,
+                      details=[{"id": 3, "size": 1, "task": None, "tasks": {}, "models": stats}])
+    text = res.reason()
+    assert "1 question," in text and "mixed tasks" in text
+    assert "A has no scores here" in text
