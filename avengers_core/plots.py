@@ -30,6 +30,18 @@ def hover_text(text: str, limit: int = 160, width: int = 60) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(flat, width) or [""])
 
 
+def score_lines(models: Sequence[str], scores: np.ndarray, per_line: int = 3) -> list[str]:
+    """Per row of `scores` (N, M), a hover snippet "model: score · …", `per_line` models a
+    line; model names are escaped (plotly renders HTML in hover text)."""
+    names = [html.escape(m) for m in models]
+    out = []
+    for row in np.asarray(scores, dtype=float):
+        cells = [f"{m}: {'–' if np.isnan(v) else f'{v:g}'}" for m, v in zip(names, row)]
+        out.append("<br>".join(" · ".join(cells[i:i + per_line])
+                               for i in range(0, len(cells), per_line)))
+    return out
+
+
 def cluster_title(k: int, label: str | None = None) -> str:
     """Unique display name of cluster `k`: "#12 house · shoes" (labels alone may repeat)."""
     return f"#{k} {label}" if label else f"#{k}"
@@ -250,14 +262,14 @@ def cost_curve(alphas: Sequence[float], scores: Sequence[float], costs: Sequence
     ))
     for i, (model, (c, s)) in enumerate((singles or {}).items()):
         fig.add_trace(go.Scatter(
-            x=[c], y=[s], mode="markers+text", name=html.escape(model),
-            text=[html.escape(model)], textposition="top center",
+            x=[c], y=[s], mode="markers", name=html.escape(model),  # named in the legend:
             marker={"size": 10, "symbol": "diamond", "color": color_of(i + 1)},
             hovertemplate=(f"{html.escape(model)}<br>cost %{{x:.4g}}<br>"
                            "score %{y:.3f}<extra></extra>"),
         ))
-    fig.update_layout(title=title, xaxis={"title": "mean cost per query"},
-                      yaxis={"title": "mean test score"}, height=420, **_LAYOUT)
+    layout = {**_LAYOUT, "margin": {"l": 60, "r": 10, "t": 40, "b": 50}}
+    fig.update_layout(title=title, xaxis={"title": "mean cost per query"},  # labels would
+                      yaxis={"title": "mean test score"}, height=460, **layout)  # overlap
     return fig
 
 

@@ -63,3 +63,15 @@ def test_small_figures():
     assert len(fig.data) == 2
     assert len(plots.calibration_accuracy({"m": [1.0, 0.5, 0.67]}).data) == 1
     assert plots.score_bars({"a": 1.0, "b": 2.0}, chosen=["b"]).data[0].y[0] == "b"
+
+
+def test_score_lines_escape_model_names():
+    lines = plots.score_lines(["m<b>1</b>", "m2", "m3", "m4"], np.array([[0, np.nan, 1, 0.5]]))
+    assert lines == ["m&lt;b&gt;1&lt;/b&gt;: 0 · m2: – · m3: 1<br>m4: 0.5"]
+
+
+def test_cost_curve_names_models_in_the_legend_not_as_overlapping_labels():
+    fig = plots.cost_curve([0, 1], [0.5, 0.7], [0.1, 0.9], {"a<i>": (0.2, 0.6), "b": (0.21, 0.6)})
+    singles = fig.data[1:]
+    assert [t.name for t in singles] == ["a&lt;i&gt;", "b"]
+    assert all(t.mode == "markers" and t.text is None for t in singles)
