@@ -17,11 +17,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avengers_core.errors import InputError
 from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
 from avengers_core.ollama_client import OllamaClient, SampleError, StreamCall
+
+if TYPE_CHECKING:
+    from avengers_core.table import RoutingTable
 
 Progress = Callable[[int, int, str], None]
 DEMO_SOURCES = ("gsm8k", "llmrouter")
@@ -173,9 +176,10 @@ def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
 # -- the table file ----------------------------------------------------------------------
 
 
-def read_done(out: Path) -> dict[str, dict[str, float]]:
+def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]:
     """Scores already written: {query: {model: score}}. A cut-off last line (from a crash)
-    is removed so appending continues cleanly; any other bad line is an InputError."""
+    is removed so appending continues cleanly; any other bad line is an InputError, and so
+    is a row graded on another Ollama host than `host` (its grades are not ours to reuse)."""
     done: dict[str, dict[str, float]] = {}
     if not out.exists():
         return done
@@ -188,6 +192,7 @@ def read_done(out: Path) -> dict[str, dict[str, float]]:
         try:
             obj = json.loads(line)
             query, scores = obj["query"], obj["scores"]
+            row_host = obj.get("host")
             done.setdefault(query, {}).update({m: float(s) for m, s in scores.items()})
         except (ValueError, KeyError, TypeError, AttributeError):
             if any(rest.strip() for rest in lines[n:]):
@@ -197,7 +202,33 @@ def read_done(out: Path) -> dict[str, dict[str, float]]:
             with open(out, "r+b") as f:  # an interrupted write: drop the partial last line
                 f.truncate(start)
             break
+        if host and row_host and row_host != host:
+            raise InputError(f"{out}, line {n}: graded on Ollama at {row_host}, not {host} "
+                             "(use another file for this host)")
     return done
+
+
+def calibration_table(out: str | Path, questions: QuestionSet | Sequence[Question],
+                      models: Sequence[str]) -> RoutingTable:
+    """The routing table of `out` restricted to these questions and models (a file can hold
+    more: earlier runs with other questions or models)."""
+    import numpy as np
+
+    from avengers_core.table import read_table
+
+    qs = questions.questions if isinstance(questions, QuestionSet) else questions
+    wanted = {q.question for q in qs}
+    table = read_table(out)
+    cols = [j for j, m in enumerate(table.models) if m in set(models)]
+    scores = table.scores[:, cols]
+    rows = [i for i, q in enumerate(table.queries)
+            if q in wanted and not np.isnan(scores[i]).all()]
+    if not rows:
+        raise InputError(f"{out}: no graded answer for the chosen questions and models")
+    sub = table.subset(rows)
+    sub.models, sub.scores = [table.models[j] for j in cols], scores[rows]
+    sub.costs = None if sub.costs is None else sub.costs[:, cols]
+    return sub
 
 
 def compact(out: Path) -> None:
@@ -281,7 +312,7 @@ def calibrate(
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = read_done(out)
+    done = read_done(out, client.host)
     report = CalibrationReport(out=out, total=len(qs) * len(models))
     for m in models:
         prior = [d[m] for q in qs if m in (d := done.get(q.question, {}))]
@@ -296,7 +327,7 @@ def calibrate(
             answers = _answers(client, m, todo, temperature, seed, concurrency, cancel)
             with contextlib.closing(answers):  # closing aborts what is still in flight
                 for result in answers:
-                    _record(f, result, report)
+                    _record(f, result, report, client.host)
                     if on_result:
                         on_result(result, report)
                     if progress:
@@ -311,8 +342,8 @@ def calibrate(
     return report
 
 
-def _record(f: Any, result: QuestionResult, report: CalibrationReport) -> None:
-    """Append a graded answer to the table (failures are only reported)."""
+def _record(f: Any, result: QuestionResult, report: CalibrationReport, host: str) -> None:
+    """Append a graded answer, with the host that graded it (failures are only reported)."""
     report.ran += 1
     q, m = result.question, result.model
     if result.error is not None:
@@ -322,6 +353,7 @@ def _record(f: Any, result: QuestionResult, report: CalibrationReport) -> None:
     if q.task:
         row["task"] = q.task
     row["id"] = q.id
+    row["host"] = host
     f.write(json.dumps(row, ensure_ascii=False) + "\n")
     f.flush()
     report.graded[m] += 1

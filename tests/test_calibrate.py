@@ -11,6 +11,7 @@ from avengers_core.calibrate import (
     THREAD_PREFIX,
     Question,
     calibrate,
+    calibration_table,
     load_questions,
     read_done,
 )
@@ -211,3 +212,23 @@ def test_corrupt_table_line_is_an_input_error(tmp_path):
     out.write_text('{"query": "a", "scores": {"m": 1}}\nnot json\n{"query": "b", "scores": {}}\n')
     with pytest.raises(InputError, match="line 2"):
         read_done(out)
+
+
+def test_rows_from_another_host_are_refused_not_reused(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    calibrate(QS[:2], ["good"], out, client=srv.url)
+    assert {r["host"] for r in rows(out)} == {srv.url}
+    with FakeOllama({"good": ModelScript(replies=["#### 1"])}) as other:
+        with pytest.raises(InputError, match="another file"):
+            calibrate(QS[:2], ["good"], out, client=other.url)
+        assert not chats(other)  # no answer was asked for, none reused
+
+
+def test_calibration_table_keeps_only_the_chosen_questions_and_models(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    calibrate(QS, ["good", "wise"], out, client=srv.url)
+    table = calibration_table(out, QS[:2], ["wise"])
+    assert table.queries == [QS[0].question, QS[1].question] and table.models == ["wise"]
+    assert table.scores.shape == (2, 1)
+    with pytest.raises(InputError, match="no graded answer"):
+        calibration_table(out, QS[:1], ["other"])
