@@ -22,8 +22,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-side = st.sidebar.container()
-try:
-    page.run()
-finally:  # after the page, so the sidebar shows what it just computed
-    app_state.sidebar(side)
+side = st.sidebar.empty()
+app_state.sidebar(side.container(), compute=False)  # first: a page may st.stop() early
+page.run()
+app_state.sidebar(side.container())  # again, with what the page just computed

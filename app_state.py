@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 import zipfile
@@ -30,6 +31,7 @@ from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.table import RoutingTable, read_table
 
 DEMO = "llmrouter"
+PER_DATASET = ("k",)  # settings whose range depends on the table: one value per dataset
 DEFAULTS: dict[str, Any] = {
     "embedder": DEFAULT_EMBEDDER,
     "k": 64,
@@ -54,22 +56,41 @@ class Dataset:
 # -- settings that survive page switches ------------------------------------------------
 
 
+def setting_key(name: str) -> str:
+    """Where setting `name` lives in session state: K is kept per dataset, so a small
+    upload lowering it never changes the K of the demo table."""
+    if name in PER_DATASET:
+        return f"{name}@{st.session_state.get('dataset', DEMO)}"
+    return name
+
+
+def default_k(n: int) -> int:
+    """The starting K for a table of `n` queries: 64, or n / 4 when 64 does not fit."""
+    return DEFAULTS["k"] if n >= DEFAULTS["k"] else max(1, n // 4)
+
+
 def get(name: str) -> Any:
     """A setting of this session (embedder, k, seed, top_k, beta, top_n, alpha)."""
-    return st.session_state.setdefault(name, DEFAULTS.get(name))
+    key = setting_key(name)
+    if key not in st.session_state and name == "k":
+        ds = current_dataset()
+        st.session_state[key] = default_k(len(ds.table)) if ds else DEFAULTS["k"]
+    return st.session_state.setdefault(key, DEFAULTS.get(name))
 
 
-def bind(name: str) -> dict[str, Any]:
+def bind(name: str, value: Any = None) -> dict[str, Any]:
     """Widget kwargs keeping `name` in session state even while its page is not shown.
 
     Streamlit drops a widget's state when the widget is not rendered, so the widget gets
-    its own key and copies its value to the setting on change.
+    its own key and copies its value to the setting on change. `value` (default: the
+    setting) is what the widget shows, e.g. the setting clamped to this table's range.
     """
-    wkey = f"_w_{name}"
-    st.session_state[wkey] = get(name)
+    key = setting_key(name)
+    wkey = f"_w_{key}"
+    st.session_state[wkey] = get(name) if value is None else value
 
     def copy() -> None:
-        st.session_state[name] = st.session_state[wkey]
+        st.session_state[key] = st.session_state[wkey]
 
     return {"key": wkey, "on_change": copy}
 
@@ -79,17 +100,16 @@ def int_slider(label: str, lo: int, hi: int, name: str | None = None, value: int
     """An integer slider bound to setting `name` (or starting at `value`), kept in range.
 
     With a single possible value (a one-model table, K = 1) it is shown as a caption:
-    Streamlit refuses a slider whose bounds are equal.
+    Streamlit refuses a slider whose bounds are equal. Clamping only changes what is
+    shown: the setting keeps the user's choice until they move the slider.
     """
     where = where or st
     if hi <= lo:
-        if name:
-            st.session_state[name] = lo
         where.caption(f"{label}: {lo}")
         return lo
     if name:
-        st.session_state[name] = min(max(int(get(name)), lo), hi)
-        return where.slider(label, lo, hi, **bind(name), **kw)
+        return where.slider(label, lo, hi, **bind(name, min(max(int(get(name)), lo), hi)),
+                            **kw)
     return where.slider(label, lo, hi, value=min(max(value, lo), hi), **kw)
 
 
@@ -153,8 +173,6 @@ def current_dataset() -> Dataset | None:
 def require_dataset() -> Dataset:
     """The current dataset, or explain how to get one and stop the page."""
     ds = current_dataset()
-    if ds is not None and int(get("k")) > len(ds.table):  # K-means needs N >= K
-        st.session_state["k"] = max(1, len(ds.table) // 4)
     if ds is None:
         st.info(
             "No routing table yet. Fetch the demo data with `avengers data` (or point "
@@ -163,6 +181,16 @@ def require_dataset() -> Dataset:
         )
         st.stop()
     return ds
+
+
+def k_of(ds: Dataset) -> int:
+    """The session's K for this dataset, within what K-means can fit (1 <= K <= N)."""
+    return min(max(1, int(get("k"))), len(ds.table))
+
+
+def few_per_cluster(ds: Dataset, k: int) -> bool:
+    """True when K leaves under ten queries per cluster on average (noisy profiles)."""
+    return k > 1 and len(ds.table) / k < 10
 
 
 # -- long computations with live progress -----------------------------------------------
@@ -252,7 +280,7 @@ def router(ds: Dataset) -> AvengersRouter:
     """The router fitted on the whole dataset with the session's K (routing knobs apart)."""
     x = embeddings(ds)
     emb = embedder(get("embedder"))
-    k, seed = int(get("k")), int(get("seed"))
+    k, seed = k_of(ds), int(get("seed"))
     try:
         base = computed(
             "fit", (ds.key, emb.id, k, seed),
@@ -264,7 +292,8 @@ def router(ds: Dataset) -> AvengersRouter:
         st.error(md_escape(str(e)))
         st.stop()
     return base.with_config(top_k=min(int(get("top_k")), base.config.k),
-                            beta=float(get("beta")), top_n=int(get("top_n")),
+                            beta=float(get("beta")),
+                            top_n=min(int(get("top_n")), len(ds.table.models)),
                             alpha=float(get("alpha")))
 
 
@@ -330,11 +359,7 @@ def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.
 @st.cache_data(show_spinner=False, max_entries=8)
 def _score_lines(key: str, _t: RoutingTable) -> list[str]:
     """Per query, its scores as one short hover line per three models."""
-    out = []
-    for row in _t.scores:
-        cells = [f"{m}: {'–' if np.isnan(v) else f'{v:g}'}" for m, v in zip(_t.models, row)]
-        out.append("<br>".join(" · ".join(cells[i:i + 3]) for i in range(0, len(cells), 3)))
-    return out
+    return plots.score_lines(_t.models, _t.scores)
 
 
 def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):
@@ -367,6 +392,27 @@ def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[di
     return out
 
 
+def plural(n: int, word: str) -> str:
+    """`1 question`, `2 questions`."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def route_reason(res: Any, names: list[str]) -> str:
+    """The plain-language reason for a route (Markdown, data escaped)."""
+    top, d = res.models[0], res.details[0]
+    stat = d["models"][top]
+    task = f" ({md_escape(d['task'])})" if d.get("task") else ""
+    if stat["count"] == 0:
+        why = (f"{md_escape(top)} has no scores in this cluster, so its rank comes from its "
+               "global mean and the neighbouring clusters")
+    else:
+        why = (f"here {md_escape(top)} answered {stat['mean']:.0%} of "
+               f"{plural(stat['count'], 'question')}")
+    return (f"**Route to {md_escape(', '.join(res.models))}.** Cluster {res.cluster} "
+            f"“{md_escape(names[res.cluster])}”{task}, {plural(d['size'], 'question')}, "
+            f"p = {res.clusters[0]['p']:.2f}: {why}.")
+
+
 @st.cache_data(show_spinner="Embedding the query…", max_entries=256)
 def _query_vector(embedder_name: str, query: str) -> np.ndarray:
     return embedder(embedder_name).encode([query])[0]
@@ -379,9 +425,36 @@ def query_vector(query: str) -> np.ndarray:
     return _query_vector(get("embedder"), query)
 
 
-def md_escape(text: str) -> str:
-    """Text from data made inert in Markdown (no links, emphasis, HTML or LaTeX)."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|$~" else ch for ch in str(text))
+URL = re.compile(r"https?://[^\s<>`]+")
+MD_SPECIAL = set("\\`*_[]<>#|$~:")  # links, emphasis, code, HTML, LaTeX, :color[] directives
+
+
+def md_escape(text: object) -> str:
+    """Text from data made inert in inline Markdown (no links, emphasis, HTML, LaTeX or
+    colour directives); URLs in it become code spans so they read as written."""
+    text = " ".join(str(text).split())  # one line: no headings or lists from data
+    out, pos = [], 0
+    for m in URL.finditer(text):
+        out += [_escape_chars(text[pos:m.start()]), code(m.group())]
+        pos = m.end()
+    return "".join(out) + _escape_chars(text[pos:])
+
+
+def _escape_chars(text: str) -> str:
+    return "".join("\\" + ch if ch in MD_SPECIAL else ch for ch in text)
+
+
+def code(text: object) -> str:
+    """`text` as a Markdown code span, whatever backticks it holds."""
+    text = str(text)
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def slug(text: str) -> str:
+    """`text` as a safe file-name part: letters, digits, dots and dashes."""
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.") or "x"
 
 
 # -- Ollama ------------------------------------------------------------------------------
@@ -406,6 +479,15 @@ def ollama_host() -> str:
     return st.session_state["ollama_host"]
 
 
+def calibration_path(source: str, host: str) -> Path:
+    """Default calibration table for a question set on a host: grades are never shared
+    between hosts. Folder: `AVENGERS_CALIBRATION_DIR`, else `calibration/` in the cache."""
+    from avengers_core.embed import cache_dir
+
+    folder = os.environ.get("AVENGERS_CALIBRATION_DIR") or cache_dir() / "calibration"
+    return Path(folder) / f"{slug(source)}-{slug(host.split('://')[-1])}.jsonl"
+
+
 @st.cache_data(ttl=10, show_spinner="Asking Ollama for its models…")
 def local_models(host: str) -> list[str]:
     """Models available on `host`; raises OllamaUnavailable (not cached) when unreachable."""
@@ -414,21 +496,32 @@ def local_models(host: str) -> list[str]:
     return OllamaClient(host).list_models()
 
 
-def ollama_missing(host: str, reason: str, wanted: list[str]) -> None:
-    """Say exactly what to start when Ollama cannot be reached."""
+def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
+    """Say exactly what to start (or pull) when Ollama cannot be used at `host`."""
     pulls = [PULL_TAGS[m] for m in wanted if m in PULL_TAGS] or ["qwen2.5:7b-instruct"]
-    st.warning(f"Ollama is not reachable at `{host}`.\n\n{md_escape(reason)}")
-    st.markdown("Start it and pull the models the router picks, then press *Check again*:")
-    st.code("ollama serve\n" + "\n".join(f"ollama pull {tag}" for tag in pulls[:3]),
-            language="bash")
-    st.caption("Another host? Set it above, or start the app with `OLLAMA_HOST=...`.")
+    if running:
+        st.warning(f"Ollama at {code(host)} answers but has no model yet.")
+        st.markdown("Pull a model, then press **Check again**:")
+    else:
+        st.warning(f"Ollama is not reachable at {code(host)}.")
+        st.markdown("Start it with `ollama serve` and pull the models the router picks, "
+                    "then press **Check again**:")
+    lines = [] if running else ["ollama serve"]
+    st.code("\n".join(lines + [f"ollama pull {tag}" for tag in pulls[:3]]), language="bash")
+    st.caption("Ollama on another machine or port? Change the host above.")
+
+
+def check_again(where: Any = None) -> None:
+    """A *Check again* button: forget the cached model list so Ollama is asked anew."""
+    if (where or st).button("Check again"):
+        local_models.clear()
 
 
 # -- evaluation --------------------------------------------------------------------------
 
 
 def eval_key(ds: Dataset) -> tuple:
-    return (ds.key, embedder(get("embedder")).id, int(get("k")), int(get("seed")))
+    return (ds.key, embedder(get("embedder")).id, k_of(ds), int(get("seed")))
 
 
 def evaluation(ds: Dataset) -> dict:
@@ -436,7 +529,7 @@ def evaluation(ds: Dataset) -> dict:
     from avengers_core.evaluate import evaluate
 
     x = embeddings(ds)
-    cfg = RouterConfig(k=int(get("k")), seed=int(get("seed")))
+    cfg = RouterConfig(k=k_of(ds), seed=int(get("seed")))
     result = computed("evaluate", eval_key(ds),
                       lambda p: evaluate(ds.table, x, cfg, seed=cfg.seed, progress=p),
                       "Evaluating on a held-out 30 %:")
@@ -449,7 +542,7 @@ def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
     from avengers_core import evaluate as ev
 
     x = embeddings(ds)
-    cfg = RouterConfig(k=int(get("k")), seed=int(get("seed")))
+    cfg = RouterConfig(k=k_of(ds), seed=int(get("seed")))
 
     def run(progress: Callable[[int, int, str], None]) -> Any:
         if what == "k":
@@ -478,30 +571,40 @@ def profile_zip(r: AvengersRouter) -> bytes:
         return buf.getvalue()
 
 
-def sidebar(sb=None) -> None:
-    """Current dataset, embedder, K and profile, with downloads (into `sb`, the sidebar)."""
+def sidebar(sb: Any, compute: bool = True) -> None:
+    """Current dataset, embedder, K and profile, with downloads (into `sb`, the sidebar).
+
+    Drawn before the page (`compute=False`: nothing is fitted for it, so it is there even
+    when the page stops early) and again after it, with what the page computed.
+    """
     ds = current_dataset()
-    sb = sb or st.sidebar
+    tag = "after" if compute else "before"  # two drawings of one run need distinct keys
     if ds is None:
         sb.caption("No dataset loaded.")
         return
     t = ds.table
     sb.markdown(f"**Dataset** {md_escape(ds.name)}  \n{len(t)} queries · {len(t.models)} models")
     sb.markdown(f"**Embedder** {md_escape(get('embedder'))}  \n"
-                f"**K** {get('k')} · seed {get('seed')}")
-    fit = _slot("embeddings", ds.key, embedder(get("embedder")).id)
-    if "value" in fit:
-        r = router(ds)
+                f"**K** {k_of(ds)} · seed {get('seed')}")
+    r = fitted_router(ds) if compute else None
+    if r is not None:
         sb.markdown(f"**Profile** K = {r.config.k}, shrinkage τ = {r.config.shrinkage:g}")
         sb.download_button("Profile (zip)", lambda: profile_zip(r), "avengers-profile.zip",
-                           "application/zip", on_click="ignore", width="stretch")
+                           "application/zip", on_click="ignore", width="stretch",
+                           key=f"dl-profile-{tag}")
     else:
         sb.caption("Profile: not fitted yet (open Clusters or Leaderboard).")
-    sb.download_button("Routing table (CSV)", t.to_csv, f"{Path(ds.name).stem}-table.csv",
-                       "text/csv", on_click="ignore", width="stretch")
+    sb.download_button("Routing table (CSV)", t.to_csv, f"{slug(Path(ds.name).stem)}-table.csv",
+                       "text/csv", on_click="ignore", width="stretch", key=f"dl-table-{tag}")
     key, result = st.session_state.get("last_evaluation", (None, None))
     if result is not None and key == eval_key(ds):
         sb.download_button("Evaluation (JSON)", json.dumps(result, indent=1, default=str),
                            "evaluation.json", "application/json", on_click="ignore",
-                           width="stretch")
+                           width="stretch", key=f"dl-eval-{tag}")
+
+
+def fitted_router(ds: Dataset) -> AvengersRouter | None:
+    """The router of this dataset and K when its embeddings are ready, else None."""
+    fit = _slot("embeddings", ds.key, embedder(get("embedder")).id)
+    return router(ds) if "value" in fit else None
 

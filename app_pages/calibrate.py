@@ -7,11 +7,9 @@ import streamlit as st
 
 import app_state
 from avengers_core import plots
-from avengers_core.calibrate import calibrate, load_questions
-from avengers_core.embed import cache_dir
+from avengers_core.calibrate import calibrate, calibration_table, load_questions
 from avengers_core.errors import InputError
 from avengers_core.ollama_client import OllamaUnavailable
-from avengers_core.table import read_table
 
 SOURCES = {"gsm8k": "GSM8K test questions (demo)",
            "llmrouter": "LLMRouter labeled questions (demo)",
@@ -22,15 +20,17 @@ st.caption("Each chosen local model answers each question once; graded answers (
            "form a routing table for *your* models. Results are written as they arrive, so "
            "a stopped run resumes where it stopped.")
 
-host = st.text_input("Ollama host", value=app_state.ollama_host())
+host_col, check_col = st.columns([4, 1])
+host = host_col.text_input("Ollama host", value=app_state.ollama_host())
 st.session_state["ollama_host"] = host
+app_state.check_again(check_col)
 try:
     local = app_state.local_models(host)
-except OllamaUnavailable as e:
-    app_state.ollama_missing(host, str(e), [])
+except OllamaUnavailable:
+    app_state.ollama_missing(host, [])
     st.stop()
 if not local:
-    app_state.ollama_missing(host, "It answers but has no model yet.", [])
+    app_state.ollama_missing(host, [], running=True)
     st.stop()
 
 models = st.multiselect("Models", local, default=local[: min(2, len(local))])
@@ -43,7 +43,7 @@ if source == "upload":
                           help="Columns/keys: question, answer, optional task, kind, choices.")
     if up is None:
         st.stop()
-    folder = cache_dir() / "calibration" / "uploads"
+    folder = app_state.calibration_path("uploads", host).parent / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(up.getvalue()).hexdigest()[:16]}-{Path(up.name).name}"
     path.write_bytes(up.getvalue())
@@ -59,8 +59,9 @@ st.write(f"{len(qs.questions)} questions × {len(models)} models "
          f"= {len(qs.questions) * len(models)} answers to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
-out = Path(st.text_input("Write the table to", str(cache_dir() / "calibration" / f"{stem}.jsonl"),
-                         help="A JSONL routing table; an existing file is resumed, not redone."))
+out = Path(st.text_input("Write the table to", str(app_state.calibration_path(stem, host)),
+                         help="A JSONL routing table; an existing file is resumed, not redone "
+                              "(only if it was graded on this host)."))
 go_col, stop_col = st.columns(2)
 start = go_col.button("Run calibration", type="primary", disabled=not models)
 stop_col.button("Stop", help="Stops after the answer in flight; the file keeps the rest.")
@@ -91,7 +92,7 @@ if start:
         st.stop()
     st.session_state.pop("calibration_stopped")
     try:
-        table = read_table(out)
+        table = calibration_table(out, qs, models)
     except InputError as e:  # e.g. every answer failed: nothing was written
         reasons = "\n".join(report.errors[:5])
         st.error(f"No table to use yet: {app_state.md_escape(str(e))}")
@@ -106,12 +107,13 @@ if start:
 
 stopped = st.session_state.get("calibration_stopped")
 if stopped and not start:
-    st.info(f"Stopped. The answers graded so far are kept in `{stopped}`; "
+    st.info(f"Stopped. The answers graded so far are kept in {app_state.code(stopped)}; "
             "run again with the same file to resume where it stopped.")
 done = st.session_state.get("calibration")
 if done:
     st.success(f"Calibrated: {done['ran']} new answers, {done['resumed']} resumed from "
-               f"`{done['out']}`. The table is now the current dataset (see **Data**).")
+               f"{app_state.code(done['out'])}. The table is now the current dataset "
+               "(see **Data**).")
     st.dataframe([{"model": m, "accuracy": round(a, 3)} for m, a in done["accuracy"].items()],
                  hide_index=True)
     if done["errors"]:

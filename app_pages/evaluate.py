@@ -15,7 +15,7 @@ st.title("Evaluate")
 ds = app_state.require_dataset()
 t = ds.table
 st.caption(f"Train on 70 % of {len(t)} queries (split inside each task), score the picks on "
-           f"the other 30 %. K = {app_state.get('k')}, seed {app_state.get('seed')}.")
+           f"the other 30 %. K = {app_state.k_of(ds)}, seed {app_state.get('seed')}.")
 
 res = app_state.evaluation(ds)
 st.plotly_chart(plots.evaluation_bars({LABELS[m]: res[m] for m in METHODS if m in res}),

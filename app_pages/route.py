@@ -17,7 +17,7 @@ t = ds.table
 
 with st.expander("Routing settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    k = int(app_state.get("k"))
+    k = app_state.k_of(ds)
     app_state.int_slider("top-k clusters fused", 1, min(10, k), "top_k", where=c1,
                          help="1 = the paper's text (nearest cluster only); its code fuses 3.")
     c2.slider("β (softmax sharpness)", 0.0, 20.0, step=0.5, **app_state.bind("beta"))
@@ -40,19 +40,12 @@ except InputError as e:
     st.error(app_state.md_escape(str(e)))
     st.stop()
 
-top = res.models[0]
-d = res.details[0]
-stat = d["models"][top]
-acc = ("no scores there" if stat["count"] == 0
-       else f"answered {stat['mean']:.0%} of {stat['count']} questions")
-st.success(
-    f"**Route to {app_state.md_escape(', '.join(res.models))}.** Cluster {res.cluster} "
-    f"“{app_state.md_escape(names[res.cluster])}”"
-    f"{' (' + app_state.md_escape(d['task']) + ')' if d.get('task') else ''}, "
-    f"{d['size']} questions, p = {res.clusters[0]['p']:.2f}: here {app_state.md_escape(top)} "
-    f"{acc}."
-)
-st.caption("Query: " + app_state.md_escape(query[:300]))
+st.success(app_state.route_reason(res, names))
+if app_state.few_per_cluster(ds, r.config.k):
+    st.info(f"K = {r.config.k} leaves about {len(t) / r.config.k:.1f} queries per cluster: "
+            "the per-cluster scores are noisy. Try a lower K on the **Clusters** page.")
+st.caption("Query:")
+st.text(query[:300])
 
 left, right = st.columns(2)
 left.plotly_chart(plots.route_probabilities(res.clusters, names), key="route_p")

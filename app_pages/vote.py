@@ -34,8 +34,7 @@ st.caption("Repeated sampling: draw N answers at temperature > 0, extract each a
 host_col, check_col = st.columns([4, 1])
 host = host_col.text_input("Ollama host", value=app_state.ollama_host())
 st.session_state["ollama_host"] = host
-if check_col.button("Check again"):
-    app_state.local_models.clear()
+app_state.check_again(check_col)
 
 ds = app_state.current_dataset()
 default_query = st.session_state.get("route_query", "")
@@ -48,12 +47,12 @@ if ds is not None and query.strip():
 
 try:
     local = app_state.local_models(host)
-except OllamaUnavailable as e:
-    app_state.ollama_missing(host, str(e), ranking)
+except OllamaUnavailable:
+    app_state.ollama_missing(host, ranking)
     st.stop()
 check_col.caption(f"{len(local)} local model(s)")
 if not local:
-    app_state.ollama_missing(host, "It answers but has no model yet.", ranking)
+    app_state.ollama_missing(host, ranking, running=True)
     st.stop()
 
 st.subheader("Models")
@@ -95,8 +94,9 @@ chosen, notes = pick_local_models(names, local, top_n if strategy != "single" el
 for note in notes:
     st.info(app_state.md_escape(note))
 if not chosen:
+    pull = f"ollama pull {app_state.PULL_TAGS.get(names[0], names[0])}"
     st.error("None of the routed models is available locally: map one to a local tag above, "
-             f"or pull one, e.g. `ollama pull {app_state.PULL_TAGS.get(names[0], names[0])}`.")
+             f"or pull one, e.g. {app_state.code(pull)}.")
     st.stop()
 st.write("Sampling: " + ", ".join(f"**{app_state.md_escape(m)}**" for m in chosen))
 

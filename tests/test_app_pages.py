@@ -24,8 +24,9 @@ TIMEOUT = 600  # the first page may embed the demo table when the cache is cold
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch):
+def _env(monkeypatch, tmp_path):
     monkeypatch.setenv("AVENGERS_UMAP", "0")
+    monkeypatch.setenv("AVENGERS_CALIBRATION_DIR", str(tmp_path / "calibration"))
     monkeypatch.chdir(ROOT)
 
 
@@ -52,6 +53,11 @@ def clean(at) -> None:
 
 def charts(at) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def k_of(at) -> int:
+    """The session's K for its current dataset."""
+    return at.session_state[f"k@{at.session_state['dataset']}"]
 
 
 def button(at, label: str):
@@ -111,7 +117,7 @@ def test_an_uploaded_table_works_on_every_page():
     data = ("query,task,m1,m2,m3\n" + rows).encode()
     at.file_uploader[0].set_value(("mine.csv", data, "text/csv")).run()
     clean(at)
-    assert at.session_state["k"] == 15  # K = 64 does not fit 60 queries: lowered
+    assert k_of(at) == 15  # K = 64 does not fit 60 queries: lowered
     for page in ("clusters", "leaderboard", "route"):
         at.switch_page(f"app_pages/{page}.py").run()
         clean(at)
@@ -154,9 +160,48 @@ def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
 
 
 def test_markdown_escape_makes_data_inert():
-    from app_state import md_escape
+    from app_state import code, md_escape
 
-    assert md_escape("[x](http://a) *b* <i>") == "\\[x\\]\\(http://a\\) \\*b\\* \\<i\\>"
+    assert md_escape("[x](y) *b* <i> $x$ :red[r]") == (
+        "\\[x\\](y) \\*b\\* \\<i\\> \\$x\\$ \\:red\\[r\\]")
+    assert md_escape("see https://raw.githubusercontent.com/a_b/c.json.") == (
+        "see `https://raw.githubusercontent.com/a_b/c.json.`")
+    assert md_escape("line\n# not a heading") == "line \\# not a heading"
+    assert md_escape("v1.2-rc") == "v1.2-rc"  # nothing to escape: no stray backslashes
+    assert code("a`b") == "``a`b``"
+
+
+def test_k_is_kept_per_dataset():
+    at = app()
+    assert k_of(at) == 64
+    small = "query,m1,m2\n" + "".join(f"q {i},{i % 2},1\n" for i in range(8))
+    at.file_uploader[0].set_value(("small.csv", small.encode(), "text/csv")).run()
+    clean(at)
+    assert k_of(at) == 2
+    at.selectbox[0].set_value("llmrouter").run()
+    clean(at)
+    assert at.session_state["dataset"] == "llmrouter" and k_of(at) == 64
+    assert "**K** 64" in at.sidebar.markdown[1].value
+    at.switch_page("app_pages/clusters.py").run()
+    clean(at)
+    assert len(at.dataframe[-1].value) == 64  # the demo is fitted with its own K
+
+
+def test_sidebar_stays_when_a_page_stops(monkeypatch, tmp_path):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path))
+    at = app()  # no demo data: the Data page stops early
+    assert "avengers data" in at.info[0].value
+    assert any("No dataset loaded" in c.value for c in at.sidebar.caption)
+
+
+def test_route_shows_query_text_literally():
+    at = app("route")
+    query = "What is :red[red] or [link](http://e.x) or <b>bold</b> or $x$?"
+    at.text_area[0].set_value(query)
+    button(at, "Route").click().run()
+    clean(at)
+    assert at.text[0].value == query
+    assert not any(query in m.value for m in at.caption)
 
 
 def test_clusters_map_labels_and_k_slider():
@@ -169,7 +214,7 @@ def test_clusters_map_labels_and_k_slider():
     assert len(at.dataframe[-1].value) == 64
     at.slider[0].set_value(16).run()
     clean(at)
-    assert at.session_state["k"] == 16
+    assert k_of(at) == 16
     assert len(at.dataframe[-1].value) == 16
     labels = list(at.dataframe[-1].value["label"])
     assert all(isinstance(lab, str) and lab for lab in labels)
@@ -263,13 +308,42 @@ def test_vote_model_switch_samples_the_next_model_when_unsure(monkeypatch):
 
 
 def test_vote_without_ollama_says_what_to_start(monkeypatch):
-    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    host = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("OLLAMA_HOST", host)
     at = app("vote")
-    assert "not reachable" in at.warning[0].value
+    assert at.warning[0].value == f"Ollama is not reachable at `{host}`."
+    assert "--host" not in "".join(m.value for m in at.markdown)
     code = at.code[0].value
     assert "ollama serve" in code and "ollama pull" in code
     at.switch_page("app_pages/data.py").run()  # nothing else breaks
     clean(at)
+
+
+def test_calibrate_without_ollama_offers_check_again(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    at = app("calibrate")
+    assert "not reachable" in at.warning[0].value
+    assert "Check again" in at.markdown[0].value
+    button(at, "Check again").click().run()
+    clean(at)
+
+
+def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypatch, tmp_path):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("calibrate")
+    out = Path(at.text_input[1].value)
+    port = ollama.url.rsplit(":", 1)[1]
+    assert out.parent == tmp_path / "calibration" and out.name == f"gsm8k-127.0.0.1-{port}.jsonl"
+    at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
+    at.number_input[0].set_value(4).run()
+    button(at, "Run calibration").click().run()
+    clean(at)
+    at.multiselect[0].set_value(["qwen2.5:7b-instruct"])
+    at.number_input[0].set_value(2).run()
+    button(at, "Run calibration").click().run()  # resumed from the same file
+    clean(at)
+    ds = at.session_state["tables"][at.session_state["dataset"]]
+    assert len(ds.table) == 2 and ds.table.models == ["qwen2.5:7b-instruct"]
 
 
 def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
@@ -292,7 +366,7 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
         at.switch_page(f"app_pages/{page}.py").run()
         clean(at)
         assert not at.error, (page, [e.value for e in at.error])
-    assert at.session_state["k"] == 1
+    assert k_of(at) == 1
 
 
 def _slow_page(marker: str) -> None:
