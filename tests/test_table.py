@@ -129,3 +129,17 @@ def test_model_means_skip_missing(tmp_path):
     means, counts = read_table(p).model_means()
     assert means.tolist() == pytest.approx([2 / 3, 1.0])
     assert counts.tolist() == [3, 1]
+
+
+def test_example_assets_load():
+    from pathlib import Path
+
+    from avengers_core.cli_ollama import parse_model_map
+
+    root = Path(__file__).resolve().parents[1] / "assets"
+    t = read_table(root / "example_table.csv")
+    assert len(t) == 18 and t.models == ["qwen2.5:7b-instruct", "llama3.1:8b", "gemma2:9b"]
+    assert set(t.tasks) == {"math", "code", "trivia"}
+    assert math.isnan(t.scores[3, 1])  # m4: llama3.1 not evaluated
+    mapping = parse_model_map(str(root / "model_map.json"))
+    assert mapping["qwen2.5-7b-instruct"] == "qwen2.5:7b-instruct"
