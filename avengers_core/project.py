@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -186,25 +187,16 @@ def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str
         cwd=str(Path(__file__).resolve().parent.parent), start_new_session=True,
     )
     log.close()
-    _CHILDREN.append(proc)  # reaped by _reap so no zombie lingers
+    threading.Thread(target=proc.wait, name="avengers-map-reaper", daemon=True).start()
     st = {"state": "running", "done": 0, "total": 3, "message": "starting",
           "pid": proc.pid, "started": time.time()}
     _atomic_write_bytes(job.status_path, json.dumps(st).encode("utf-8"))
-    _reap()
     return job
-
-
-_CHILDREN: list[subprocess.Popen] = []
-
-
-def _reap() -> None:
-    _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
 
 
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
-    _reap()
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

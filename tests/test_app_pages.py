@@ -146,6 +146,21 @@ def test_profile_download_is_a_loadable_profile(toy, tmp_path):
     assert again.models == r.models and again.config.k == 2
 
 
+def test_background_map_worker_is_reaped(tmp_path, toy):
+    import time
+
+    from avengers_core import project
+
+    _, x = toy
+    job = project.start_map(x, [f"q{i}" for i in range(len(x))], "toy", "pca", folder=tmp_path)
+    pid = json.loads(job.status_path.read_text())["pid"]
+    deadline = time.time() + 60
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:  # a zombie stays listed
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
+    assert job.coords() is not None
+
+
 def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
     with FakeOllama({"broken:1b": ModelScript(fail="http500")}) as srv:
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
