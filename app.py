@@ -22,6 +22,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+app_state.preload_embedder()  # MiniLM loads in the background while the first page draws
 side = st.sidebar.empty()
 app_state.sidebar(side.container(), compute=False)  # first: a page may st.stop() early
 page.run()

@@ -7,6 +7,7 @@ the browser session (`st.session_state`), so two tabs never see each other's upl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -256,9 +257,42 @@ def embedder(name: str):
     return get_embedder(name)
 
 
+@st.cache_resource(show_spinner=False)
+def _load_lock(embedder_id: str) -> threading.Lock:
+    return threading.Lock()
+
+
 def load_embedder(name: str) -> int:
-    """Load the embedder now, so a bad name or an unreachable host fails here; its dimension."""
-    return embedder(name).dim
+    """Load the embedder's model now (once), so a bad name or an unreachable host fails
+    here; its dimension. Waits for a background preload of the same embedder."""
+    emb = embedder(name)
+    return _load(emb, _load_lock(emb.id))
+
+
+def preload_embedder() -> None:
+    """Load the session's local embedder in the background, once per process, so the first
+    routed query does not wait ~10 s for MiniLM. Errors show up when a page uses it."""
+    name = get("embedder")
+    if name.startswith("ollama:"):
+        return
+    emb = embedder(name)
+    slot = _slot("preload", emb.id)
+    with slot["lock"]:
+        if "thread" in slot:
+            return
+        slot["thread"] = threading.Thread(target=_quiet_load, args=(emb, _load_lock(emb.id)),
+                                          daemon=True, name="avengers-preload")
+        slot["thread"].start()
+
+
+def _load(emb: Any, lock: threading.Lock) -> int:
+    with lock:
+        return emb.dim
+
+
+def _quiet_load(emb: Any, lock: threading.Lock) -> None:
+    with contextlib.suppress(Exception):
+        _load(emb, lock)
 
 
 def embeddings(ds: Dataset) -> np.ndarray:
@@ -343,10 +377,10 @@ def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, m
     else:
         values = [int(c) for c in assign]
         cnames = {c: plots.cluster_title(c, n) for c, n in enumerate(_names)}
-    details = _score_lines(key, t)
     title = f"{len(t)} queries, K = {k} ({method})"
     return plots.cluster_map(_coords, t.queries, values, color_name=color, names=cnames,
-                             details=details, title=title)
+                             details=_score_lines(key, t), title=title,
+                             hovers=_hovers(key, t))
 
 
 def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.ndarray,
@@ -354,6 +388,12 @@ def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.
     """The cluster map figure for this fit, colouring and projection (cached)."""
     return _cluster_figure(ds.key, r.embedder_id, r.config.k, r.config.seed, color, method,
                            ds, r, names, coords)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _hovers(key: str, _t: RoutingTable) -> list[str]:
+    """Per query, its shortened, escaped hover text (the same for every K)."""
+    return [plots.hover_text(q) for q in _t.queries]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -422,6 +462,7 @@ def query_vector(query: str) -> np.ndarray:
     """The normalised vector of one query with the session's embedder."""
     if not query.strip():
         raise InputError("the query is empty (expected some text)")
+    load_embedder(get("embedder"))  # waits for the preload instead of loading twice
     return _query_vector(get("embedder"), query)
 
 

@@ -81,42 +81,49 @@ def cluster_map(
     query_label: str = "your query",
     title: str | None = None,
     max_legend: int = 20,
+    hovers: Sequence[str] | None = None,
 ) -> go.Figure:
     """Scatter of the 2-D map, one trace per colour value; customdata[0] is the row index.
 
     `names` maps a colour value to its legend name (e.g. cluster id -> "#12 house · shoes");
     `details` adds a line per point to the hover (e.g. its scores); `query_point` marks a
-    routed query with a star.
+    routed query with a star; `hovers` are the queries' `hover_text`s when already made
+    (they do not change with K, so a caller may keep them).
     """
     coords = np.asarray(coords, dtype=float)
     values = list(color)
     if not (len(coords) == len(queries) == len(values)):
         raise ValueError("coords, queries and color must have the same length")
     cats = sorted(set(values), key=lambda v: (str(type(v)), v))
-    hov = [hover_text(q) for q in queries]
-    fig = go.Figure()
-    for i, cat in enumerate(cats):
-        idx = [j for j, v in enumerate(values) if v == cat]
+    hov = list(hovers) if hovers is not None else [hover_text(q) for q in queries]
+    groups: dict[object, list[int]] = {cat: [] for cat in cats}
+    for j, v in enumerate(values):
+        groups[v].append(j)
+    traces = []
+    for i, (cat, idx) in enumerate(groups.items()):
         label = names.get(cat, str(cat)) if names else str(cat)
-        extra = [details[j] if details is not None else "" for j in idx]
-        fig.add_trace(go.Scattergl(
-            x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=html.escape(label),
-            marker={"size": 5, "color": color_of(i), "opacity": 0.75},
-            customdata=[[j, hov[j], extra[n]] for n, j in enumerate(idx)],
-            hovertemplate=(f"<b>{html.escape(color_name)}: {html.escape(label)}</b><br>"
-                           "%{customdata[1]}<br>%{customdata[2]}<extra></extra>"),
-            showlegend=len(cats) <= max_legend,
-        ))
-    fig.update_layout(title=title, height=560, dragmode="lasso",
-                      xaxis={"visible": False}, yaxis={"visible": False},
-                      legend={"title": {"text": html.escape(color_name)}, "itemsizing": "constant"},
-                      **_LAYOUT)
+        traces.append({
+            "type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
+            "name": html.escape(label),
+            "marker": {"size": 5, "color": color_of(i), "opacity": 0.75},
+            "customdata": [[j, hov[j], details[j] if details is not None else ""] for j in idx],
+            "hovertemplate": (f"<b>{html.escape(color_name)}: {html.escape(label)}</b><br>"
+                              "%{customdata[1]}<br>%{customdata[2]}<extra></extra>"),
+            "showlegend": len(cats) <= max_legend,
+        })
+    layout = {"title": title, "height": 560, "dragmode": "lasso",
+              "xaxis": {"visible": False}, "yaxis": {"visible": False},
+              "legend": {"title": {"text": html.escape(color_name)}, "itemsizing": "constant"},
+              **_LAYOUT}
+    # Plain, known-good dicts: plotly's per-property validation of hundreds of traces took
+    # most of a K change (0.5 s at K = 256), so it is skipped here.
+    fig = go.Figure(data=traces, layout=go.Layout(layout), _validate=False)
     return fig if query_point is None else mark_query(fig, query_point, query_label)
 
 
 def mark_query(fig: go.Figure, point: Sequence[float], label: str = "your query") -> go.Figure:
     """A copy of a map figure with the routed query marked by a star."""
-    out = go.Figure(fig)
+    out = go.Figure(data=fig.to_plotly_json()["data"], layout=fig.layout, _validate=False)
     out.add_trace(go.Scatter(
         x=[float(point[0])], y=[float(point[1])], mode="markers", name=html.escape("your query"),
         hovertemplate=f"{hover_text(label)}<extra></extra>",
