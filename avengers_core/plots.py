@@ -96,21 +96,23 @@ def cluster_map(
         raise ValueError("coords, queries and color must have the same length")
     cats = sorted(set(values), key=lambda v: (str(type(v)), v))
     hov = list(hovers) if hovers is not None else [hover_text(q) for q in queries]
+    extra = list(details) if details is not None else [""] * len(values)
+    labels = {cat: html.escape(names.get(cat, str(cat)) if names else str(cat)) for cat in cats}
     groups: dict[object, list[int]] = {cat: [] for cat in cats}
     for j, v in enumerate(values):
         groups[v].append(j)
-    traces = []
-    for i, (cat, idx) in enumerate(groups.items()):
-        label = names.get(cat, str(cat)) if names else str(cat)
-        traces.append({
-            "type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
-            "name": html.escape(label),
-            "marker": {"size": 5, "color": color_of(i), "opacity": 0.75},
-            "customdata": [[j, hov[j], details[j] if details is not None else ""] for j in idx],
-            "hovertemplate": (f"<b>{html.escape(color_name)}: {html.escape(label)}</b><br>"
-                              "%{customdata[1]}<br>%{customdata[2]}<extra></extra>"),
-            "showlegend": len(cats) <= max_legend,
-        })
+    head = f"<b>{html.escape(color_name)}: "
+    if len(cats) > max_legend:  # no legend anyway: one trace draws far faster in the browser
+        order = [j for idx in groups.values() for j in idx]
+        colour = {cat: color_of(i) for i, cat in enumerate(cats)}
+        traces = [_points(coords, order, [[j, hov[j], extra[j], labels[values[j]]]
+                                          for j in order],
+                          head + "%{customdata[3]}</b>", html.escape(color_name),
+                          [colour[values[j]] for j in order], False)]
+    else:
+        traces = [_points(coords, idx, [[j, hov[j], extra[j]] for j in idx],
+                          head + f"{labels[cat]}</b>", labels[cat], color_of(i), True)
+                  for i, (cat, idx) in enumerate(groups.items())]
     layout = {"title": title, "height": 560, "dragmode": "lasso",
               "xaxis": {"visible": False}, "yaxis": {"visible": False},
               "legend": {"title": {"text": html.escape(color_name)}, "itemsizing": "constant"},
@@ -119,6 +121,15 @@ def cluster_map(
     # most of a K change (0.5 s at K = 256), so it is skipped here.
     fig = go.Figure(data=traces, layout=go.Layout(layout), _validate=False)
     return fig if query_point is None else mark_query(fig, query_point, query_label)
+
+
+def _points(coords: np.ndarray, idx: list[int], custom: list[list], title: str, name: str,
+            color: str | list[str], legend: bool) -> dict:
+    """One scattergl trace (a plain dict) of the map points `idx`."""
+    return {"type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
+            "name": name, "marker": {"size": 5, "color": color, "opacity": 0.75},
+            "customdata": custom, "showlegend": legend,
+            "hovertemplate": f"{title}<br>%{{customdata[1]}}<br>%{{customdata[2]}}<extra></extra>"}
 
 
 def mark_query(fig: go.Figure, point: Sequence[float], label: str = "your query") -> go.Figure:

@@ -75,3 +75,14 @@ def test_cost_curve_names_models_in_the_legend_not_as_overlapping_labels():
     singles = fig.data[1:]
     assert [t.name for t in singles] == ["a&lt;i&gt;", "b"]
     assert all(t.mode == "markers" and t.text is None for t in singles)
+
+
+def test_cluster_map_with_many_clusters_is_one_trace():
+    coords = np.arange(60, dtype=float).reshape(30, 2)
+    fig = plots.cluster_map(coords, [f"q{i}" for i in range(30)], [i % 25 for i in range(30)],
+                            names={0: "zero <b>"}, details=["d"] * 30, max_legend=20)
+    (trace,) = fig.data
+    assert sorted(c[0] for c in trace.customdata) == list(range(30))
+    assert trace.customdata[0][3] == "zero &lt;b&gt;" and len(set(trace.marker.color)) == 25
+    pts = [{"curve_number": 0, "point_index": i} for i in range(3)]
+    assert plots.selected_rows(fig, pts) == sorted(trace.customdata[i][0] for i in range(3))
