@@ -20,7 +20,7 @@ st.caption("Each chosen local model answers each question once; graded answers (
            "form a routing table for *your* models. Results are written as they arrive, so "
            "a stopped run resumes where it stopped.")
 
-host_col, check_col = st.columns([4, 1])
+host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
 host = host_col.text_input("Ollama host", value=app_state.ollama_host())
 st.session_state["ollama_host"] = host
 app_state.check_again(check_col)

@@ -31,7 +31,7 @@ st.title("Vote")
 st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
            "and return the majority with its share as confidence.")
 
-host_col, check_col = st.columns([4, 1])
+host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
 host = host_col.text_input("Ollama host", value=app_state.ollama_host())
 st.session_state["ollama_host"] = host
 app_state.check_again(check_col)

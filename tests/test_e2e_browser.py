@@ -63,7 +63,8 @@ def app_url(tmp_path_factory):
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_ollama", "--port", str(ollama_port), "--demo"],
         cwd=ROOT, stdout=open(logs / "ollama.log", "wb"), stderr=subprocess.STDOUT)
-    env = {**os.environ, "OLLAMA_HOST": f"http://127.0.0.1:{ollama_port}", "AVENGERS_UMAP": "0"}
+    env = {**os.environ, "OLLAMA_HOST": f"http://127.0.0.1:{ollama_port}", "AVENGERS_UMAP": "0",
+           "AVENGERS_CALIBRATION_DIR": str(logs / "calibration")}  # never the user's cache
     app = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(app_port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
@@ -175,6 +176,19 @@ def test_every_page_in_chromium(app_url):
         start = time.monotonic()  # a page switch after the first visit is quick
         visit(page, "Leaderboard")
         assert time.monotonic() - start < 10
+
+        visit(page, "Calibrate")  # an unreachable host: the page stops, the sidebar stays
+        host = page.get_by_label("Ollama host")
+        host.fill("http://127.0.0.1:1")
+        host.press("Enter")
+        warning = page.locator('[data-testid="stAlert"]', has_text="not reachable")
+        warning.wait_for(timeout=60_000)
+        settle(page)
+        assert "http://127.0.0.1:1" in warning.inner_text()  # no stray Markdown escapes
+        assert page.get_by_role("button", name="Check again").count() == 1
+        assert page.locator('[data-testid="stSidebarUserContent"]').get_by_text(
+            "llmrouter (demo)").count() == 1
+        shoot(page, "calibrate-no-ollama")
         browser.close()
     if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":  # refresh the README's pictures
         from PIL import Image
