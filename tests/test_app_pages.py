@@ -122,6 +122,7 @@ def test_an_uploaded_table_works_on_every_page():
         at.switch_page(f"app_pages/{page}.py").run()
         clean(at)
         assert not at.error, (page, [e.value for e in at.error])
+    assert any("lower K" in i.value for i in at.info)  # 60 queries in 15 clusters: noisy
     at.switch_page("app_pages/evaluate.py").run()
     clean(at)
     button(at, "Run the K sweep ([4, 8])").click().run()
@@ -184,6 +185,30 @@ def test_markdown_escape_makes_data_inert():
     assert md_escape("line\n# not a heading") == "line \\# not a heading"
     assert md_escape("v1.2-rc") == "v1.2-rc"  # nothing to escape: no stray backslashes
     assert code("a`b") == "``a`b``"
+
+
+def test_route_reason_reads_well():
+    from app_state import route_reason
+    from avengers_core.route import RouteResult
+
+    def result(count: int, size: int) -> RouteResult:
+        stats = {"m_2": {"mean": None if count == 0 else 1.0, "count": count, "score": 0.5}}
+        return RouteResult(cluster=1, clusters=[{"id": 1, "p": 0.35, "similarity": 0.9}],
+                           scores={"m_2": 0.5}, models=["m_2"], ranking=["m_2"], task=None,
+                           details=[{"id": 1, "size": size, "task": None, "tasks": {},
+                                     "models": stats}])
+
+    none = route_reason(result(0, 1), ["plain", "x"])
+    assert "1 question," in none and "m\\_2 has no scores in this cluster" in none
+    one = route_reason(result(1, 3), ["plain", "x"])
+    assert "3 questions," in one and "answered 100% of 1 question." in one
+
+
+def test_download_names_are_slugs():
+    from app_state import slug
+
+    assert slug("llmrouter (demo)") == "llmrouter-demo"
+    assert slug("calibration: gsm8k (a:1, b)") == "calibration-gsm8k-a-1-b"
 
 
 def test_k_is_kept_per_dataset():
