@@ -379,7 +379,7 @@ def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, m
         cnames = {c: plots.cluster_title(c, n) for c, n in enumerate(_names)}
     title = f"{len(t)} queries, K = {k} ({method})"
     return plots.cluster_map(_coords, t.queries, values, color_name=color, names=cnames,
-                             details=_score_lines(key, t), title=title,
+                             scores=(t.models, t.scores), title=title,
                              hovers=_hovers(key, t))
 
 
@@ -394,12 +394,6 @@ def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.
 def _hovers(key: str, _t: RoutingTable) -> list[str]:
     """Per query, its shortened, escaped hover text (the same for every K)."""
     return [plots.hover_text(q) for q in _t.queries]
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _score_lines(key: str, _t: RoutingTable) -> list[str]:
-    """Per query, its scores as one short hover line per three models."""
-    return plots.score_lines(_t.models, _t.scores)
 
 
 def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):

@@ -30,16 +30,17 @@ def hover_text(text: str, limit: int = 160, width: int = 60) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(flat, width) or [""])
 
 
-def score_lines(models: Sequence[str], scores: np.ndarray, per_line: int = 3) -> list[str]:
-    """Per row of `scores` (N, M), a hover snippet "model: score · …", `per_line` models a
-    line; model names are escaped (plotly renders HTML in hover text)."""
-    names = [html.escape(m) for m in models]
-    out = []
-    for row in np.asarray(scores, dtype=float):
-        cells = [f"{m}: {'–' if np.isnan(v) else f'{v:g}'}" for m, v in zip(names, row)]
-        out.append("<br>".join(" · ".join(cells[i:i + per_line])
-                               for i in range(0, len(cells), per_line)))
-    return out
+def score_hover(models: Sequence[str], scores: np.ndarray, first: int,
+                per_line: int = 3) -> tuple[str, list[list[str]]]:
+    """Hover lines "model: score · …" for a map: the template names each model once (escaped:
+    plotly renders HTML) and reads its score from `customdata[first + j]`; per row of
+    `scores` (N, M), the short cells to put there. Far less to send than a line per point."""
+    names = [f"{html.escape(m)}: %{{customdata[{first + j}]}}" for j, m in enumerate(models)]
+    template = "<br>".join(" · ".join(names[i:i + per_line])
+                           for i in range(0, len(names), per_line))
+    cells = [["–" if np.isnan(v) else f"{v:g}" for v in row]
+             for row in np.asarray(scores, dtype=float)]
+    return template, cells
 
 
 def cluster_title(k: int, label: str | None = None) -> str:
@@ -76,7 +77,7 @@ def cluster_map(
     color: Sequence[object],
     color_name: str = "cluster",
     names: Mapping[object, str] | None = None,
-    details: Sequence[str] | None = None,
+    scores: tuple[Sequence[str], np.ndarray] | None = None,
     query_point: Sequence[float] | None = None,
     query_label: str = "your query",
     title: str | None = None,
@@ -86,7 +87,7 @@ def cluster_map(
     """Scatter of the 2-D map, one trace per colour value; customdata[0] is the row index.
 
     `names` maps a colour value to its legend name (e.g. cluster id -> "#12 house · shoes");
-    `details` adds a line per point to the hover (e.g. its scores); `query_point` marks a
+    `scores` (models, (N, M) matrix) adds each point's scores to the hover; `query_point` marks a
     routed query with a star; `hovers` are the queries' `hover_text`s when already made
     (they do not change with K, so a caller may keep them).
     """
@@ -96,7 +97,7 @@ def cluster_map(
         raise ValueError("coords, queries and color must have the same length")
     cats = sorted(set(values), key=lambda v: (str(type(v)), v))
     hov = list(hovers) if hovers is not None else [hover_text(q) for q in queries]
-    extra = list(details) if details is not None else [""] * len(values)
+    extra, cells = score_hover(*scores, first=3) if scores else ("", [[]] * len(values))
     labels = {cat: html.escape(names.get(cat, str(cat)) if names else str(cat)) for cat in cats}
     groups: dict[object, list[int]] = {cat: [] for cat in cats}
     for j, v in enumerate(values):
@@ -105,13 +106,13 @@ def cluster_map(
     if len(cats) > max_legend:  # no legend anyway: one trace draws far faster in the browser
         order = [j for idx in groups.values() for j in idx]
         colour = {cat: color_of(i) for i, cat in enumerate(cats)}
-        traces = [_points(coords, order, [[j, hov[j], extra[j], labels[values[j]]]
+        traces = [_points(coords, order, [[j, hov[j], labels[values[j]], *cells[j]]
                                           for j in order],
-                          head + "%{customdata[3]}</b>", html.escape(color_name),
+                          head + "%{customdata[2]}</b>", extra, html.escape(color_name),
                           [colour[values[j]] for j in order], False)]
     else:
-        traces = [_points(coords, idx, [[j, hov[j], extra[j]] for j in idx],
-                          head + f"{labels[cat]}</b>", labels[cat], color_of(i), True)
+        traces = [_points(coords, idx, [[j, hov[j], "", *cells[j]] for j in idx],
+                          head + f"{labels[cat]}</b>", extra, labels[cat], color_of(i), True)
                   for i, (cat, idx) in enumerate(groups.items())]
     layout = {"title": title, "height": 560, "dragmode": "lasso",
               "xaxis": {"visible": False}, "yaxis": {"visible": False},
@@ -123,13 +124,14 @@ def cluster_map(
     return fig if query_point is None else mark_query(fig, query_point, query_label)
 
 
-def _points(coords: np.ndarray, idx: list[int], custom: list[list], title: str, name: str,
-            color: str | list[str], legend: bool) -> dict:
-    """One scattergl trace (a plain dict) of the map points `idx`."""
+def _points(coords: np.ndarray, idx: list[int], custom: list[list], title: str, extra: str,
+            name: str, color: str | list[str], legend: bool) -> dict:
+    """One scattergl trace (a plain dict) of the map points `idx`; customdata is
+    [row, hover text, cluster label, score cells…]."""
     return {"type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
             "name": name, "marker": {"size": 5, "color": color, "opacity": 0.75},
             "customdata": custom, "showlegend": legend,
-            "hovertemplate": f"{title}<br>%{{customdata[1]}}<br>%{{customdata[2]}}<extra></extra>"}
+            "hovertemplate": f"{title}<br>%{{customdata[1]}}<br>{extra}<extra></extra>"}
 
 
 def mark_query(fig: go.Figure, point: Sequence[float], label: str = "your query") -> go.Figure:

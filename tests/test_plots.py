@@ -23,7 +23,7 @@ def test_cluster_map_traces_and_selection():
     coords = np.arange(12, dtype=float).reshape(6, 2)
     queries = ["q<1>", "q2", "q3", "q4", "q5", "q6"]
     fig = plots.cluster_map(coords, queries, [0, 1, 0, 2, 1, 0], names={0: "zero <b>"},
-                            details=["s"] * 6, query_point=(1.0, 2.0))
+                            query_point=(1.0, 2.0))
     assert len(fig.data) == 4  # three clusters + the query star
     first = fig.data[0]
     assert [c[0] for c in first.customdata] == [0, 2, 5]
@@ -65,9 +65,14 @@ def test_small_figures():
     assert plots.score_bars({"a": 1.0, "b": 2.0}, chosen=["b"]).data[0].y[0] == "b"
 
 
-def test_score_lines_escape_model_names():
-    lines = plots.score_lines(["m<b>1</b>", "m2", "m3", "m4"], np.array([[0, np.nan, 1, 0.5]]))
-    assert lines == ["m&lt;b&gt;1&lt;/b&gt;: 0 · m2: – · m3: 1<br>m4: 0.5"]
+def test_score_hover_escapes_model_names():
+    template, cells = plots.score_hover(["m<b>1</b>", "m2", "m3", "m4"],
+                                        np.array([[0, np.nan, 1, 0.5]]), first=3)
+    assert template == ("m&lt;b&gt;1&lt;/b&gt;: %{customdata[3]} · m2: %{customdata[4]} · "
+                        "m3: %{customdata[5]}<br>m4: %{customdata[6]}")
+    assert cells == [["0", "–", "1", "0.5"]]
+    fig = plots.cluster_map(np.zeros((1, 2)), ["q"], [0], scores=(["m<b>1</b>"], [[1.0]]))
+    assert "m<b>" not in fig.data[0].hovertemplate and fig.data[0].customdata[0][3] == "1"
 
 
 def test_cost_curve_names_models_in_the_legend_not_as_overlapping_labels():
@@ -80,9 +85,9 @@ def test_cost_curve_names_models_in_the_legend_not_as_overlapping_labels():
 def test_cluster_map_with_many_clusters_is_one_trace():
     coords = np.arange(60, dtype=float).reshape(30, 2)
     fig = plots.cluster_map(coords, [f"q{i}" for i in range(30)], [i % 25 for i in range(30)],
-                            names={0: "zero <b>"}, details=["d"] * 30, max_legend=20)
+                            names={0: "zero <b>"}, max_legend=20)
     (trace,) = fig.data
     assert sorted(c[0] for c in trace.customdata) == list(range(30))
-    assert trace.customdata[0][3] == "zero &lt;b&gt;" and len(set(trace.marker.color)) == 25
+    assert trace.customdata[0][2] == "zero &lt;b&gt;" and len(set(trace.marker.color)) == 25
     pts = [{"curve_number": 0, "point_index": i} for i in range(3)]
     assert plots.selected_rows(fig, pts) == sorted(trace.customdata[i][0] for i in range(3))
