@@ -22,8 +22,8 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-app_state.preload_embedder()  # MiniLM loads in the background while the first page draws
 side = st.sidebar.empty()
 app_state.sidebar(side.container(), compute=False)  # first: a page may st.stop() early
 page.run()
 app_state.sidebar(side.container())  # again, with what the page just computed
+app_state.preload_embedder()  # after the page, not competing with it: MiniLM for Route

@@ -271,11 +271,15 @@ def load_embedder(name: str) -> int:
 
 def preload_embedder() -> None:
     """Load the session's local embedder in the background, once per process, so the first
-    routed query does not wait ~10 s for MiniLM. Errors show up when a page uses it."""
-    name = get("embedder")
-    if name.startswith("ollama:"):
+    routed query does not wait ~10 s for MiniLM. It starts once the current dataset has a
+    fitted router, so it never competes with a first embedding or fit; errors show up
+    when a page uses the embedder."""
+    name, ds = get("embedder"), current_dataset()
+    if name.startswith("ollama:") or ds is None:
         return
     emb = embedder(name)
+    if "value" not in _slot("fit", ds.key, emb.id, k_of(ds), int(get("seed"))):
+        return
     slot = _slot("preload", emb.id)
     with slot["lock"]:
         if "thread" in slot:
