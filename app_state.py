@@ -430,25 +430,10 @@ def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[di
     return out
 
 
-def plural(n: int, word: str) -> str:
-    """`1 question`, `2 questions`."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def route_reason(res: Any, names: list[str]) -> str:
     """The plain-language reason for a route (Markdown, data escaped)."""
-    top, d = res.models[0], res.details[0]
-    stat = d["models"][top]
-    task = f" ({md_escape(d['task'])})" if d.get("task") else ""
-    if stat["count"] == 0:
-        why = (f"{md_escape(top)} has no scores in this cluster, so its rank comes from its "
-               "global mean and the neighbouring clusters")
-    else:
-        why = (f"here {md_escape(top)} answered {stat['mean']:.0%} of "
-               f"{plural(stat['count'], 'question')}")
-    return (f"**Route to {md_escape(', '.join(res.models))}.** Cluster {res.cluster} "
-            f"“{md_escape(names[res.cluster])}”{task}, {plural(d['size'], 'question')}, "
-            f"p = {res.clusters[0]['p']:.2f}: {why}.")
+    return (f"**Route to {md_escape(', '.join(res.models))}.** "
+            f"{res.reason(names[res.cluster], md_escape)}.")
 
 
 @st.cache_data(show_spinner="Embedding the query…", max_entries=256)

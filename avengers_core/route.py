@@ -8,6 +8,7 @@ into an (N, M) preference matrix, higher = better. `AvengersRouter` is the paper
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -103,18 +104,24 @@ class RouteResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def reason(self) -> str:
-        """A one-line plain-language reason for the top choice."""
-        top = self.models[0]
-        d = self.details[0]
+    def reason(self, label: str | None = None, escape: Callable[[str], str] = str) -> str:
+        """A one-line plain-language reason for the top choice.
+
+        `label` names the nearest cluster; `escape` is applied to every piece of data
+        (model, task, label), e.g. Markdown escaping in the app.
+        """
+        top, d = self.models[0], self.details[0]
         stat = d["models"][top]
-        what = d["task"] or "mixed tasks"
+        name = f" “{escape(label)}”" if label else ""
+        what = escape(d["task"]) if d["task"] else "mixed tasks"
         if stat["count"] == 0:
-            why = f"{top} has no scores here, so its other clusters and global mean decide"
+            why = (f"{escape(top)} has no scores in this cluster, so its rank comes from its "
+                   "global mean and the neighbouring clusters")
         else:
-            why = f"{top} answered {stat['mean']:.0%} of {_plural(stat['count'], 'question')} here"
+            why = f"here {escape(top)} answered {stat['mean']:.0%} of "
+            why += _plural(stat["count"], "question")
         size, p = _plural(d["size"], "question"), self.clusters[0]["p"]
-        return f"cluster {self.cluster} ({what}, {size}, p = {p:.2f}): {why}"
+        return f"Cluster {self.cluster}{name} ({what}, {size}, p = {p:.2f}): {why}"
 
 
 def _plural(n: int, word: str) -> str:

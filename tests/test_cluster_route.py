@@ -44,7 +44,7 @@ def test_route_result_explains(toy):
     assert res.models == res.ranking[:2]
     assert set(res.scores) == {"A", "B"}
     assert res.task in ("topic0", "topic1")
-    assert f"cluster {res.cluster}" in res.reason()
+    assert f"Cluster {res.cluster}" in res.reason()
     assert res.details[0]["size"] > 0
     with pytest.raises(InputError, match="dimension"):
         r.route_vector(np.zeros(3))
@@ -113,4 +113,4 @@ def test_reason_reads_well_without_scores_and_for_one_question():
                       details=[{"id": 3, "size": 1, "task": None, "tasks": {}, "models": stats}])
     text = res.reason()
     assert "1 question," in text and "mixed tasks" in text
-    assert "A has no scores here" in text
+    assert "A has no scores in this cluster" in text
