@@ -333,23 +333,6 @@ def load_table(name_or_path: str | Path) -> RoutingTable:
     return read_table(name_or_path)
 
 
-def write_jsonl(table: RoutingTable, path: str | Path) -> None:
-    """Write the table in the project's JSONL form (missing scores left out)."""
-    with open(path, "w", encoding="utf-8") as f:
-        for i, q in enumerate(table.queries):
-            row: dict[str, object] = {"id": table.ids[i], "query": q}
-            if table.tasks is not None:
-                row["task"] = table.tasks[i]
-            row["scores"] = {
-                m: float(s) for m, s in zip(table.models, table.scores[i]) if not np.isnan(s)
-            }
-            if table.costs is not None:
-                row["costs"] = {
-                    m: float(c) for m, c in zip(table.models, table.costs[i]) if not np.isnan(c)
-                }
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def check_enough_rows(table: RoutingTable, k: int) -> None:
     """K-means needs at least K distinct queries."""
     if len(table) < k:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from avengers_core.errors import InputError
-from avengers_core.table import check_enough_rows, read_table, write_jsonl
+from avengers_core.table import check_enough_rows, read_table
 
 
 def write(tmp_path, name, text, mode="w"):
@@ -60,15 +60,12 @@ def test_parquet_round_trip(tmp_path, toy):
     np.testing.assert_array_equal(back.costs, table.costs)
 
 
-def test_csv_round_trip_and_jsonl_writer(tmp_path, toy):
+def test_csv_round_trip(tmp_path, toy):
     table, _ = toy
-    c = write(tmp_path, "t.csv", table.to_csv())
-    np.testing.assert_array_equal(read_table(c).scores, table.scores)
-    j = tmp_path / "t.jsonl"
-    write_jsonl(table, j)
-    back = read_table(j)
-    assert back.tasks == table.tasks
+    back = read_table(write(tmp_path, "t.csv", table.to_csv()))
+    assert back.tasks == table.tasks and back.ids == table.ids
     np.testing.assert_array_equal(back.scores, table.scores)
+    np.testing.assert_array_equal(back.costs, table.costs)
 
 
 def test_duplicates_merged_by_mean_and_reported(tmp_path):
