@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avengers_core.fileio import atomic_write_bytes
+
 Progress = Callable[[int, int, str], None]
 
 METHODS = ("pca", "umap")
@@ -151,7 +153,7 @@ class MapJob:
             pass
         st = {"state": state, "done": done, "total": total, "message": message,
               "pid": os.getpid(), "started": prev.get("started", time.time())}
-        _atomic_write_bytes(self.status_path, json.dumps(st).encode("utf-8"))
+        atomic_write_bytes(self.status_path, json.dumps(st).encode("utf-8"))
 
 
 def map_job(texts: Sequence[str], embedder_id: str, method: str = "umap",
@@ -177,7 +179,7 @@ def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str
         return job
     job.folder.mkdir(parents=True, exist_ok=True)
     buf = _npy_bytes(np.asarray(X, dtype=np.float32))
-    _atomic_write_bytes(job.vectors_path, buf)
+    atomic_write_bytes(job.vectors_path, buf)
     job.status_path.unlink(missing_ok=True)
     log = open(job.folder / f"{job.key}.{method}.log", "wb")  # noqa: SIM115 - child owns it
     proc = subprocess.Popen(
@@ -190,7 +192,7 @@ def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str
     threading.Thread(target=proc.wait, name="avengers-map-reaper", daemon=True).start()
     st = {"state": "running", "done": 0, "total": 3, "message": "starting",
           "pid": proc.pid, "started": time.time()}
-    _atomic_write_bytes(job.status_path, json.dumps(st).encode("utf-8"))
+    atomic_write_bytes(job.status_path, json.dumps(st).encode("utf-8"))
     return job
 
 
@@ -218,13 +220,6 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return bio.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _run(vectors: Path, out: Path, method: str, seed: int) -> None:
     job = MapJob(out.name.split(".")[0], method, out.parent)
     try:
@@ -234,7 +229,7 @@ def _run(vectors: Path, out: Path, method: str, seed: int) -> None:
                 "running", d, t, m))
         else:
             coords = pca_2d(X)
-        _atomic_write_bytes(out, _npy_bytes(coords))
+        atomic_write_bytes(out, _npy_bytes(coords))
         job.write_status("done", 1, 1, "done")
         vectors.unlink(missing_ok=True)
     except Exception as e:  # reported to the page through the status file
