@@ -15,7 +15,13 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file for writing; on a clean exit it replaces `path` atomically."""
+    """Open a temporary file for writing; on a clean exit it replaces `path` atomically.
+
+    Only "w" and "wb": appending or reading would start from the empty temporary file and
+    replace the old content with a fragment. The file is created private (mode 0600).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode {mode!r} not supported (expected 'w' or 'wb')")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
