@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import uuid
+import warnings
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from avengers_core.errors import InputError
+from avengers_core.fileio import atomic_open
 
 Progress = Callable[[int, int, str], None]
 
@@ -157,11 +162,18 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
 
 
 def text_key(text: str) -> str:
+    """Cache key of a text: its SHA-256 (hex)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class EmbeddingCache:
-    """Vectors on disk per embedder: shards of (sha256 keys, float32 vectors) in .npz files."""
+    """Vectors on disk per embedder: shards of (sha256 keys, float32 vectors) in .npz files.
+
+    Shards are written atomically under unique names, so concurrent writers never clash and
+    a crash never leaves half a shard. A shard that cannot be read (truncated, garbage, an
+    object array that would need unpickling, inconsistent arrays) is deleted with a warning:
+    its vectors are simply missing and get recomputed.
+    """
 
     def __init__(self, embedder_id: str, root: Path | None = None):
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", embedder_id)
@@ -170,27 +182,63 @@ class EmbeddingCache:
 
     def _load(self) -> dict[str, np.ndarray]:
         if self._mem is None:
-            self._mem = {}
+            shards: list[tuple[Path, np.ndarray, np.ndarray]] = []
             for shard in sorted(self.dir.glob("shard-*.npz")):
-                with np.load(shard, allow_pickle=False) as z:
-                    for k, v in zip(z["keys"], z["vecs"]):
-                        self._mem[str(k)] = v
+                try:
+                    shards.append((shard, *_read_shard(shard)))
+                except FileNotFoundError:
+                    continue  # removed by another process since the listing
+                except _UNREADABLE as e:
+                    _drop(shard, f"{type(e).__name__}: {e}")
+            # Widths differ only if shards were tampered with: keep the majority width.
+            widths: dict[int, int] = {}
+            for _, keys, vecs in shards:
+                widths[vecs.shape[1]] = widths.get(vecs.shape[1], 0) + len(keys)
+            width = max(widths, key=widths.__getitem__, default=0)
+            self._mem = {}
+            for shard, keys, vecs in shards:
+                if vecs.shape[1] != width:
+                    _drop(shard, f"vectors of width {vecs.shape[1]}, the others have {width}")
+                    continue
+                self._mem.update(zip(keys.tolist(), vecs))
         return self._mem
 
     def get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among `keys` (missing keys are left out)."""
         mem = self._load()
         return {k: mem[k] for k in keys if k in mem}
 
     def put(self, keys: list[str], vecs: np.ndarray) -> None:
+        """Store vectors for `keys` as a new shard (atomic, never overwrites another)."""
         if not keys:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
-        n = len(list(self.dir.glob("shard-*.npz")))
-        tmp = self.dir / f".tmp-{os.getpid()}.npz"
-        np.savez(tmp, keys=np.array(keys, dtype="U64"), vecs=vecs.astype(np.float32))
-        tmp.replace(self.dir / f"shard-{n:05d}-{os.getpid()}.npz")
-        mem = self._load()
-        mem.update(zip(keys, vecs))
+        with atomic_open(self.dir / f"shard-{uuid.uuid4().hex}.npz", "wb") as f:
+            np.savez(f, keys=np.array(keys, dtype="U64"), vecs=vecs.astype(np.float32))
+        self._load().update(zip(keys, vecs))
+
+
+# What reading a damaged .npz raises (zlib: bad compressed data; ValueError: pickled data).
+_UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, vectors) of one shard; ValueError when it is not what `put` writes."""
+    with np.load(path, allow_pickle=False) as z:
+        keys, vecs = z["keys"], z["vecs"]
+    if keys.ndim != 1 or keys.dtype.kind != "U":
+        raise ValueError(f"keys: expected a 1-D text array, got {keys.dtype} {keys.shape}")
+    if vecs.ndim != 2 or vecs.dtype.kind != "f" or len(vecs) != len(keys):
+        raise ValueError(f"vecs: expected ({len(keys)}, d) floats, got {vecs.dtype} {vecs.shape}")
+    if not np.isfinite(vecs).all():
+        raise ValueError("vecs: not all finite")
+    return keys, vecs.astype(np.float32, copy=False)
+
+
+def _drop(shard: Path, reason: str) -> None:
+    """Delete a damaged shard, saying so once: its vectors will be recomputed."""
+    shard.unlink(missing_ok=True)
+    warnings.warn(f"{shard}: unusable embedding cache shard ({reason}); removed, its "
+                  "vectors will be recomputed", RuntimeWarning, stacklevel=3)
 
 
 def embed_texts(
@@ -205,6 +253,7 @@ def embed_texts(
     store = EmbeddingCache(embedder.id) if cache else None
     found = store.get(keys) if store else {}
     todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values())
+    cached_width = next((len(v) for v in found.values()), None)
     # Written to disk a chunk at a time, so an interrupted run keeps what it embedded.
     for start in range(0, len(todo), CHUNK):
         part = todo[start : start + CHUNK]
@@ -214,6 +263,11 @@ def embed_texts(
                 progress(start + done, len(todo), message)
 
         new = embedder.encode([texts[i] for i in part], progress=chunk_progress)
+        if store and cached_width is not None and new.shape[1] != cached_width:
+            raise InputError(
+                f"{store.dir}: cached vectors have width {cached_width} but {embedder.id} "
+                f"gives {new.shape[1]} (another model under this name?); delete that folder"
+            )
         if store:
             store.put([keys[i] for i in part], new)
         found.update(zip((keys[i] for i in part), new))

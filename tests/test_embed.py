@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from avengers_core.embed import Embedder, embed_texts, get_embedder, normalise
+from avengers_core.embed import Embedder, embed_texts, get_embedder, normalise, text_key
 
 
 class CountingEmbedder(Embedder):
@@ -93,3 +93,101 @@ def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
     CountingEmbedder.calls = 0
     embed_texts(["a", "b"], CountingEmbedder())
     assert CountingEmbedder.calls == 0  # the first chunk was already on disk
+
+
+class Boom:
+    """Unpickling this creates the folder `marker`: proof that a pickle was loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def _corrupt(shard, how, tmp_path):
+    good = shard.read_bytes()
+    if how == "truncated":
+        shard.write_bytes(good[: len(good) // 2])
+    elif how == "empty":
+        shard.write_bytes(b"")
+    elif how == "garbage":
+        shard.write_bytes(np.random.default_rng(0).bytes(700))
+    elif how == "object array":  # would run code if it were ever unpickled
+        keys = np.array([Boom(tmp_path / "pwned")], dtype=object)
+        np.savez(shard, keys=keys, vecs=np.ones((1, 4)))
+    elif how == "lengths differ":
+        np.savez(shard, keys=np.array(["k"], dtype="U64"), vecs=np.ones((2, 4)))
+    elif how == "not finite":
+        with np.load(shard) as z:
+            keys = z["keys"]
+        np.savez(shard, keys=keys, vecs=np.full((len(keys), 4), np.nan))
+
+
+@pytest.mark.parametrize(
+    "how", ["truncated", "empty", "garbage", "object array", "lengths differ", "not finite"]
+)
+def test_corrupt_shard_is_dropped_and_rebuilt(tmp_path, monkeypatch, how):
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    texts = ["a", "bb", "ccc"]
+    first = embed_texts(texts, CountingEmbedder())
+    folder = tmp_path / "cache" / "embeddings" / "test_counting"
+    (shard,) = folder.glob("shard-*.npz")
+    _corrupt(shard, how, tmp_path)
+    CountingEmbedder.calls = 0
+    with pytest.warns(RuntimeWarning, match="unusable embedding cache shard"):
+        again = embed_texts(texts, CountingEmbedder())
+    np.testing.assert_array_equal(again, first)
+    assert CountingEmbedder.calls == 3  # recomputed
+    assert not shard.exists() and len(list(folder.glob("shard-*.npz"))) == 1
+    assert not (tmp_path / "pwned").exists()  # the object array was never unpickled
+    CountingEmbedder.calls = 0
+    embed_texts(texts, CountingEmbedder())
+    assert CountingEmbedder.calls == 0  # written again, readable
+
+
+def test_shard_of_another_width_is_dropped(tmp_path):
+    from avengers_core.embed import EmbeddingCache
+
+    cache = EmbeddingCache("test:w", root=tmp_path)
+    cache.put(["k1", "k2"], np.ones((2, 4), dtype=np.float32))
+    cache.put(["k3"], np.ones((1, 3), dtype=np.float32))  # e.g. copied from another model
+    with pytest.warns(RuntimeWarning, match="width 3"):
+        got = EmbeddingCache("test:w", root=tmp_path).get(["k1", "k2", "k3"])
+    assert sorted(got) == ["k1", "k2"]
+
+
+def test_cache_of_another_model_under_the_same_name_is_an_input_error(tmp_path, monkeypatch):
+    from avengers_core.embed import EmbeddingCache
+    from avengers_core.errors import InputError
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
+    EmbeddingCache(CountingEmbedder.id).put([text_key("a")], np.ones((1, 7), dtype=np.float32))
+    with pytest.raises(InputError, match="width 7 but test:counting gives 4"):
+        embed_texts(["a", "new text"], CountingEmbedder())
+
+
+def test_concurrent_writers_never_lose_a_shard(tmp_path):
+    import threading
+
+    from avengers_core.embed import EmbeddingCache
+
+    start = threading.Barrier(8)
+
+    def write(t: int) -> None:
+        cache = EmbeddingCache("test:threads", root=tmp_path)
+        start.wait()
+        for i in range(5):
+            cache.put([f"t{t}-{i}"], np.full((1, 4), t, dtype=np.float32))
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    keys = [f"t{t}-{i}" for t in range(8) for i in range(5)]
+    got = EmbeddingCache("test:threads", root=tmp_path).get(keys)
+    assert len(got) == 40 and all(got[f"t{t}-0"][0] == t for t in range(8))
+    assert not [p for p in (tmp_path / "embeddings").rglob("*") if p.suffix == ".tmp"]
