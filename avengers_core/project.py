@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,11 +107,16 @@ def place(vec: np.ndarray, X: np.ndarray, coords: np.ndarray, k: int = 10) -> np
 
 @dataclass(frozen=True)
 class MapJob:
-    """Where a background projection keeps its vectors, result and status."""
+    """Where a background projection keeps its vectors, result and status.
+
+    `n` is the number of points the map must have, when known (a map of other texts or a
+    damaged file is dropped and recomputed).
+    """
 
     key: str
     method: str
     folder: Path
+    n: int | None = None
 
     @property
     def coords_path(self) -> Path:
@@ -125,34 +131,59 @@ class MapJob:
         return self.folder / f"{self.key}.{self.method}.input.npy"
 
     def coords(self) -> np.ndarray | None:
-        """The finished coordinates, or None while not (yet) computed."""
+        """The finished (N, 2) coordinates, or None while not (yet) computed.
+
+        A damaged file (truncated, garbage, pickled objects, wrong shape, not finite) is
+        deleted with a warning, so the next `start_map` computes the map again.
+        """
         try:
-            return np.load(self.coords_path, allow_pickle=False)
-        except (FileNotFoundError, ValueError, OSError):
+            coords = np.load(self.coords_path, allow_pickle=False)
+        except FileNotFoundError:
             return None
+        except (OSError, EOFError, ValueError) as e:
+            return self._drop(f"{type(e).__name__}: {e}")
+        n = self.n if self.n is not None else len(coords)
+        if coords.ndim != 2 or coords.shape != (n, 2) or coords.dtype.kind != "f":
+            return self._drop(f"expected ({n}, 2) floats, got {coords.dtype} {coords.shape}")
+        if not np.isfinite(coords).all():
+            return self._drop("not all finite")
+        return coords
+
+    def _drop(self, reason: str) -> None:
+        self.coords_path.unlink(missing_ok=True)
+        warnings.warn(f"{self.coords_path}: unusable map cache file ({reason}); removed, "
+                      "the map will be computed again", RuntimeWarning, stacklevel=3)
 
     def status(self) -> dict:
         """Last reported `{"state", "done", "total", "message", "pid", "started"}`."""
-        if self.coords_path.exists():
+        if self.coords() is not None:
             return {"state": "done", "done": 1, "total": 1, "message": "done"}
-        try:
-            st = json.loads(self.status_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError, OSError):
+        st = self._read_status()
+        if not st:
             return {"state": "missing", "done": 0, "total": 1, "message": "not started"}
+        if st.get("state") == "done":  # the map file was removed since: compute it again
+            return {"state": "missing", "done": 0, "total": 1, "message": "map file removed"}
         if st.get("state") == "running" and not _alive(st.get("pid")):
             st = {**st, "state": "failed", "message": st.get("message", "") + " (process ended)"}
         elif st.get("state") == "running" and time.time() - st.get("started", 0) > MAX_RUNTIME:
             st = {**st, "state": "failed", "message": st.get("message", "") + " (too long)"}
         return st
 
-    def write_status(self, state: str, done: int, total: int, message: str) -> None:
-        prev = {}
+    def _read_status(self) -> dict:
+        """The status file's content; {} when missing or damaged (then it is rewritten)."""
         try:
-            prev = json.loads(self.status_path.read_text(encoding="utf-8"))
+            st = json.loads(self.status_path.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError, OSError):
-            pass
+            return {}
+        ok = (isinstance(st, dict) and isinstance(st.get("started", 0), int | float)
+              and isinstance(st.get("message", ""), str))
+        return st if ok else {}
+
+    def write_status(self, state: str, done: int, total: int, message: str) -> None:
+        """Record progress for the page polling this job (atomically)."""
+        started = self._read_status().get("started", time.time())
         st = {"state": state, "done": done, "total": total, "message": message,
-              "pid": os.getpid(), "started": prev.get("started", time.time())}
+              "pid": os.getpid(), "started": started}
         atomic_write_bytes(self.status_path, json.dumps(st).encode("utf-8"))
 
 
@@ -161,7 +192,7 @@ def map_job(texts: Sequence[str], embedder_id: str, method: str = "umap",
     """The job (finished or not) for these texts, embedder and method."""
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; expected one of {METHODS}")
-    return MapJob(texts_key(texts, embedder_id), method, Path(folder or cache_root()))
+    return MapJob(texts_key(texts, embedder_id), method, Path(folder or cache_root()), len(texts))
 
 
 def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str = "umap",
@@ -172,8 +203,8 @@ def start_map(X: np.ndarray, texts: Sequence[str], embedder_id: str, method: str
     after `RETRY_AFTER` seconds, so a page that reruns often does not respawn it each time.
     """
     job = map_job(texts, embedder_id, method, folder)
-    state = job.status()["state"]
-    if job.coords_path.exists() or state == "running":
+    state = job.status()["state"]  # drops a damaged map file, which is then recomputed
+    if state in ("done", "running"):
         return job
     if state == "failed" and time.time() - job.status_path.stat().st_mtime < RETRY_AFTER:
         return job

@@ -7,6 +7,7 @@ exercised with the PCA method, which takes the same path through a subprocess.
 import time
 
 import numpy as np
+import pytest
 
 from avengers_core import project
 
@@ -103,3 +104,65 @@ def test_failed_worker_reports_its_reason(tmp_path):
         pass
     st = job.status()
     assert st["state"] == "failed" and "non-empty" in st["message"]
+
+
+class Boom:
+    """Unpickling this creates the folder `marker`: proof that a pickle was loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return os.mkdir, (self.marker,)
+
+
+def _damage(path, how, tmp_path):
+    good = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(good[: len(good) - 40])
+    elif how == "garbage":
+        path.write_bytes(np.random.default_rng(1).bytes(300))
+    elif how == "object array":
+        np.save(path, np.array([Boom(tmp_path / "pwned")], dtype=object), allow_pickle=True)
+    elif how == "wrong shape":
+        np.save(path, np.zeros((len(np.load(path)) - 1, 2), dtype=np.float32))
+    elif how == "not finite":
+        np.save(path, np.full((len(np.load(path)), 2), np.inf, dtype=np.float32))
+
+
+def _finish(job, timeout=60):
+    deadline = time.time() + timeout
+    while job.status()["state"] == "running" and time.time() < deadline:
+        time.sleep(0.1)
+    return job.coords()
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "object array", "wrong shape",
+                                 "not finite"])
+def test_damaged_map_file_is_dropped_and_recomputed(tmp_path, how):
+    X = _vectors()
+    texts = [f"q{i}" for i in range(len(X))]
+    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
+    good = _finish(job)
+    assert good is not None
+    _damage(job.coords_path, how, tmp_path)
+    with pytest.warns(RuntimeWarning, match="unusable map cache file"):
+        assert job.coords() is None
+    assert not job.coords_path.exists() and not (tmp_path / "pwned").exists()
+    assert job.status()["state"] == "missing"  # the old "done" status no longer counts
+    again = project.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
+    np.testing.assert_allclose(_finish(again), good)
+
+
+def test_damaged_status_file_does_not_stop_a_map(tmp_path):
+    X = _vectors()
+    texts = [f"q{i}" for i in range(len(X))]
+    job = project.map_job(texts, "e", "pca", folder=tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    for bad in ('["not", "a", "dict"]', '{"state": "running", "started": "x"}', "{trunc"):
+        job.status_path.write_text(bad)
+        assert job.status()["state"] == "missing"
+    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path)
+    assert _finish(job) is not None and job.status()["state"] == "done"
