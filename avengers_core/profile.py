@@ -1,23 +1,35 @@
 """Saved routers: a folder with `profile.json` (readable stats) and `centroids.npz`.
 
-Loading checks the format version, the array shapes and the embedder; nothing is ever
-unpickled (`allow_pickle=False`).
+Both files are written atomically; `profile.json` records the SHA-256 of `centroids.npz`, so
+a centroids file that was altered, or comes from another fit, is refused. `load_profile`
+also reads the same two files from a .zip (the app's download), in memory: nothing is ever
+extracted, and members with absolute or `..` paths, symlinks, unexpected names or oversized
+contents are refused. Nothing is ever unpickled (`allow_pickle=False`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import stat
+import zipfile
+import zlib
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from avengers_core.errors import InputError
+from avengers_core.fileio import atomic_write_bytes, atomic_write_text
 from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.score import CapabilityProfile
 
 FORMAT = "avengers-profile"
-VERSION = 1
+VERSION = 2  # 2: profile.json records centroids_sha256
+MEMBERS = ("profile.json", "centroids.npz")
+MAX_MEMBER_BYTES = 256 * 2**20  # a zip member larger than this is refused unread
+MAX_ZIP_MEMBERS = 16
 
 
 def _nan_to_none(a: np.ndarray) -> list:
@@ -25,7 +37,11 @@ def _nan_to_none(a: np.ndarray) -> list:
 
 
 def save_profile(router: AvengersRouter, out: str | Path) -> Path:
-    """Write the fitted router to the folder `out` (created if needed)."""
+    """Write the fitted router to the folder `out` (created if needed), crash-safe.
+
+    centroids.npz is written first and profile.json, which holds its checksum, last: an
+    interrupted save leaves a profile that loads as before or one refused as mismatched.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     prof = router.profile
@@ -41,6 +57,9 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
             "mean": _nan_to_none(mean[c]),
             "cost": None if prof.cost is None else _nan_to_none(prof.cost[c]),
         })
+    buf = io.BytesIO()
+    np.savez(buf, centroids=router.centroids.astype(np.float32))
+    npz = buf.getvalue()
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -49,39 +68,161 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
         "embedder": {"id": router.embedder_id, "dim": int(router.centroids.shape[1])},
         "parameters": asdict(router.config),
         "global_mean": [float(v) for v in prof.global_mean],
+        "centroids_sha256": hashlib.sha256(npz).hexdigest(),
         "clusters": clusters,
     }
-    (out / "profile.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    np.savez(out / "centroids.npz", centroids=router.centroids.astype(np.float32))
+    atomic_write_bytes(out / "centroids.npz", npz)
+    atomic_write_text(out / "profile.json", json.dumps(doc, indent=1))
     return out
 
 
-def _fail(path: Path, what: str) -> InputError:
-    return InputError(f"{path}: {what}")
+def _fail(where: str | Path, what: str) -> InputError:
+    return InputError(f"{where}: {what}")
 
 
-def load_profile(folder: str | Path, embedder_id: str | None = None) -> AvengersRouter:
-    """Read a saved router; `embedder_id`, when given, must match the one it was fitted with."""
-    folder = Path(folder)
-    pj, cz = folder / "profile.json", folder / "centroids.npz"
-    for p in (pj, cz):
-        if not p.exists():
-            raise _fail(p, "missing (expected a profile folder written by `avengers fit`)")
+def _is_pickle(data: bytes) -> bool:
+    """True for a pickle of protocol 2 or later (PROTO opcode, then the version)."""
+    return data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5
+
+
+def _read_folder(folder: Path) -> dict[str, tuple[str, bytes]]:
+    out = {}
+    for name in MEMBERS:
+        p = folder / name
+        if not p.is_file():
+            raise _fail(p, "missing (expected a profile folder or .zip written by `avengers fit`)")
+        out[name] = (str(p), p.read_bytes())
+    return out
+
+
+def _read_zip(path: Path) -> dict[str, tuple[str, bytes]]:
+    """profile.json and centroids.npz from a zip (at its root or in one folder), in memory."""
+    out: dict[str, tuple[str, bytes]] = {}
+    folders = set()
     try:
-        doc = json.loads(pj.read_text(encoding="utf-8"))
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise _fail(path, f"{len(infos)} archive members (expected "
+                                  f"{' and '.join(MEMBERS)})")
+            for info in infos:
+                name = info.filename
+                where = f"{path} member {name!r}"
+                parts = name.split("/")
+                if name.startswith(("/", "\\")) or "\\" in name or ":" in parts[0]:
+                    raise _fail(where, "absolute or Windows path (expected a relative path)")
+                if ".." in parts:
+                    raise _fail(where, "path escapes the archive folder (expected no '..')")
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise _fail(where, "a symbolic link (expected a regular file)")
+                if info.is_dir():
+                    if len(parts) != 2:
+                        raise _fail(where, "unexpected folder (expected at most one folder)")
+                    folders.add(parts[0])
+                    continue
+                base = parts[-1]
+                if len(parts) > 2 or base not in MEMBERS:
+                    raise _fail(where, f"unexpected member (expected {' and '.join(MEMBERS)}, "
+                                       "optionally in one folder)")
+                folders.add(parts[0] if len(parts) == 2 else "")
+                if len(folders) > 1:
+                    raise _fail(where, "members in different folders (expected one profile)")
+                if base in out:
+                    raise _fail(where, f"a second {base} (expected one)")
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise _fail(where, f"{info.file_size:,} bytes (expected at most "
+                                       f"{MAX_MEMBER_BYTES:,})")
+                with z.open(info) as f:
+                    data = f.read(MAX_MEMBER_BYTES + 1)  # the size in the header may lie
+                if len(data) > MAX_MEMBER_BYTES:
+                    raise _fail(where, f"more than {MAX_MEMBER_BYTES:,} bytes (expected at most "
+                                       f"{MAX_MEMBER_BYTES:,})")
+                out[base] = (f"{path} member {name!r}", data)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
+        raise _fail(path, f"not a readable zip archive ({e})") from None
+    for name in MEMBERS:
+        if name not in out:
+            raise _fail(path, f"no {name} in the archive (expected {' and '.join(MEMBERS)})")
+    return out
+
+
+def _centroids(where: str, data: bytes) -> np.ndarray:
+    """The `centroids` float array of an .npz, refusing anything pickled."""
+    if _is_pickle(data):
+        raise _fail(where, "a Python pickle, which is never loaded (expected an .npz file)")
+    try:
+        z = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise _fail(where, f"not an .npz file ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise _fail(where, "a bare array (expected an .npz file holding 'centroids')")
+    with z:
+        if "centroids" not in z.files:
+            raise _fail(where, f"holds {z.files} (expected an array named 'centroids')")
+        try:
+            arr = z["centroids"]
+        except ValueError as e:
+            if "pickle" in str(e):
+                raise _fail(where, "holds a pickled object array, which is never loaded "
+                                   "(expected a float array)") from None
+            raise _fail(where, f"unreadable centroids ({e})") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise _fail(where, f"unreadable centroids ({e})") from None
+        except MemoryError:
+            raise _fail(where, "centroids declare an impossible shape (expected K × dim "
+                               "floats)") from None
+    if not np.issubdtype(arr.dtype, np.floating) or arr.ndim != 2:
+        raise _fail(where, f"centroids are {arr.dtype} with shape {arr.shape} (expected a "
+                           "2-D float array)")
+    if not np.isfinite(arr).all():
+        raise _fail(where, "centroids hold NaN or infinity (expected finite numbers)")
+    return arr.astype(np.float32)
+
+
+def _document(where: str, data: bytes) -> dict:
+    """profile.json as a dict, with its format and version checked."""
+    if _is_pickle(data):
+        raise _fail(where, "a Python pickle, which is never loaded (expected JSON)")
+    try:
+        doc = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise _fail(pj, f"not valid JSON ({e})") from None
+        raise _fail(where, f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise _fail(where, "JSON nested too deeply (expected a profile)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _fail(pj, f"not an Avengers profile (expected format {FORMAT!r})")
+        raise _fail(where, f"not an Avengers profile (expected format {FORMAT!r})")
     if doc.get("version") != VERSION:
-        raise _fail(pj, f"format version {doc.get('version')!r}, this program reads {VERSION}")
+        raise _fail(where, f"format version {doc.get('version')!r}, this program reads "
+                           f"{VERSION} (expected a profile from this version; fit it again)")
+    return doc
+
+
+def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRouter:
+    """Read a saved router from its folder, its profile.json or a .zip of the two files.
+
+    `embedder_id`, when given, must match the one it was fitted with.
+    """
+    path = Path(path)
+    if path.is_file() and path.name == "profile.json":
+        path = path.parent
+    if path.is_dir():
+        files = _read_folder(path)
+    elif path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise _fail(path, "not a profile (expected a folder or a .zip written by "
+                              "`avengers fit` or the app)")
+        files = _read_zip(path)
+    else:
+        raise _fail(path, "no such profile folder or .zip (expected the output of `avengers fit`)")
+    pj, pj_bytes = files["profile.json"]
+    cz, cz_bytes = files["centroids.npz"]
+    doc = _document(pj, pj_bytes)
+    centroids = _centroids(cz, cz_bytes)
+    if hashlib.sha256(cz_bytes).hexdigest() != doc.get("centroids_sha256"):
+        raise _fail(cz, "does not match profile.json (altered or from another fit; expected "
+                        "the SHA-256 recorded in profile.json)")
     try:
-        with np.load(cz, allow_pickle=False) as z:
-            centroids = np.asarray(z["centroids"], dtype=np.float32)
-    except (ValueError, KeyError, OSError) as e:
-        raise _fail(cz, f"not a centroids file ({e})") from None
-    try:
-        models, k = list(doc["models"]), int(doc["k"])
+        models, k = [str(m) for m in doc["models"]], int(doc["k"])
         dim, emb_id = int(doc["embedder"]["dim"]), str(doc["embedder"]["id"])
         cl = doc["clusters"]
         sums = np.array([c["sums"] for c in cl], dtype=float)
@@ -95,14 +236,23 @@ def load_profile(folder: str | Path, embedder_id: str | None = None) -> Avengers
         tasks = [dict(c.get("tasks") or {}) for c in cl]
         known = {f.name for f in fields(RouterConfig)}
         config = RouterConfig(**{k_: v for k_, v in doc["parameters"].items() if k_ in known})
-    except (KeyError, TypeError, ValueError) as e:
-        raise _fail(pj, f"malformed field ({type(e).__name__}: {e})") from None
+        config.validate()
+        shrinkage = float(config.shrinkage)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise _fail(pj, f"malformed field ({type(e).__name__}: {e}; expected the fields "
+                        "`avengers fit` writes)") from None
     m = len(models)
     if centroids.shape != (k, dim):
-        raise _fail(cz, f"centroids have shape {centroids.shape}, expected ({k}, {dim})")
+        raise _fail(cz, f"centroids have shape {centroids.shape}, expected ({k}, {dim}) "
+                        "from profile.json")
     if sums.shape != (k, m) or count.shape != (k, m) or (cost is not None and cost.shape != (k, m)):
         raise _fail(pj, f"cluster stats do not match K = {k} clusters × {m} models")
+    if config.k != k or len(set(models)) != m:
+        raise _fail(pj, f"parameters say K = {config.k} for {k} clusters, or a model is listed "
+                        "twice (expected consistent fields)")
+    if not np.isfinite(sums).all() or (count < 0).any():
+        raise _fail(pj, "cluster sums or counts out of range (expected finite sums, counts >= 0)")
     if embedder_id is not None and embedder_id != emb_id:
         raise _fail(pj, f"fitted with embedder {emb_id!r}, but {embedder_id!r} was given")
-    profile = CapabilityProfile(models, sums, count, cost, float(config.shrinkage), size)
-    return AvengersRouter(centroids, profile, config.validate(), emb_id, tasks)
+    profile = CapabilityProfile(models, sums, count, cost, shrinkage, size)
+    return AvengersRouter(centroids, profile, config, emb_id, tasks)

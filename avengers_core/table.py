@@ -1,7 +1,11 @@
 """Routing tables: queries with per-model scores in [0, 1], loaded and validated.
 
 A missing score means "not evaluated" (NaN), never a failure. Duplicated query texts are
-merged (mean of their scores) so no question is counted twice.
+merged (mean of their scores) so no question is counted twice. Every file the loader refuses
+gets a one-line `InputError` naming the file, the line or row and what was expected.
+
+CSV written by `to_csv` is safe to open in a spreadsheet: a cell starting like a formula
+(`=`, `+`, `-`, `@`, tab, CR) gets a leading apostrophe, which `read_table` removes again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ QUERY_KEYS = ("query", "question")
 SCORE_KEYS = ("scores", "records")
 COST_PREFIX = "cost:"
 RESERVED_COLUMNS = {"query", "question", "task", "id"}
+MAX_QUERY_CHARS = 100_000  # far beyond any embedder's window; longer is a broken file
+MAX_MODELS = 1_000  # a profile is K × M; thousands of "models" is a transposed table
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # spreadsheets run such cells as formulas
+#: Leading bytes of files that are not text tables, and what to tell the user.
+SIGNATURES = (
+    (b"PAR1", "a Parquet file (expected text here; name it .parquet)"),
+    (b"PK\x03\x04", "a zip archive, e.g. an Excel workbook (expected text; export it as CSV)"),
+    (b"\x1f\x8b", "gzip-compressed (expected plain text; decompress it first)"),
+    (b"\xff\xfe\x00\x00", "UTF-32 text (expected UTF-8; save it as UTF-8)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text (expected UTF-8; save it as UTF-8)"),
+    (b"\xff\xfe", "UTF-16 text (expected UTF-8; save it as UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (expected UTF-8; save it as UTF-8)"),
+)
 
 
 @dataclass
@@ -76,14 +93,49 @@ class RoutingTable:
         return pd.DataFrame(data)
 
     def to_csv(self) -> str:
-        """The table in the wide CSV form that `read_table` accepts."""
-        return self.to_frame().to_csv(index=False)
+        """The table in the wide CSV form that `read_table` accepts, formula cells escaped."""
+        df = self.to_frame()
+        df.columns = [escape_cell(str(c)) for c in df.columns]
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].map(escape_cell)
+        return df.to_csv(index=False)
 
     def task_model_means(self):
         """Task × model mean score (a DataFrame; rows sorted by task)."""
         df = self.to_frame()
         key = df["task"] if self.tasks is not None else ["(all)"] * len(df)
         return df[self.models].groupby(key).mean().sort_index()
+
+
+def escape_cell(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, prefixed with an apostrophe.
+
+    A cell already starting with an apostrophe before such a character (or another
+    apostrophe) gets one more, so `unescape_cell` gives back exactly the original text.
+    """
+    if isinstance(value, str) and value and (
+        value.startswith(FORMULA_START)
+        or (value[0] == "'" and value[1:2] and value[1] in (*FORMULA_START, "'"))
+    ):
+        return "'" + value
+    return value
+
+
+def unescape_cell(text: str) -> str:
+    """Undo `escape_cell` for a cell read back from CSV."""
+    if text[:1] == "'" and text[1:2] and text[1] in (*FORMULA_START, "'"):
+        return text[1:]
+    return text
+
+
+def _show(value: object) -> str:
+    """A value quoted in an error message: short, whatever the file holds."""
+    kinds = {dict: "a JSON object", list: "a list", tuple: "a list"}
+    if isinstance(value, (dict, list, tuple)):
+        return kinds[type(value)]
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _cell(value: object, where: str, what: str) -> float:
@@ -101,7 +153,7 @@ def _cell(value: object, where: str, what: str) -> float:
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InputError(f"{where}: {what} must be a number, got {value!r}") from None
+        raise InputError(f"{where}: {what} must be a number, got {_show(value)}") from None
     return x
 
 
@@ -132,13 +184,16 @@ def from_rows(rows: list[dict], source: str, where: list[str] | None = None) -> 
     has_task = has_cost = False
     for row, loc in zip(rows, where):
         if not isinstance(row, dict):
-            raise InputError(f"{loc}: expected a JSON object, got {type(row).__name__}")
+            raise InputError(f"{loc}: expected a JSON object, got {_show(row)}")
         qkey = next((k for k in QUERY_KEYS if k in row), None)
         if qkey is None:
             raise InputError(f"{loc}: no query (expected a 'query' or 'question' field)")
         query = row[qkey]
         if not isinstance(query, str) or not query.strip():
-            raise InputError(f"{loc}: query must be a non-empty string, got {query!r}")
+            raise InputError(f"{loc}: query must be a non-empty string, got {_show(query)}")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InputError(f"{loc}: the query is {len(query):,} characters long "
+                             f"(expected at most {MAX_QUERY_CHARS:,})")
         skey = next((k for k in SCORE_KEYS if k in row), None)
         scores = row.get(skey) if skey else None
         if not isinstance(scores, dict):
@@ -153,6 +208,9 @@ def from_rows(rows: list[dict], source: str, where: list[str] | None = None) -> 
         has_cost |= bool(co)
         for m in list(sc) + list(co):
             models.setdefault(m, None)
+        if len(models) > MAX_MODELS:
+            raise InputError(f"{loc}: more than {MAX_MODELS:,} models (expected one column or "
+                             "key per model; is the table transposed?)")
         rid = row.get("id")
         parsed.append((query, sc, co, None if task is None else str(task), rid))
     if not models:
@@ -216,35 +274,82 @@ def merge_duplicates(table: RoutingTable) -> RoutingTable:
 
 
 def _decode(path: Path) -> str:
+    """The file as UTF-8 text, or an error saying what the bytes are instead."""
     raw = path.read_bytes()
     if not raw.strip():
         raise InputError(f"{path}: the file is empty (expected a routing table)")
+    if raw[:1] == b"\x80" and raw[1:2] and 2 <= raw[1] <= 5:
+        raise InputError(f"{path} line 1: a Python pickle, which is never loaded "
+                         "(expected a text table)")
+    for magic, what in SIGNATURES:
+        if raw.startswith(magic):
+            raise InputError(f"{path} line 1: {what}")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw[:nul].count(b"\n") + 1
+        raise InputError(f"{path} line {line}: binary data (a NUL byte; expected a text table)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise InputError(f"{path} line {line}, byte {col} of the line: not UTF-8 text") from None
+        raise InputError(f"{path} line {line}, byte {col} of the line: not UTF-8 text "
+                         "(expected UTF-8)") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refusing a key given twice (json would silently keep the last)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise InputError(f"the key {_show(k)} appears twice (expected each key once)")
+        out[k] = v
+    return out
+
+
+def _json(text: str, where: str) -> object:
+    """One JSON document; errors name `where` and say what was expected."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not valid JSON ({e.msg}; expected one "
+                         '{"query": ..., "scores": {...}} object a line)') from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply (expected a flat object with "
+                         "'query' and 'scores')") from None
+    except InputError as e:
+        raise InputError(f"{where}: {e}") from None
 
 
 def _read_jsonl(path: Path, text: str) -> RoutingTable:
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends are valid inside strings
     stripped = text.lstrip()
     if stripped.startswith("["):  # a JSON list of records, as in the Avengers/LLMRouter data
         try:
-            rows = json.loads(text)
+            rows = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
-            raise InputError(f"{path} line {e.lineno}: not valid JSON ({e.msg})") from None
+            raise InputError(f"{path} line {e.lineno}: not valid JSON ({e.msg}; expected a "
+                             "list of {\"query\": ..., \"scores\": {...}} objects)") from None
+        except (RecursionError, InputError) as e:
+            what = "JSON nested too deeply" if isinstance(e, RecursionError) else str(e)
+            raise InputError(f"{path}: {what} (expected a list of flat records)") from None
+        if not isinstance(rows, list):
+            raise InputError(f"{path}: expected a JSON list of records")
         return from_rows(rows, str(path), [f"{path} record {i + 1}" for i in range(len(rows))])
+    if stripped.startswith("{") and sum(1 for line in lines if line.strip()) > 1:
+        try:  # one object pretty-printed over many lines, not one object per line
+            json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            pass
+        else:
+            raise InputError(f"{path} line 1: one JSON object spread over several lines "
+                             "(expected JSON Lines: one {\"query\": ..., \"scores\": {...}} "
+                             "object per line, or a JSON list of them)")
     rows, where = [], []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise InputError(
-                f"{path} line {lineno}: not a JSON object ({e.msg}); expected one object a line"
-            ) from None
+        rows.append(_json(line, f"{path} line {lineno}"))
         where.append(f"{path} line {lineno}")
     return from_rows(rows, str(path), where)
 
@@ -252,12 +357,28 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
 def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: int) -> RoutingTable:
     """Wide form: query, optional task/id, one column per model, optional cost:<model>."""
     cols = [c.strip() for c in columns]
+    seen: dict[str, int] = {}
+    for j, c in enumerate(cols, 1):
+        if not c:
+            raise InputError(f"{path} line 1: column {j} has no name (expected 'query', "
+                             "'task', 'id', a model name or cost:<model>)")
+        if c in seen:
+            raise InputError(f"{path} line 1: column {_show(c)} appears twice (columns "
+                             f"{seen[c]} and {j}; expected each column once)")
+        seen[c] = j
     qcol = next((c for c in QUERY_KEYS if c in cols), None)
     if qcol is None:
-        raise InputError(f"{path}: no query column (expected a column named 'query'); got {cols}")
+        shown = ", ".join(map(_show, cols[:6])) + (", ..." if len(cols) > 6 else "")
+        raise InputError(f"{path} line 1: no query column (expected a column named 'query'); "
+                         f"got {shown}")
     model_cols = [c for c in cols if c not in RESERVED_COLUMNS and not c.startswith(COST_PREFIX)]
     if not model_cols:
         raise InputError(f"{path}: no model columns (expected one numeric column per model)")
+    if len(model_cols) > MAX_MODELS:
+        raise InputError(f"{path} line 1: {len(model_cols):,} model columns (expected at most "
+                         f"{MAX_MODELS:,}, one per model; is the table transposed?)")
+    if not records:
+        raise InputError(f"{path}: only a header, no rows (expected one row per query)")
     rows, where = [], []
     for i, rec in enumerate(records):
         rec = {str(k).strip(): v for k, v in rec.items()}
@@ -274,24 +395,39 @@ def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: i
         if "id" in cols and rec.get("id") not in (None, ""):
             row["id"] = rec.get("id")
         if row["query"] is None or (isinstance(row["query"], float) and math.isnan(row["query"])):
-            raise InputError(f"{loc}: empty query")
+            raise InputError(f"{loc}: empty query (expected the question text)")
         rows.append(row)
         where.append(loc)
     return from_rows(rows, str(path), where)
 
 
-def _read_csv(path: Path, text: str) -> RoutingTable:
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    header: list[str] = []
+    records = []
     try:
-        if not reader.fieldnames:
-            raise InputError(f"{path}: no header row (expected 'query' and model columns)")
-        records = list(reader)
+        for cells in reader:
+            if not header:
+                header = [unescape_cell(c) for c in cells]
+                if not any(c.strip() for c in header):
+                    raise InputError(f"{path} line {reader.line_num}: empty header (expected "
+                                     "'query' and one column per model)")
+                continue
+            if not cells:
+                continue
+            if len(cells) > len(header):
+                raise InputError(f"{path} line {reader.line_num}: {len(cells)} cells but the "
+                                 f"header has {len(header)} columns (expected at most "
+                                 f"{len(header)})")
+            records.append(dict(zip(header, (unescape_cell(c) for c in cells))))
     except csv.Error as e:
-        raise InputError(
-            f"{path} line {reader.line_num}: not valid CSV ({e}); check the quotes"
-        ) from None
+        hint = ("expected at most " f"{MAX_QUERY_CHARS:,} characters a cell"
+                if "field larger" in str(e) else "check the quotes")
+        raise InputError(f"{path} line {reader.line_num}: not valid CSV ({e}; {hint})") from None
+    if not header:
+        raise InputError(f"{path}: no header row (expected 'query' and model columns)")
     # Row numbers count the header as row 1, as spreadsheets do.
-    return _wide_rows(list(reader.fieldnames), records, path, first_row=2)
+    return _wide_rows(header, records, path, first_row=2)
 
 
 def _read_parquet(path: Path) -> RoutingTable:
@@ -319,7 +455,7 @@ def read_table(path: str | Path) -> RoutingTable:
     if suffix in (".jsonl", ".json", ".ndjson"):
         return _read_jsonl(path, text)
     if suffix in (".csv", ".tsv"):
-        return _read_csv(path, text)
+        return _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
     raise InputError(f"{path}: unknown table format {suffix!r} (expected .jsonl, .csv, .parquet)")
 
 
