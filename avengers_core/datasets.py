@@ -7,6 +7,7 @@ and downloaded from their source when absent, then checked against their SHA-256
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avengers_core.errors import InputError
+from avengers_core.fileio import atomic_open
 
 Progress = Callable[[int, int, str], None]
 
@@ -92,6 +94,7 @@ def data_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -99,25 +102,34 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _download(url: str, dest: Path, progress: Progress | None) -> None:
-    tmp = dest.with_suffix(dest.suffix + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _download(spec: DataFile, dest: Path, progress: Progress | None) -> None:
+    """Fetch `spec.url` into a temporary file beside `dest`, check its SHA-256, then rename.
+
+    `dest` appears only complete and verified: an interrupted or corrupted download leaves
+    no file behind (and an older file, if any, untouched).
+    """
+    h = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp, open(tmp, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            while block := resp.read(1 << 16):
-                out.write(block)
-                done += len(block)
-                if progress:
-                    progress(done, total or done, f"downloading {dest.name}")
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        tmp.unlink(missing_ok=True)
+        with atomic_open(dest, "wb") as out:
+            with urllib.request.urlopen(spec.url, timeout=30) as resp:
+                total = int(resp.headers.get("Content-Length") or 0)
+                done = 0
+                while block := resp.read(1 << 16):
+                    out.write(block)
+                    h.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total or done, f"downloading {dest.name}")
+            if h.hexdigest() != spec.sha256:
+                raise InputError(
+                    f"{dest}: checksum mismatch after download from {spec.url} (expected "
+                    f"sha256 {spec.sha256}, got {h.hexdigest()}); nothing was written"
+                )
+    except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
         raise InputError(
-            f"{dest}: not found locally and the download from {url} failed ({e}). "
+            f"{dest}: not found locally and the download from {spec.url} failed ({e}). "
             f"Copy the file there or set AVENGERS_DATA_DIR to a folder that has it."
         ) from None
-    tmp.replace(dest)
 
 
 def demo_file(
@@ -133,14 +145,7 @@ def demo_file(
     if not path.exists():
         if not download:
             raise InputError(f"{path}: missing (run `avengers data` to fetch the demo data)")
-        _download(spec.url, path, progress)
-        actual = sha256_of(path)
-        if actual != spec.sha256:
-            path.unlink()
-            raise InputError(
-                f"{path}: checksum mismatch after download (expected sha256 {spec.sha256}, "
-                f"got {actual}); the file was removed"
-            )
+        _download(spec, path, progress)
     return path
 
 

@@ -75,3 +75,56 @@ def test_llmrouter_table(demo_table):
     assert demo_table.costs is not None
     best = max(demo_table.task_model_means().mean().items(), key=lambda kv: kv[1])
     assert best[0] == "llama-3.1-nemotron-51b-instruct"
+
+
+class CutHandler(http.server.BaseHTTPRequestHandler):
+    """Promises 1,000 bytes, sends 10 and hangs up: a download cut by a network failure."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"0123456789")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def cut_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CutHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_bad_checksum_leaves_no_file_at_all(tmp_path, monkeypatch, served):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path / "data"))
+    register(monkeypatch, served + "/f.txt", "0" * 64)
+    with pytest.raises(InputError, match="checksum mismatch after download"):
+        datasets.demo_file("toyset", "f.txt")
+    assert list((tmp_path / "data" / "toyset").iterdir()) == []  # no temp or partial file
+
+
+def test_cut_download_leaves_no_file_and_says_why(tmp_path, monkeypatch, cut_server):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path / "data"))
+    register(monkeypatch, cut_server + "/f.txt", hashlib.sha256(b"x" * 1000).hexdigest())
+    with pytest.raises(InputError, match="f.txt: (checksum mismatch|not found locally)"):
+        datasets.demo_file("toyset", "f.txt")
+    assert list((tmp_path / "data" / "toyset").iterdir()) == []
+    assert not datasets.available("toyset")
+
+
+def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch, served):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path / "data"))
+    register(monkeypatch, served + "/f.txt", hashlib.sha256(b"hello routing\n").hexdigest())
+
+    def ctrl_c(done, total, message):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        datasets.demo_file("toyset", "f.txt", progress=ctrl_c)
+    assert list((tmp_path / "data" / "toyset").iterdir()) == []
+    assert datasets.demo_file("toyset", "f.txt").read_bytes() == b"hello routing\n"
