@@ -12,7 +12,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from avengers_core.errors import InputError
 from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
+from avengers_core.fileio import atomic_open
 from avengers_core.ollama_client import OllamaClient, SampleError, StreamCall
 
 if TYPE_CHECKING:
@@ -177,13 +177,17 @@ def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
 
 
 def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]:
-    """Scores already written: {query: {model: score}}. A cut-off last line (from a crash)
-    is removed so appending continues cleanly; any other bad line is an InputError, and so
-    is a row graded on another Ollama host than `host` (its grades are not ours to reuse)."""
+    """Scores already written: {query: {model: score}}.
+
+    A row is written with its newline last, so a crash can only leave an unterminated last
+    line: if it is not a complete row it is removed, and a complete one gets its newline,
+    so appending continues cleanly. Any other bad line is an InputError, and so is a row
+    graded on another Ollama host than `host` (its grades are not ours to reuse)."""
     done: dict[str, dict[str, float]] = {}
     if not out.exists():
         return done
-    lines = out.read_bytes().split(b"\n")
+    data = out.read_bytes()
+    lines = data.split(b"\n")
     offset = 0
     for n, line in enumerate(lines, 1):
         start, offset = offset, offset + len(line) + 1
@@ -195,7 +199,7 @@ def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]
             row_host = obj.get("host")
             done.setdefault(query, {}).update({m: float(s) for m, s in scores.items()})
         except (ValueError, KeyError, TypeError, AttributeError):
-            if any(rest.strip() for rest in lines[n:]):
+            if n < len(lines):  # a whole line, newline included: not from a crash
                 raise InputError(
                     f"{out}, line {n}: expected a routing-table row with 'query' and 'scores'"
                 ) from None
@@ -205,6 +209,10 @@ def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]
         if host and row_host and row_host != host:
             raise InputError(f"{out}, line {n}: graded on Ollama at {row_host}, not {host} "
                              "(use another file for this host)")
+    else:
+        if data and not data.endswith(b"\n"):  # a complete row cut before its newline
+            with open(out, "ab") as f:
+                f.write(b"\n")
     return done
 
 
@@ -240,11 +248,27 @@ def compact(out: Path) -> None:
                 obj = json.loads(line)
                 row = rows.setdefault(obj["query"], {**obj, "scores": {}})
                 row["scores"].update(obj["scores"])
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(out) as f:
         for row in rows.values():
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold a lock beside `out` for a whole run: two runs appending to one file would mix
+    their rows, and the first to compact would drop the rows the other appends later."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(out.with_name(f".{out.name}.lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"{out}: another calibration is writing this file (wait for it "
+                             "to finish or choose another file)") from None
+        yield
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -312,34 +336,35 @@ def calibrate(
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = read_done(out, client.host)
-    report = CalibrationReport(out=out, total=len(qs) * len(models))
-    for m in models:
-        prior = [d[m] for q in qs if m in (d := done.get(q.question, {}))]
-        report.graded[m] = len(prior)
-        report.correct[m] = sum(1 for s in prior if s >= 0.5)
-        report.resumed += len(prior)
-    if progress:
-        progress(report.resumed, report.total, f"{report.resumed} already in {out.name}")
-    with open(out, "a", encoding="utf-8") as f:
+    with _exclusive(out):  # one run per file at a time
+        done = read_done(out, client.host)
+        report = CalibrationReport(out=out, total=len(qs) * len(models))
         for m in models:
-            todo = [q for q in qs if m not in done.get(q.question, {})]
-            answers = _answers(client, m, todo, temperature, seed, concurrency, cancel)
-            with contextlib.closing(answers):  # closing aborts what is still in flight
-                for result in answers:
-                    _record(f, result, report, client.host)
-                    if on_result:
-                        on_result(result, report)
-                    if progress:
-                        acc = report.accuracy().get(m)
-                        shown = f"{acc:.0%}" if acc is not None else "n/a"
-                        done_n = report.resumed + report.ran
-                        progress(done_n, report.total, f"{m}: accuracy {shown}")
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                break
-    compact(out)
-    return report
+            prior = [d[m] for q in qs if m in (d := done.get(q.question, {}))]
+            report.graded[m] = len(prior)
+            report.correct[m] = sum(1 for s in prior if s >= 0.5)
+            report.resumed += len(prior)
+        if progress:
+            progress(report.resumed, report.total, f"{report.resumed} already in {out.name}")
+        with open(out, "a", encoding="utf-8") as f:
+            for m in models:
+                todo = [q for q in qs if m not in done.get(q.question, {})]
+                answers = _answers(client, m, todo, temperature, seed, concurrency, cancel)
+                with contextlib.closing(answers):  # closing aborts what is still in flight
+                    for result in answers:
+                        _record(f, result, report, client.host)
+                        if on_result:
+                            on_result(result, report)
+                        if progress:
+                            acc = report.accuracy().get(m)
+                            shown = f"{acc:.0%}" if acc is not None else "n/a"
+                            done_n = report.resumed + report.ran
+                            progress(done_n, report.total, f"{m}: accuracy {shown}")
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    break
+        compact(out)
+        return report
 
 
 def _record(f: Any, result: QuestionResult, report: CalibrationReport, host: str) -> None:

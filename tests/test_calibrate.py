@@ -232,3 +232,86 @@ def test_calibration_table_keeps_only_the_chosen_questions_and_models(srv, tmp_p
     assert table.scores.shape == (2, 1)
     with pytest.raises(InputError, match="no graded answer"):
         calibration_table(out, QS[:1], ["other"])
+
+
+ROW_A = '{"query": "a", "scores": {"m": 1.0}}\n'
+ROW_B = '{"query": "b", "scores": {"m": 0.0}}\n'
+
+
+def test_a_cut_last_line_is_dropped_and_appending_continues(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text(ROW_A + ROW_B + '{"query": "c", "sco')
+    assert read_done(out) == {"a": {"m": 1.0}, "b": {"m": 0.0}}
+    assert out.read_text() == ROW_A + ROW_B
+    with open(out, "a") as f:
+        f.write('{"query": "c", "scores": {"m": 1.0}}\n')
+    assert sorted(read_done(out)) == ["a", "b", "c"]
+
+
+def test_a_row_cut_just_before_its_newline_is_kept(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text(ROW_A + ROW_B.rstrip("\n"))
+    assert sorted(read_done(out)) == ["a", "b"]
+    assert out.read_text() == ROW_A + ROW_B  # terminated: the next row starts on its own line
+    with open(out, "a") as f:
+        f.write('{"query": "c", "scores": {"m": 1.0}}\n')
+    assert sorted(read_done(out)) == ["a", "b", "c"]
+
+
+def test_a_bad_complete_last_line_is_not_silently_deleted(tmp_path):
+    out = tmp_path / "t.jsonl"
+    out.write_text(ROW_A + "not a row\n")
+    with pytest.raises(InputError, match="line 2"):
+        read_done(out)
+    assert out.read_text() == ROW_A + "not a row\n"
+
+
+def test_compaction_failing_midway_keeps_the_file(tmp_path, monkeypatch):
+    from avengers_core import calibrate as cal
+
+    out = tmp_path / "t.jsonl"
+    out.write_text(ROW_A + ROW_B + '{"query": "a", "scores": {"n": 0.0}}\n')
+    before = out.read_bytes()
+    real = json.dumps
+
+    def failing(obj, **kw):
+        if obj.get("query") == "b":
+            raise OSError("disk full")
+        return real(obj, **kw)
+
+    monkeypatch.setattr(cal.json, "dumps", failing)
+    with pytest.raises(OSError, match="disk full"):
+        cal.compact(out)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["t.jsonl"]
+    monkeypatch.setattr(cal.json, "dumps", real)
+    cal.compact(out)
+    assert read_done(out) == {"a": {"m": 1.0, "n": 0.0}, "b": {"m": 0.0}}
+
+
+def test_two_runs_on_one_file_are_refused(srv, tmp_path):
+    out = tmp_path / "t.jsonl"
+    started, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold(result, report):
+        started.set()
+        release.wait(30)
+
+    def first():
+        try:
+            calibrate(QS[:2], ["good"], out, client=srv.url, on_result=hold)
+        except BaseException as e:  # noqa: BLE001 - reported by the assertion below
+            errors.append(e)
+
+    t = threading.Thread(target=first)
+    t.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(InputError, match="another calibration is writing"):
+            calibrate(QS[:2], ["wise"], out, client=srv.url)
+    finally:
+        release.set()
+        t.join(30)
+    assert not errors
+    report = calibrate(QS[:2], ["wise"], out, client=srv.url)  # free again once it ended
+    assert report.ran == 2 and {r["query"] for r in rows(out)} == {q.question for q in QS[:2]}
