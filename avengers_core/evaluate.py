@@ -7,6 +7,7 @@ picks among those evaluated on that query; missing scores never count as failure
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from avengers_core import baselines  # noqa: F401  (registers the comparison routers)
 from avengers_core.errors import InputError
-from avengers_core.route import ROUTERS, AvengersRouter, Router, RouterConfig
+from avengers_core.route import ROUTERS, AvengersRouter, Router, RouterConfig, choose_shrinkage
 from avengers_core.table import RoutingTable
 
 Progress = Callable[[int, int, str], None]
@@ -64,11 +65,22 @@ def oracle_scores(scores: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(best), best, 0.0)
 
 
+def paper_of(router: AvengersRouter) -> AvengersRouter:
+    """The paper-exact router on `router`'s clustering.
+
+    K-means is seeded, so this is what fitting `RouterConfig.paper(k, seed)` would give,
+    without clustering the same vectors a second time.
+    """
+    paper = RouterConfig.paper(k=router.config.k, seed=router.config.seed)
+    return router.with_config(**vars(paper))
+
+
 def fit_routers(train: RoutingTable, x: np.ndarray, config: RouterConfig) -> dict[str, Router]:
     """The default router, the paper-exact one and the registered baselines."""
+    router = AvengersRouter.fit(train, x, config)
     return {
-        "router": AvengersRouter.fit(train, x, config),
-        "paper": AvengersRouter.fit(train, x, RouterConfig.paper(k=config.k, seed=config.seed)),
+        "router": router,
+        "paper": paper_of(router),
         "best_single": ROUTERS["best_single"].fit(train, x, config),
         "knn": ROUTERS["knn"].fit(train, x, config),
         "random": ROUTERS["random"].fit(train, x, config),
@@ -133,10 +145,9 @@ def sweep_k(
     for i, k in enumerate(ks):
         if progress:
             progress(i, len(ks), f"K = {k}")
-        row = {"k": k}
-        for name, cfg in (("router", replace(config, k=k)),
-                          ("paper", RouterConfig.paper(k=k, seed=seed))):
-            r = AvengersRouter.fit(train, x[tr], cfg)
+        router = AvengersRouter.fit(train, x[tr], replace(config, k=k))
+        row = {"k": k, "shrinkage": router.config.shrinkage}
+        for name, r in (("router", router), ("paper", paper_of(router))):
             row[name] = float(picked_scores(picks(r, x[te], test.scores), test.scores).mean())
         rows.append(row)
     if progress:
@@ -195,3 +206,133 @@ def sweep_alpha(
         for j, m in enumerate(test.models)
     ]
     return {"curve": curve, "models": singles}
+
+
+def _unshrunk_fit(table: RoutingTable, x: np.ndarray, config: RouterConfig, test_size: float,
+                  seed: int):
+    """(train, test, train rows, test rows, router fitted with τ = 0) of the seeded split.
+
+    Sweeps over routing settings re-use its clustering and choose τ themselves, so the
+    cross-validation inside `fit` would be wasted.
+    """
+    config = replace(config or RouterConfig(), seed=seed)
+    train, test, tr, te = halves(table, test_size, seed)
+    return train, test, tr, te, AvengersRouter.fit(train, x[tr], replace(config, shrinkage=0.0))
+
+
+def sweep_fusion(
+    table: RoutingTable,
+    x: np.ndarray,
+    top_ks: list[int],
+    betas: list[float],
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+) -> list[dict]:
+    """Held-out score for each (clusters fused, β) pair on one clustering.
+
+    The shrinkage is the configured one; 'auto' is re-chosen by cross-validation for every
+    pair, as `fit` would with those settings.
+    """
+    config = config or RouterConfig()
+    train, test, tr, te, base = _unshrunk_fit(table, x, config, test_size, seed)
+    rows = []
+    for top_k in top_ks:
+        for beta in betas:
+            cfg = replace(base.config, top_k=top_k, beta=beta, shrinkage=config.shrinkage)
+            tau = cfg.shrinkage
+            if tau == "auto":
+                tau = choose_shrinkage(train, x[tr], base.centroids, base.labels, cfg)
+            r = base.with_config(top_k=top_k, beta=beta, shrinkage=float(tau))
+            score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
+            rows.append({"top_k": top_k, "beta": float(beta), "shrinkage": float(tau),
+                         "router": float(score)})
+    return rows
+
+
+def sweep_shrinkage(
+    table: RoutingTable,
+    x: np.ndarray,
+    taus: list[float | str],
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+) -> list[dict]:
+    """Held-out score for each prior strength τ (a number, or 'auto' = chosen by CV)."""
+    config = config or RouterConfig()
+    train, test, tr, te, base = _unshrunk_fit(table, x, config, test_size, seed)
+    rows = []
+    for tau in taus:
+        used = tau
+        if tau == "auto":
+            used = choose_shrinkage(train, x[tr], base.centroids, base.labels,
+                                    replace(base.config, shrinkage="auto"))
+        r = base.with_config(shrinkage=float(used))
+        score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
+        rows.append({"shrinkage": tau, "used": float(used), "router": float(score)})
+    return rows
+
+
+def vote_accuracy(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chance that a vote over `n` samples is right, when each sample is right with chance `p`.
+
+    Returns (pessimistic, optimistic): pessimistic when every wrong sample gives the same
+    wrong answer (the right one needs a strict majority), optimistic when no two wrong
+    samples agree (the right one wins with two votes or more). Ties go to the earlier
+    answer, as in `vote`, so a tie between t answers is won with chance 1/t.
+    """
+    if n < 1:
+        raise InputError(f"the number of samples must be >= 1, got {n}")
+    p = np.asarray(p, dtype=float)
+    x = np.arange(n + 1)
+    comb = np.array([math.comb(n, int(i)) for i in x], dtype=float)
+    pmf = comb * p[..., None] ** x * (1.0 - p[..., None]) ** (n - x)  # P(X = x right)
+    pess = pmf[..., x > n / 2].sum(-1)
+    if n % 2 == 0:
+        pess = pess + 0.5 * pmf[..., n // 2]
+    opt = pmf[..., 2:].sum(-1) + pmf[..., 1] / n
+    return pess, opt
+
+
+def simulate_votes(
+    table: RoutingTable,
+    x: np.ndarray,
+    ns: list[int],
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+    tasks: list[str] | None = None,
+) -> dict:
+    """Expected accuracy of voting over n samples of the routed and the best single model.
+
+    Each test query's chance that one sample is right is the chosen model's training
+    accuracy in the query's nearest clusters (weighted as routing weighs them), so the vote
+    gain assumes all queries of a cluster are equally hard for a model. Only test queries of
+    `tasks` (default: all) count. `observed` is the table's score of the routed model on
+    those queries: the single-sample accuracy the estimate should match.
+    """
+    config = replace(config or RouterConfig(), seed=seed)
+    train, test, tr, te = halves(table, test_size, seed)
+    keep = np.ones(len(test), dtype=bool)
+    if tasks is not None:
+        keep = np.isin(np.array(test.tasks or [""] * len(test)), list(tasks))
+    if not keep.any():
+        raise InputError(f"{table.source}: no test query in tasks {sorted(tasks or [])}")
+    router = AvengersRouter.fit(train, x[tr], config)
+    best = ROUTERS["best_single"].fit(train, x[tr], config)
+    xt, st = x[te][keep], test.scores[keep]
+    idx, _, weight = router.nearest(xt)
+    prof = router.profile  # raw accuracies: shrinkage is tuned for ranking, not estimation
+    acc = np.where(prof.count > 0, prof.mean, prof.global_mean)
+    est = np.clip(np.einsum("nk,nkm->nm", weight, acc[idx]), 0.0, 1.0)
+    choice = {"router": picks(router, xt, st), "best_single": picks(best, xt, st)}
+    out: dict = {"n_queries": int(keep.sum()), "seed": seed}
+    for name, pick in choice.items():
+        p = est[np.arange(len(pick)), pick]
+        rows = []
+        for n in ns:
+            pess, opt = vote_accuracy(p, n)
+            rows.append({"n": n, "pessimistic": float(pess.mean()),
+                         "optimistic": float(opt.mean())})
+        out[name] = {"observed": float(picked_scores(pick, st).mean()), "votes": rows}
+    return out

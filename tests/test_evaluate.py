@@ -7,13 +7,19 @@ from avengers_core.errors import InputError
 from avengers_core.evaluate import (
     METHODS,
     evaluate,
+    halves,
     oracle_scores,
+    paper_of,
+    simulate_votes,
     split,
     sweep_alpha,
+    sweep_fusion,
     sweep_k,
     sweep_models,
+    sweep_shrinkage,
+    vote_accuracy,
 )
-from avengers_core.route import RouterConfig
+from avengers_core.route import SHRINKAGE_GRID, AvengersRouter, RouterConfig
 
 
 def test_split_inside_each_task_disjoint_and_seeded(toy):
@@ -79,3 +85,80 @@ def test_unscored_test_queries_are_left_out(toy):
     assert scored < len(te)
     assert res["n_test"] == scored
     assert res["oracle"] > 0.85  # unscored rows no longer count as failures
+
+
+def test_paper_of_is_a_paper_fit(toy):
+    table, x = toy
+    router = AvengersRouter.fit(table, x, RouterConfig(k=4, seed=3))
+    direct = AvengersRouter.fit(table, x, RouterConfig.paper(k=4, seed=3))
+    derived = paper_of(router)
+    assert derived.config == direct.config
+    np.testing.assert_allclose(derived.predict(x), direct.predict(x))
+
+
+def test_fusion_and_shrinkage_sweeps_agree_with_evaluate(toy):
+    table, x = toy
+    cfg = RouterConfig(k=4)
+    ref = evaluate(table, x, cfg, seed=1)
+    grid = sweep_fusion(table, x, [1, 3], [1.0, 6.0], cfg, seed=1)
+    assert [(r["top_k"], r["beta"]) for r in grid] == [(1, 1.0), (1, 6.0), (3, 1.0), (3, 6.0)]
+    default = next(r for r in grid if r["top_k"] == 3 and r["beta"] == 6.0)
+    assert default["router"] == pytest.approx(ref["router"])
+    assert default["shrinkage"] == ref["shrinkage"]
+    rows = sweep_shrinkage(table, x, [0.0, "auto"], cfg, seed=1)
+    assert rows[1]["used"] == ref["shrinkage"] and rows[1]["used"] in SHRINKAGE_GRID
+    assert rows[1]["router"] == pytest.approx(ref["router"])
+    raw = evaluate(table, x, RouterConfig(k=4, shrinkage=0.0), seed=1)
+    assert rows[0]["router"] == pytest.approx(raw["router"])
+
+
+def test_vote_accuracy_closed_form():
+    p = np.array([0.0, 0.3, 0.5, 0.8, 1.0])
+    pess, opt = vote_accuracy(p, 1)
+    np.testing.assert_allclose(pess, p)
+    np.testing.assert_allclose(opt, p)
+    pess, opt = vote_accuracy(p, 3)
+    np.testing.assert_allclose(pess, p**3 + 3 * p**2 * (1 - p))
+    np.testing.assert_allclose(opt, pess + p * (1 - p) ** 2)  # one right of three: a 1-in-3 tie
+    with pytest.raises(InputError):
+        vote_accuracy(p, 0)
+
+
+@pytest.mark.parametrize("n,p", [(4, 0.4), (5, 0.3), (10, 0.55)])
+def test_vote_accuracy_matches_counting_votes(n, p):
+    """Draw samples, count votes with ties to the earlier answer: the formula agrees."""
+    rng = np.random.default_rng(0)
+    trials = 20000
+    right = rng.random((trials, n)) < p
+    wins = {"pessimistic": 0, "optimistic": 0}
+    for row in right:
+        for case in wins:
+            answers = ["R" if r else ("W" if case == "pessimistic" else f"W{i}")
+                       for i, r in enumerate(row)]
+            counts = {a: answers.count(a) for a in answers}
+            top = max(counts.values())
+            winner = next(a for a in answers if counts[a] == top)  # earliest of the tied
+            wins[case] += winner == "R"
+    pess, opt = vote_accuracy(np.array([p]), n)
+    assert wins["pessimistic"] / trials == pytest.approx(pess[0], abs=0.012)
+    assert wins["optimistic"] / trials == pytest.approx(opt[0], abs=0.012)
+
+
+def test_simulate_votes(toy):
+    table, x = toy
+    cfg = RouterConfig(k=4)
+    sim = simulate_votes(table, x, [1, 3, 5], cfg, seed=0)
+    ref = evaluate(table, x, cfg, seed=0)
+    assert sim["n_queries"] == ref["n_test"]
+    assert sim["router"]["observed"] == pytest.approx(ref["router"])
+    assert sim["best_single"]["observed"] == pytest.approx(ref["best_single"])
+    one, three, five = sim["router"]["votes"]
+    assert one["pessimistic"] == pytest.approx(one["optimistic"])
+    assert abs(one["pessimistic"] - sim["router"]["observed"]) < 0.1  # estimate is calibrated
+    assert one["pessimistic"] < three["pessimistic"] < five["pessimistic"]  # p > 1/2 here
+    assert all(r["optimistic"] >= r["pessimistic"] for r in sim["router"]["votes"])
+    only = simulate_votes(table, x, [1], cfg, seed=0, tasks=["topic0"])
+    _, test, _, _ = halves(table, 0.3, 0)
+    assert only["n_queries"] == sum(t == "topic0" for t in test.tasks)
+    with pytest.raises(InputError):
+        simulate_votes(table, x, [1], cfg, seed=0, tasks=["nope"])
