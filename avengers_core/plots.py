@@ -304,3 +304,41 @@ def calibration_accuracy(history: Mapping[str, Sequence[float]],
     fig.update_layout(title=title, xaxis={"title": "questions graded"},
                       yaxis={"title": "accuracy", "range": [0, 1]}, height=360, **_LAYOUT)
     return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[float]]],
+                refs: Mapping[str, float] | None = None, title: str = "",
+                xtitle: str = "", ytitle: str = "mean test score",
+                log_x: bool = False) -> go.Figure:
+    """Median lines with a shaded min–max band (repeated runs, e.g. seeds), one per series.
+
+    `series` maps a name to {"median", "min", "max"} lists aligned with `x`; `refs` adds
+    dashed horizontal reference lines (e.g. best single model, oracle) named in the legend.
+    """
+    xs = [float(v) for v in x]
+    fig = go.Figure()
+    for i, (name, s) in enumerate(series.items()):
+        lo, hi, med = (list(map(float, s[k])) for k in ("min", "max", "median"))
+        if len(lo) != len(xs) or len(hi) != len(xs) or len(med) != len(xs):
+            raise ValueError(f"series {name!r}: expected {len(xs)} values per statistic")
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself",
+                                 fillcolor=_rgba(color_of(i), 0.18), line={"width": 0},
+                                 hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(x=xs, y=med, mode="lines+markers", name=html.escape(name),
+                                 line={"color": color_of(i)},
+                                 hovertemplate=f"{html.escape(name)}<br>%{{x}}: "
+                                               "%{y:.4f}<extra></extra>"))
+    for j, (name, value) in enumerate((refs or {}).items()):
+        fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[float(value)] * 2, mode="lines",
+                                 name=html.escape(name), hoverinfo="skip",
+                                 line={"dash": "dash", "width": 1.5,
+                                       "color": color_of(len(series) + j)}))
+    layout = {**_LAYOUT, "margin": {"l": 60, "r": 10, "t": 50, "b": 50}}
+    fig.update_layout(title=title, xaxis={"title": xtitle, "type": "log" if log_x else "linear"},
+                      yaxis={"title": ytitle}, height=420, **layout)
+    return fig

@@ -2,6 +2,7 @@
 
 import numpy as np
 import plotly.graph_objects as go
+import pytest
 
 from avengers_core import plots
 
@@ -91,3 +92,21 @@ def test_cluster_map_with_many_clusters_is_one_trace():
     assert trace.customdata[0][2] == "zero &lt;b&gt;" and len(set(trace.marker.color)) == 25
     pts = [{"curve_number": 0, "point_index": i} for i in range(3)]
     assert plots.selected_rows(fig, pts) == sorted(trace.customdata[i][0] for i in range(3))
+
+
+def test_range_lines_band_median_and_references():
+    fig = plots.range_lines([1, 10, 100], {
+        "router": {"median": [0.6, 0.7, 0.65], "min": [0.5, 0.6, 0.6], "max": [0.7, 0.8, 0.7]},
+        "paper <x>": {"median": [0.6, 0.6, 0.6], "min": [0.6, 0.6, 0.6],
+                      "max": [0.6, 0.6, 0.6]},
+    }, refs={"oracle": 0.8}, log_x=True)
+    band, line = fig.data[0], fig.data[1]
+    assert list(band.y) == [0.7, 0.8, 0.7, 0.6, 0.6, 0.5]  # max out, min back
+    assert list(band.x) == [1, 10, 100, 100, 10, 1] and band.showlegend is False
+    assert list(line.y) == [0.6, 0.7, 0.65] and line.name == "router"
+    assert fig.data[3].name == "paper &lt;x&gt;"
+    ref = fig.data[4]
+    assert ref.name == "oracle" and list(ref.y) == [0.8, 0.8] and list(ref.x) == [1, 100]
+    assert fig.layout.xaxis.type == "log"
+    with pytest.raises(ValueError):
+        plots.range_lines([1, 2], {"a": {"median": [1], "min": [1], "max": [1]}})
