@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -75,9 +75,44 @@ def paper_of(router: AvengersRouter) -> AvengersRouter:
     return router.with_config(**vars(paper))
 
 
-def fit_routers(train: RoutingTable, x: np.ndarray, config: RouterConfig) -> dict[str, Router]:
-    """The default router, the paper-exact one and the registered baselines."""
-    router = AvengersRouter.fit(train, x, config)
+@dataclass
+class Split:
+    """One seeded train/test split and the router fitted on its training half.
+
+    Made once by `fit_split` and handed to `evaluate` and the sweeps, so they share one
+    K-means instead of each clustering the same vectors again.
+    """
+
+    train: RoutingTable
+    test: RoutingTable
+    tr: np.ndarray  # train row indices into the full table
+    te: np.ndarray  # test row indices (queries with at least one score)
+    router: AvengersRouter
+    seed: int
+    test_size: float
+
+
+def fit_split(
+    table: RoutingTable,
+    x: np.ndarray,
+    config: RouterConfig | None = None,
+    test_size: float = 0.3,
+    seed: int = 0,
+) -> Split:
+    """The seeded split of `table` and the router (`config`) fitted on its training half."""
+    config = replace(config or RouterConfig(), seed=seed)
+    train, test, tr, te = halves(table, test_size, seed)
+    return Split(train, test, tr, te, AvengersRouter.fit(train, x[tr], config), seed, test_size)
+
+
+def fit_routers(
+    train: RoutingTable,
+    x: np.ndarray,
+    config: RouterConfig,
+    router: AvengersRouter | None = None,
+) -> dict[str, Router]:
+    """The default router (unless already fitted), the paper-exact one and the baselines."""
+    router = router or AvengersRouter.fit(train, x, config)
     return {
         "router": router,
         "paper": paper_of(router),
@@ -94,13 +129,21 @@ def evaluate(
     test_size: float = 0.3,
     seed: int = 0,
     progress: Progress | None = None,
+    fitted: Split | None = None,
 ) -> dict:
-    """Mean held-out score of every method, overall and per task."""
+    """Mean held-out score of every method, overall and per task.
+
+    `fitted` (a `fit_split` of this table and `x`) supplies the split and the router; its
+    seed and test size then replace `seed` and `test_size`.
+    """
+    if fitted:
+        seed, test_size, config = fitted.seed, fitted.test_size, fitted.router.config
     config = replace(config or RouterConfig(), seed=seed)
-    train, test, tr, te = halves(table, test_size, seed)
     if progress:
         progress(0, 2, "fitting routers")
-    routers = fit_routers(train, x[tr], config)
+    f = fitted or fit_split(table, x, config, test_size, seed)
+    train, test, tr, te = f.train, f.test, f.tr, f.te
+    routers = fit_routers(train, x[tr], config, f.router)
     if progress:
         progress(1, 2, "scoring the test split")
     per_query = {name: picked_scores(picks(r, x[te], test.scores), test.scores)
@@ -162,13 +205,16 @@ def sweep_models(
     config: RouterConfig | None = None,
     test_size: float = 0.3,
     seed: int = 0,
+    fitted: Split | None = None,
 ) -> list[dict]:
-    """Held-out score when routing among the paper's N automatically selected models (Fig. 2)."""
+    """Held-out score when routing among the paper's N automatically selected models (Fig. 2).
+
+    `fitted` (a `fit_split`) replaces `config`, `test_size` and `seed`, as in `evaluate`.
+    """
     from avengers_core.score import select_models
 
-    config = replace(config or RouterConfig(), seed=seed)
-    train, test, tr, te = halves(table, test_size, seed)
-    base = AvengersRouter.fit(train, x[tr], config)
+    f = fitted or fit_split(table, x, config, test_size, seed)
+    test, te, base = f.test, f.te, f.router
     rows = []
     for n in ns or list(range(1, len(table.models) + 1)):
         r = base.with_config(n_models=n)
@@ -208,18 +254,6 @@ def sweep_alpha(
     return {"curve": curve, "models": singles}
 
 
-def _unshrunk_fit(table: RoutingTable, x: np.ndarray, config: RouterConfig, test_size: float,
-                  seed: int):
-    """(train, test, train rows, test rows, router fitted with τ = 0) of the seeded split.
-
-    Sweeps over routing settings re-use its clustering and choose τ themselves, so the
-    cross-validation inside `fit` would be wasted.
-    """
-    config = replace(config or RouterConfig(), seed=seed)
-    train, test, tr, te = halves(table, test_size, seed)
-    return train, test, tr, te, AvengersRouter.fit(train, x[tr], replace(config, shrinkage=0.0))
-
-
 def sweep_fusion(
     table: RoutingTable,
     x: np.ndarray,
@@ -228,22 +262,21 @@ def sweep_fusion(
     config: RouterConfig | None = None,
     test_size: float = 0.3,
     seed: int = 0,
+    fitted: Split | None = None,
 ) -> list[dict]:
     """Held-out score for each (clusters fused, β) pair on one clustering.
 
-    The shrinkage is the configured one; 'auto' is re-chosen by cross-validation for every
-    pair, as `fit` would with those settings.
+    The shrinkage is chosen by cross-validation for every pair, as `fit` does with 'auto'.
+    `fitted` (a `fit_split`) replaces `config`, `test_size` and `seed`, as in `evaluate`.
     """
-    config = config or RouterConfig()
-    train, test, tr, te, base = _unshrunk_fit(table, x, config, test_size, seed)
+    f = fitted or fit_split(table, x, config, test_size, seed)
+    train, test, tr, te, base = f.train, f.test, f.tr, f.te, f.router
     rows = []
     for top_k in top_ks:
         for beta in betas:
-            cfg = replace(base.config, top_k=top_k, beta=beta, shrinkage=config.shrinkage)
-            tau = cfg.shrinkage
-            if tau == "auto":
-                tau = choose_shrinkage(train, x[tr], base.centroids, base.labels, cfg)
-            r = base.with_config(top_k=top_k, beta=beta, shrinkage=float(tau))
+            cfg = replace(base.config, top_k=top_k, beta=beta, shrinkage="auto")
+            tau = choose_shrinkage(train, x[tr], base.centroids, base.labels, cfg)
+            r = base.with_config(top_k=top_k, beta=beta, shrinkage=tau)
             score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
             rows.append({"top_k": top_k, "beta": float(beta), "shrinkage": float(tau),
                          "router": float(score)})
@@ -257,10 +290,14 @@ def sweep_shrinkage(
     config: RouterConfig | None = None,
     test_size: float = 0.3,
     seed: int = 0,
+    fitted: Split | None = None,
 ) -> list[dict]:
-    """Held-out score for each prior strength τ (a number, or 'auto' = chosen by CV)."""
-    config = config or RouterConfig()
-    train, test, tr, te, base = _unshrunk_fit(table, x, config, test_size, seed)
+    """Held-out score for each prior strength τ (a number, or 'auto' = chosen by CV).
+
+    `fitted` (a `fit_split`) replaces `config`, `test_size` and `seed`, as in `evaluate`.
+    """
+    f = fitted or fit_split(table, x, config, test_size, seed)
+    train, test, tr, te, base = f.train, f.test, f.tr, f.te, f.router
     rows = []
     for tau in taus:
         used = tau
@@ -302,6 +339,7 @@ def simulate_votes(
     test_size: float = 0.3,
     seed: int = 0,
     tasks: list[str] | None = None,
+    fitted: Split | None = None,
 ) -> dict:
     """Expected accuracy of voting over n samples of the routed and the best single model.
 
@@ -309,24 +347,24 @@ def simulate_votes(
     accuracy in the query's nearest clusters (weighted as routing weighs them), so the vote
     gain assumes all queries of a cluster are equally hard for a model. Only test queries of
     `tasks` (default: all) count. `observed` is the table's score of the routed model on
-    those queries: the single-sample accuracy the estimate should match.
+    those queries: the single-sample accuracy the estimate should match. `fitted` (a
+    `fit_split`) replaces `config`, `test_size` and `seed`, as in `evaluate`.
     """
-    config = replace(config or RouterConfig(), seed=seed)
-    train, test, tr, te = halves(table, test_size, seed)
+    f = fitted or fit_split(table, x, config, test_size, seed)
+    train, test, tr, te, router = f.train, f.test, f.tr, f.te, f.router
     keep = np.ones(len(test), dtype=bool)
     if tasks is not None:
         keep = np.isin(np.array(test.tasks or [""] * len(test)), list(tasks))
     if not keep.any():
         raise InputError(f"{table.source}: no test query in tasks {sorted(tasks or [])}")
-    router = AvengersRouter.fit(train, x[tr], config)
-    best = ROUTERS["best_single"].fit(train, x[tr], config)
+    best = ROUTERS["best_single"].fit(train, x[tr], router.config)
     xt, st = x[te][keep], test.scores[keep]
     idx, _, weight = router.nearest(xt)
     prof = router.profile  # raw accuracies: shrinkage is tuned for ranking, not estimation
     acc = np.where(prof.count > 0, prof.mean, prof.global_mean)
     est = np.clip(np.einsum("nk,nkm->nm", weight, acc[idx]), 0.0, 1.0)
     choice = {"router": picks(router, xt, st), "best_single": picks(best, xt, st)}
-    out: dict = {"n_queries": int(keep.sum()), "seed": seed}
+    out: dict = {"n_queries": int(keep.sum()), "seed": f.seed}
     for name, pick in choice.items():
         p = est[np.arange(len(pick)), pick]
         rows = []

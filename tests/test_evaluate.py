@@ -7,6 +7,7 @@ from avengers_core.errors import InputError
 from avengers_core.evaluate import (
     METHODS,
     evaluate,
+    fit_split,
     halves,
     oracle_scores,
     paper_of,
@@ -162,3 +163,16 @@ def test_simulate_votes(toy):
     assert only["n_queries"] == sum(t == "topic0" for t in test.tasks)
     with pytest.raises(InputError):
         simulate_votes(table, x, [1], cfg, seed=0, tasks=["nope"])
+
+
+def test_a_shared_fit_gives_the_same_results(toy):
+    table, x = toy
+    cfg = RouterConfig(k=4)
+    f = fit_split(table, x, cfg, seed=2)
+    alone, shared = evaluate(table, x, cfg, seed=2), evaluate(table, x, fitted=f)
+    assert {m: alone[m] for m in METHODS} == {m: shared[m] for m in METHODS}
+    assert shared["seed"] == 2 and shared["n_test"] == len(f.te)
+    assert sweep_models(table, x, config=cfg, seed=2) == sweep_models(table, x, fitted=f)
+    assert (sweep_shrinkage(table, x, [5.0, "auto"], cfg, seed=2)
+            == sweep_shrinkage(table, x, [5.0, "auto"], fitted=f))
+    assert simulate_votes(table, x, [3], cfg, seed=2) == simulate_votes(table, x, [3], fitted=f)
