@@ -141,15 +141,22 @@ def add_table(name: str, table: RoutingTable, origin: str) -> Dataset:
 
 
 def read_upload(name: str, data: bytes) -> RoutingTable:
-    """Parse an uploaded table; InputError messages name the file as the user knows it."""
+    """Parse an uploaded table; InputError messages name the file as the user knows it.
+
+    The bytes are parsed from a temporary file named only after the upload's extension,
+    so a strange name (empty, very long, odd characters) never reaches the file system.
+    """
+    shown = Path(name).name or "upload"
+    suffix = Path(shown).suffix.lower()
+    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(name).name
+        path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(data)
         try:
             table = read_table(path)
         except InputError as e:
-            raise InputError(str(e).replace(f"{tmp}/", "")) from None
-    table.source = Path(name).name
+            raise InputError(str(e).replace(str(path), shown)) from None
+    table.source = shown
     return table
 
 

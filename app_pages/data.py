@@ -16,18 +16,24 @@ with st.expander("Upload a routing table", expanded=not app_state.demo_available
         "column per model and optional `cost:<model>` columns. A missing score means "
         "*not evaluated*, never a failure."
     )
-    up = st.file_uploader("Table file", type=["jsonl", "json", "csv", "parquet"])
-    if up is not None and st.session_state.get("_uploaded") != up.file_id:
+    up = st.file_uploader("Table file",
+                          type=["jsonl", "ndjson", "json", "csv", "tsv", "parquet", "pq"])
+    # A refused file is parsed once: its error stays shown while it is in the uploader.
+    failed_id, failure = st.session_state.get("_upload_error", (None, ""))
+    if up is not None and up.file_id not in (st.session_state.get("_uploaded"), failed_id):
         try:
             table = app_state.read_upload(up.name, up.getvalue())
         except InputError as e:
-            st.error("Could not use this file, the previous dataset is kept.\n\n"
-                     + app_state.md_escape(str(e)))
+            failed_id, failure = up.file_id, str(e)
+            st.session_state["_upload_error"] = (failed_id, failure)
         else:
             app_state.add_table(up.name, table, "upload")
             st.session_state["_uploaded"] = up.file_id
             st.success(f"Loaded {app_state.md_escape(up.name)}: {len(table)} queries, "
                        f"{len(table.models)} models.")
+    if up is not None and up.file_id == failed_id:
+        st.error("Could not use this file, the previous dataset is kept.\n\n"
+                 + app_state.md_escape(failure))
 
 choices = app_state.dataset_choices()
 ds = app_state.current_dataset()

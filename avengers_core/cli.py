@@ -1,7 +1,8 @@
 """The `avengers` command line: data, fit, route, evaluate (and vote, calibrate).
 
 Heavy libraries are imported inside the handlers, so `avengers --help` answers at once.
-Bad input exits with code 2 and one line `error: ...` on stderr.
+Bad input, or a file that cannot be read or written, exits with code 2 and one line
+`error: ...` on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -86,12 +87,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    from avengers_core.embed import get_embedder
     from avengers_core.profile import load_profile
 
     router = load_profile(args.dir)
     changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
-    res = router.route(args.query)
+    emb = get_embedder(router.embedder_id)
+    dim = router.centroids.shape[1]
+    if emb.dim != dim:  # say which profile, before routing fails on the vector
+        raise InputError(f"{args.dir}: centroids have dimension {dim} but embedder {emb.id!r} "
+                         f"gives {emb.dim} (expected the profile's own embedder's dimension)")
+    res = router.route(args.query, embedder=emb)
     if args.json:
         print(json.dumps({
             "cluster": res.cluster,
@@ -164,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("route", help="route a query with a saved profile")
-    s.add_argument("dir", help="profile folder written by `avengers fit`")
+    s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
     s.add_argument("query")
     s.add_argument("--top-k", type=int, help="clusters to fuse (default: the profile's)")
     s.add_argument("--top-n", type=int, help="models to choose")
@@ -196,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except InputError as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
+        return EXIT_INPUT
+    except OSError as e:  # e.g. permission denied on --out: still one line
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

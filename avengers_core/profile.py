@@ -28,7 +28,7 @@ from avengers_core.score import CapabilityProfile
 FORMAT = "avengers-profile"
 VERSION = 2  # 2: profile.json records centroids_sha256
 MEMBERS = ("profile.json", "centroids.npz")
-MAX_MEMBER_BYTES = 256 * 2**20  # a zip member larger than this is refused unread
+MAX_MEMBER_BYTES = 64 * 2**20  # a zip member larger than this is refused unread
 MAX_ZIP_MEMBERS = 16
 
 
@@ -43,6 +43,8 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
     interrupted save leaves a profile that loads as before or one refused as mismatched.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: a file (expected a folder to write the profile into)")
     out.mkdir(parents=True, exist_ok=True)
     prof = router.profile
     mean = prof.mean

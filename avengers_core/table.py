@@ -93,13 +93,18 @@ class RoutingTable:
         return pd.DataFrame(data)
 
     def to_csv(self) -> str:
-        """The table in the wide CSV form that `read_table` accepts, formula cells escaped."""
+        """The table in the wide CSV form that `read_table` accepts, formula cells escaped.
+
+        Lines end in CRLF (RFC 4180), so a cell holding CR or LF is quoted and reads back.
+        """
+        from pandas.api.types import is_numeric_dtype
+
         df = self.to_frame()
         df.columns = [escape_cell(str(c)) for c in df.columns]
         for c in df.columns:
-            if df[c].dtype == object:
+            if not is_numeric_dtype(df[c].dtype):  # id, query, task (object or str dtype)
                 df[c] = df[c].map(escape_cell)
-        return df.to_csv(index=False)
+        return df.to_csv(index=False, lineterminator="\r\n")
 
     def task_model_means(self):
         """Task × model mean score (a DataFrame; rows sorted by task)."""
@@ -354,28 +359,32 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
     return from_rows(rows, str(path), where)
 
 
-def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: int) -> RoutingTable:
-    """Wide form: query, optional task/id, one column per model, optional cost:<model>."""
+def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: int,
+               head: str) -> RoutingTable:
+    """Wide form: query, optional task/id, one column per model, optional cost:<model>.
+
+    `head` names the header in errors (a CSV's first line, a Parquet file's columns).
+    """
     cols = [c.strip() for c in columns]
     seen: dict[str, int] = {}
     for j, c in enumerate(cols, 1):
         if not c:
-            raise InputError(f"{path} line 1: column {j} has no name (expected 'query', "
+            raise InputError(f"{head}: column {j} has no name (expected 'query', "
                              "'task', 'id', a model name or cost:<model>)")
         if c in seen:
-            raise InputError(f"{path} line 1: column {_show(c)} appears twice (columns "
+            raise InputError(f"{head}: column {_show(c)} appears twice (columns "
                              f"{seen[c]} and {j}; expected each column once)")
         seen[c] = j
     qcol = next((c for c in QUERY_KEYS if c in cols), None)
     if qcol is None:
         shown = ", ".join(map(_show, cols[:6])) + (", ..." if len(cols) > 6 else "")
-        raise InputError(f"{path} line 1: no query column (expected a column named 'query'); "
+        raise InputError(f"{head}: no query column (expected a column named 'query'); "
                          f"got {shown}")
     model_cols = [c for c in cols if c not in RESERVED_COLUMNS and not c.startswith(COST_PREFIX)]
     if not model_cols:
-        raise InputError(f"{path}: no model columns (expected one numeric column per model)")
+        raise InputError(f"{head}: no model columns (expected one numeric column per model)")
     if len(model_cols) > MAX_MODELS:
-        raise InputError(f"{path} line 1: {len(model_cols):,} model columns (expected at most "
+        raise InputError(f"{head}: {len(model_cols):,} model columns (expected at most "
                          f"{MAX_MODELS:,}, one per model; is the table transposed?)")
     if not records:
         raise InputError(f"{path}: only a header, no rows (expected one row per query)")
@@ -404,30 +413,33 @@ def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: i
 def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     header: list[str] = []
+    header_line = last_line = 0  # the line where the header ends, and the last good record
     records = []
     try:
         for cells in reader:
             if not header:
-                header = [unescape_cell(c) for c in cells]
+                header, header_line = [unescape_cell(c) for c in cells], reader.line_num
                 if not any(c.strip() for c in header):
                     raise InputError(f"{path} line {reader.line_num}: empty header (expected "
                                      "'query' and one column per model)")
-                continue
-            if not cells:
-                continue
-            if len(cells) > len(header):
-                raise InputError(f"{path} line {reader.line_num}: {len(cells)} cells but the "
-                                 f"header has {len(header)} columns (expected at most "
-                                 f"{len(header)})")
-            records.append(dict(zip(header, (unescape_cell(c) for c in cells))))
+            elif cells:
+                if len(cells) > len(header):
+                    raise InputError(f"{path} line {reader.line_num}: {len(cells)} cells but "
+                                     f"the header has {len(header)} columns (expected at most "
+                                     f"{len(header)})")
+                records.append(dict(zip(header, (unescape_cell(c) for c in cells))))
+            last_line = reader.line_num
     except csv.Error as e:
-        hint = ("expected at most " f"{MAX_QUERY_CHARS:,} characters a cell"
-                if "field larger" in str(e) else "check the quotes")
-        raise InputError(f"{path} line {reader.line_num}: not valid CSV ({e}; {hint})") from None
+        if "field larger" in str(e):
+            raise InputError(f"{path} line {reader.line_num}: a cell longer than "
+                             f"{csv.field_size_limit():,} characters (expected a query of at "
+                             f"most {MAX_QUERY_CHARS:,})") from None
+        raise InputError(f"{path} line {last_line + 1}: not valid CSV ({e}; expected every "
+                         "quote opened on this line to be closed)") from None
     if not header:
         raise InputError(f"{path}: no header row (expected 'query' and model columns)")
     # Row numbers count the header as row 1, as spreadsheets do.
-    return _wide_rows(header, records, path, first_row=2)
+    return _wide_rows(header, records, path, first_row=2, head=f"{path} line {header_line}")
 
 
 def _read_parquet(path: Path) -> RoutingTable:
@@ -440,7 +452,8 @@ def _read_parquet(path: Path) -> RoutingTable:
     if df.empty:
         raise InputError(f"{path}: the file is empty (expected a routing table)")
     records = df.astype(object).where(df.notna(), None).to_dict("records")
-    return _wide_rows([str(c) for c in df.columns], records, path, first_row=1)
+    return _wide_rows([str(c) for c in df.columns], records, path, first_row=1,
+                      head=f"{path} columns")
 
 
 def read_table(path: str | Path) -> RoutingTable:
@@ -448,6 +461,8 @@ def read_table(path: str | Path) -> RoutingTable:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: a folder (expected a table file)")
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path)
