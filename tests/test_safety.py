@@ -228,7 +228,7 @@ def test_two_sessions_never_see_each_others_upload(monkeypatch, tmp_path):
     b.run()
     assert not b.exception, [e.value for e in b.exception]
     assert b.session_state["dataset"] == "llmrouter"
-    assert "tables" not in b.session_state
+    assert "tables" not in b.session_state or b.session_state["tables"] == {}
     assert b.selectbox[0].options == ["llmrouter (demo)"]
     assert not set(markers) & set(app_state._demo_table("llmrouter").queries)  # markers unique
     shown = rendered(b)
