@@ -146,7 +146,7 @@ def read_upload(name: str, data: bytes) -> RoutingTable:
     The bytes are parsed from a temporary file named only after the upload's extension,
     so a strange name (empty, very long, odd characters) never reaches the file system.
     """
-    shown = Path(name).name or "upload"
+    shown = name.strip() or "upload"
     suffix = Path(shown).suffix.lower()
     suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
     with tempfile.TemporaryDirectory() as tmp:

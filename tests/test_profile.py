@@ -1,6 +1,7 @@
 """Profiles: save as JSON + .npz, load with checks, never unpickle."""
 
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -52,10 +53,40 @@ def test_version_and_shape_checks(saved):
 def test_pickled_npz_is_refused(saved):
     _, folder, _ = saved
     np.savez(folder / "centroids.npz", centroids=np.array([{"evil": 1}], dtype=object))
-    with pytest.raises(InputError, match="centroids.npz"):
+    with pytest.raises(InputError, match="centroids.npz: holds a pickled object array"):
         load_profile(folder)
 
 
 def test_missing_folder(tmp_path):
     with pytest.raises(InputError, match="profile.json: missing"):
         load_profile(tmp_path)
+
+
+def test_zip_at_its_root_and_the_profile_json_path_load(saved, tmp_path):
+    r, folder, x = saved
+    z = tmp_path / "p.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name in ("profile.json", "centroids.npz"):
+            zf.write(folder / name, name)
+    np.testing.assert_allclose(load_profile(z).predict(x), r.predict(x))
+    np.testing.assert_allclose(load_profile(folder / "profile.json").predict(x), r.predict(x))
+
+
+def test_zip_members_from_two_folders_are_refused(saved, tmp_path):
+    _, folder, _ = saved
+    z = tmp_path / "p.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(folder / "profile.json", "a/profile.json")
+        zf.write(folder / "centroids.npz", "b/centroids.npz")
+    with pytest.raises(InputError, match="'b/centroids.npz': members in different folders"):
+        load_profile(z)
+
+
+def test_centroids_from_another_fit_are_refused(saved, toy, tmp_path):
+    _, folder, _ = saved
+    table, x = toy
+    other = AvengersRouter.fit(table, x, RouterConfig(k=4, seed=1), embedder_id="test:toy")
+    save_profile(other, tmp_path / "other")
+    (folder / "centroids.npz").write_bytes((tmp_path / "other" / "centroids.npz").read_bytes())
+    with pytest.raises(InputError, match="centroids.npz: does not match profile.json"):
+        load_profile(folder)

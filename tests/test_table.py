@@ -140,3 +140,23 @@ def test_example_assets_load():
     assert math.isnan(t.scores[3, 1])  # m4: llama3.1 not evaluated
     mapping = parse_model_map(str(root / "model_map.json"))
     assert mapping["qwen2.5-7b-instruct"] == "qwen2.5:7b-instruct"
+
+
+def test_unicode_line_separators_inside_a_jsonl_string_are_text(tmp_path):
+    row = {"query": "a\u2028b\x0cc", "scores": {"m": 1}}
+    p = write(tmp_path, "t.jsonl", json.dumps(row, ensure_ascii=False) + "\n")
+    assert read_table(p).queries == ["a\u2028b\x0cc"]
+
+
+def test_numeric_strings_are_scores_and_tsv_is_tab_separated(tmp_path):
+    p = write(tmp_path, "t.jsonl", json.dumps({"query": "a", "scores": {"m": "0.25"}}))
+    assert read_table(p).scores.tolist() == [[0.25]]
+    t = read_table(write(tmp_path, "t.tsv", "query\tm1\nhello, world\t1\n"))
+    assert t.queries == ["hello, world"] and t.models == ["m1"]
+
+
+def test_a_query_of_a_cell_with_line_breaks_round_trips(tmp_path, toy):
+    table, _ = toy
+    table.queries[0] = "first line\r\nsecond line\rthird"
+    back = read_table(write(tmp_path, "t.csv", table.to_csv().encode(), mode="wb"))
+    assert back.queries == table.queries
