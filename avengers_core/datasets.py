@@ -162,7 +162,8 @@ def fetch(
             existed = path.exists()
             demo_file(ds, f.name, progress=progress)
             if verify and existed and sha256_of(path) != f.sha256:
-                raise InputError(f"{path}: checksum mismatch (expected sha256 {f.sha256})")
+                raise InputError(f"{path}: checksum mismatch (expected sha256 {f.sha256}); "
+                                 "delete it and run again to download it afresh")
             status[f"{ds}/{f.name}"] = "ok" if existed else "downloaded"
     return status
 

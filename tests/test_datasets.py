@@ -128,3 +128,14 @@ def test_interrupted_download_leaves_no_file(tmp_path, monkeypatch, served):
         datasets.demo_file("toyset", "f.txt", progress=ctrl_c)
     assert list((tmp_path / "data" / "toyset").iterdir()) == []
     assert datasets.demo_file("toyset", "f.txt").read_bytes() == b"hello routing\n"
+
+
+def test_fetch_reports_a_damaged_local_file_and_keeps_it(tmp_path, monkeypatch, served):
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path / "data"))
+    register(monkeypatch, served + "/f.txt", hashlib.sha256(b"hello routing\n").hexdigest())
+    local = tmp_path / "data" / "toyset" / "f.txt"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b"hello rout")  # e.g. copied by hand and cut short
+    with pytest.raises(InputError, match="f.txt: checksum mismatch .* delete it"):
+        datasets.fetch(["toyset"])
+    assert local.read_bytes() == b"hello rout"  # the user's file is never deleted for them
