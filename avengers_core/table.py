@@ -335,11 +335,11 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
         except json.JSONDecodeError as e:
             raise InputError(f"{path} line {e.lineno}: not valid JSON ({e.msg}; expected a "
                              "list of {\"query\": ..., \"scores\": {...}} objects)") from None
-        except (RecursionError, InputError) as e:
-            what = "JSON nested too deeply" if isinstance(e, RecursionError) else str(e)
-            raise InputError(f"{path}: {what} (expected a list of flat records)") from None
-        if not isinstance(rows, list):
-            raise InputError(f"{path}: expected a JSON list of records")
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply (expected a list of flat "
+                             "records)") from None
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
         return from_rows(rows, str(path), [f"{path} record {i + 1}" for i in range(len(rows))])
     if stripped.startswith("{") and sum(1 for line in lines if line.strip()) > 1:
         try:  # one object pretty-printed over many lines, not one object per line
@@ -359,11 +359,12 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
     return from_rows(rows, str(path), where)
 
 
-def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: int,
+def _wide_rows(columns: list[str], records: list[tuple[int, dict]], path: Path,
                head: str) -> RoutingTable:
     """Wide form: query, optional task/id, one column per model, optional cost:<model>.
 
-    `head` names the header in errors (a CSV's first line, a Parquet file's columns).
+    `records` are (row number, cells); `head` names the header in errors (a CSV's first
+    line, a Parquet file's columns).
     """
     cols = [c.strip() for c in columns]
     seen: dict[str, int] = {}
@@ -389,9 +390,9 @@ def _wide_rows(columns: list[str], records: list[dict], path: Path, first_row: i
     if not records:
         raise InputError(f"{path}: only a header, no rows (expected one row per query)")
     rows, where = [], []
-    for i, rec in enumerate(records):
+    for rowno, rec in records:
         rec = {str(k).strip(): v for k, v in rec.items()}
-        loc = f"{path} row {i + first_row}"
+        loc = f"{path} row {rowno}"
         row = {
             "query": rec.get(qcol),
             "scores": {m: rec.get(m) for m in model_cols},
@@ -416,18 +417,20 @@ def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
     header_line = last_line = 0  # the line where the header ends, and the last good record
     records = []
     try:
-        for cells in reader:
+        # Rows are numbered as a spreadsheet shows them: the header is row 1, and blank rows
+        # (as a spreadsheet exports below the data) count but are skipped.
+        for rowno, cells in enumerate(reader, 1):
             if not header:
                 header, header_line = [unescape_cell(c) for c in cells], reader.line_num
                 if not any(c.strip() for c in header):
                     raise InputError(f"{path} line {reader.line_num}: empty header (expected "
                                      "'query' and one column per model)")
-            elif cells:
+            elif any(c.strip() for c in cells):
                 if len(cells) > len(header):
                     raise InputError(f"{path} line {reader.line_num}: {len(cells)} cells but "
                                      f"the header has {len(header)} columns (expected at most "
                                      f"{len(header)})")
-                records.append(dict(zip(header, (unescape_cell(c) for c in cells))))
+                records.append((rowno, dict(zip(header, map(unescape_cell, cells)))))
             last_line = reader.line_num
     except csv.Error as e:
         if "field larger" in str(e):
@@ -438,8 +441,7 @@ def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
                          "quote opened on this line to be closed)") from None
     if not header:
         raise InputError(f"{path}: no header row (expected 'query' and model columns)")
-    # Row numbers count the header as row 1, as spreadsheets do.
-    return _wide_rows(header, records, path, first_row=2, head=f"{path} line {header_line}")
+    return _wide_rows(header, records, path, head=f"{path} line {header_line}")
 
 
 def _read_parquet(path: Path) -> RoutingTable:
@@ -452,7 +454,7 @@ def _read_parquet(path: Path) -> RoutingTable:
     if df.empty:
         raise InputError(f"{path}: the file is empty (expected a routing table)")
     records = df.astype(object).where(df.notna(), None).to_dict("records")
-    return _wide_rows([str(c) for c in df.columns], records, path, first_row=1,
+    return _wide_rows([str(c) for c in df.columns], list(enumerate(records, 1)), path,
                       head=f"{path} columns")
 
 

@@ -160,3 +160,11 @@ def test_a_query_of_a_cell_with_line_breaks_round_trips(tmp_path, toy):
     table.queries[0] = "first line\r\nsecond line\rthird"
     back = read_table(write(tmp_path, "t.csv", table.to_csv().encode(), mode="wb"))
     assert back.queries == table.queries
+
+
+def test_blank_spreadsheet_rows_are_skipped_but_counted(tmp_path):
+    p = write(tmp_path, "t.csv", "query,m1\na,1\n,\n\nb,0\n,\n")
+    assert read_table(p).queries == ["a", "b"]
+    bad = write(tmp_path, "bad.csv", "query,m1\na,1\n,\nb,high\n")
+    with pytest.raises(InputError, match="bad.csv row 4, model 'm1': score must be a number"):
+        read_table(bad)
