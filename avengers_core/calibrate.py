@@ -199,7 +199,7 @@ def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]
             row_host = obj.get("host")
             done.setdefault(query, {}).update({m: float(s) for m, s in scores.items()})
         except (ValueError, KeyError, TypeError, AttributeError):
-            if n < len(lines):  # a whole line, newline included: not from a crash
+            if n < len(lines) or not _cut_row(line):  # not what a crash leaves behind
                 raise InputError(
                     f"{out}, line {n}: expected a routing-table row with 'query' and 'scores'"
                 ) from None
@@ -214,6 +214,13 @@ def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]
             with open(out, "ab") as f:
                 f.write(b"\n")
     return done
+
+
+def _cut_row(line: bytes) -> bool:
+    """True when `line` can be the start of a row `_record` writes (`{"query": ...`), so
+    truncating it never eats the last line of some other file given as the output."""
+    head = b'{"query": '
+    return line.startswith(head) or head.startswith(line)
 
 
 def calibration_table(out: str | Path, questions: QuestionSet | Sequence[Question],

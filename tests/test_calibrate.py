@@ -315,3 +315,11 @@ def test_two_runs_on_one_file_are_refused(srv, tmp_path):
     assert not errors
     report = calibrate(QS[:2], ["wise"], out, client=srv.url)  # free again once it ended
     assert report.ran == 2 and {r["query"] for r in rows(out)} == {q.question for q in QS[:2]}
+
+
+def test_another_files_unterminated_last_line_is_never_truncated(tmp_path):
+    out = tmp_path / "notes.jsonl"
+    out.write_text("my own notes, no newline at the end")
+    with pytest.raises(InputError, match="line 1"):
+        read_done(out)
+    assert out.read_text() == "my own notes, no newline at the end"
