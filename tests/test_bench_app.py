@@ -52,7 +52,8 @@ def test_section_reports_every_figure_with_its_spread():
                 "fresh_pca_map": s(9.0, 11.0), "fresh_umap_map": s(100.0, 110.0),
                 "fresh_umap_file": s(97.0, 104.0), "warm_umap_map": s(8.0, 9.0),
                 "page_switch": s(0.5, 0.75, 1.5),
-                "page_switch_by_page": {p: s(0.5, 1.0) for p in bench_app.PAGES}},
+                "page_switch_by_page": {p: s(0.5, 1.0) for p in bench_app.PAGES},
+                "first_visit": {p: 12.5 for p in bench_app.PAGES[1:]}},
     }
     text = bench_app.section(results)
     assert text.startswith("## ")
@@ -60,6 +61,7 @@ def test_section_reports_every_figure_with_its_spread():
                    "180.00 s (180.00–180.00, n=1)", "105.00 s (100.00–110.00, n=2)",
                    "0.75 s (0.50–1.50, n=3)", "10.00 s (9.00–11.00, n=2)"):
         assert figure in text
+    assert "Clusters 12.5 s; Leaderboard 12.5 s" in text
     assert "50,000 demo vectors drawn with replacement" in text and "σ = 0.01" in text
     del results["app"]["fresh_umap_map"]  # a quick run: no UMAP in the app
     assert "UMAP map, fresh start" not in bench_app.section(results)
