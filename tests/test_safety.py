@@ -199,7 +199,8 @@ def rendered(at) -> str:
         for child in getattr(node, "children", {}).values():
             walk(child)
 
-    walk(at._tree)
+    walk(at.main)
+    walk(at.sidebar)
     return "\n".join(out)
 
 
