@@ -345,7 +345,7 @@ def section(res: dict[str, Any]) -> str:
         "fused scores, explanation) and encoded bare with the same loaded SentenceTransformer "
         "(`model.encode([q], batch_size=1)`, as the embedder calls it), the two interleaved "
         "in alternating order. Per round: the median per call and the median of the per-query "
-        f"ratios; {len(rt['ratio']['values'])} rounds.\n",
+        f"ratios; rounds: {len(rt['ratio']['values'])}.\n",
         "| per query | median |",
         "|---|---:|",
         f"| bare `encode` | {fmt(rt['encode_s'], 'ms', 1000, 1)} |",
@@ -364,7 +364,9 @@ def section(res: dict[str, Any]) -> str:
         f"Gaussian noise with σ = {res['sigma']} per dimension to each vector, re-normalised"
         + _cos_note(res["fit"]) + ". Every fit runs in its own fresh process; peak RSS is that "
         "process's high-water mark (VmHWM) and the increase is the fit's peak over the "
-        "process's RSS just before fitting (the mark reset at that point).\n",
+        "process's RSS just before fitting" + _reset_note(res["fit"]) + ". (`ru_maxrss` is "
+        "in the JSON too but not used: on Linux a process inherits its parent's peak in it "
+        "across `exec`.)\n",
         "| queries | configuration | fit time | peak RSS | increase during fit | τ chosen |",
         "|---:|---|---:|---:|---:|---|",
     ]
@@ -401,6 +403,12 @@ def section(res: dict[str, Any]) -> str:
 def _cos_note(rows: list[dict]) -> str:
     cos = [r["mean_cos_to_source"] for r in rows if r["mean_cos_to_source"] is not None]
     return f" (mean cosine to the source row {min(cos):.3f})" if cos else ""
+
+
+def _reset_note(rows: list[dict]) -> str:
+    if all(r["peak_reset"] for r in rows):
+        return " (the mark reset at that point)"
+    return " (the mark could not be reset here, so the increase includes preparing the data)"
 
 
 def _fit_targets(rows: list[dict], demo_n: int, tg: dict[str, float]) -> list[str]:
