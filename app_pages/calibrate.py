@@ -59,9 +59,18 @@ st.write(f"{len(qs.questions)} questions × {len(models)} models "
          f"= {len(qs.questions) * len(models)} answers to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
-out = Path(st.text_input("Write the table to", str(app_state.calibration_path(stem, host)),
-                         help="A JSONL routing table; an existing file is resumed, not redone "
-                              "(only if it was graded on this host)."))
+default_out = app_state.calibration_path(stem, host)
+name = st.text_input(
+    "Write the table to (a file name)", default_out.name,
+    help=f"A JSONL routing table in {default_out.parent} (set AVENGERS_CALIBRATION_DIR to "
+         "change the folder); an existing file is resumed, not redone (only if it was graded "
+         "on this host).").strip()
+if not name.endswith(".jsonl") or Path(name).name != name or name.startswith("."):
+    # The browser must not choose where the server writes: a bare name inside the folder only.
+    st.error(f"Expected a plain file name ending in .jsonl (no folders), got "
+             f"{app_state.code(name)}.")
+    st.stop()
+out = default_out.parent / name
 go_col, stop_col = st.columns(2)
 start = go_col.button("Run calibration", type="primary", disabled=not models)
 stop_col.button("Stop", help="Stops after the answer in flight; the file keeps the rest.")

@@ -167,7 +167,7 @@ def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
         at = app("calibrate")
         at.number_input[0].set_value(2)
-        at.text_input[1].set_value(str(tmp_path / "none.jsonl")).run()
+        at.text_input[1].set_value("none.jsonl").run()
         button(at, "Run calibration").click().run()
         clean(at)
         assert "No table to use yet" in at.error[0].value
@@ -371,9 +371,8 @@ def test_calibrate_without_ollama_offers_check_again(monkeypatch):
 def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypatch, tmp_path):
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     at = app("calibrate")
-    out = Path(at.text_input[1].value)
     port = ollama.url.rsplit(":", 1)[1]
-    assert out.parent == tmp_path / "calibration" and out.name == f"gsm8k-127.0.0.1-{port}.jsonl"
+    assert at.text_input[1].value == f"gsm8k-127.0.0.1-{port}.jsonl"
     at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
     at.number_input[0].set_value(4).run()
     button(at, "Run calibration").click().run()
@@ -386,13 +385,26 @@ def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypa
     assert len(ds.table) == 2 and ds.table.models == ["qwen2.5:7b-instruct"]
 
 
+@pytest.mark.parametrize("name", ["../escape.jsonl", "/tmp/x.jsonl", "sub/x.jsonl", "x.txt",
+                                  ".hidden.jsonl"])
+def test_calibrate_writes_only_a_plain_name_in_its_folder(ollama, monkeypatch, tmp_path, name):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("calibrate")
+    at.multiselect[0].set_value(["qwen2.5:7b-instruct"])
+    at.text_input[1].set_value(name).run()
+    assert "plain file name ending in .jsonl" in at.error[0].value
+    assert not [b for b in at.button if b.label == "Run calibration"]
+    assert not at.exception
+    assert not list(tmp_path.rglob("*.jsonl"))
+
+
 def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     at = app("calibrate")
     at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
     at.number_input[0].set_value(6)
-    out = tmp_path / "cal.jsonl"
-    at.text_input[1].set_value(str(out)).run()
+    out = tmp_path / "calibration" / "cal.jsonl"
+    at.text_input[1].set_value("cal.jsonl").run()
     button(at, "Run calibration").click().run()
     clean(at)
     assert at.session_state["dataset"].startswith("calibrated:")
