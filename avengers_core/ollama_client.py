@@ -2,19 +2,22 @@
 
 Why a wrapper: every call needs a connect, a first-token and a total timeout; a failed
 sample must come back as a short reason, not a traceback; and a user's cancel must stop a
-request that is blocked reading a socket. Each streaming call therefore owns its own
-connection, which :meth:`StreamCall.abort` shuts down from any thread.
+request that is blocked connecting or reading a socket. Each streaming call therefore owns
+its own connection, which :meth:`StreamCall.abort` shuts down from any thread.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
+import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +25,8 @@ from typing import Any
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_TEMPERATURE = 0.7
 TIMER_PREFIX = "avengers-timeout"
+REASON_CHARS = 160  # a failure reason is one short line, whatever the server sent
+POLL = 0.05  # seconds between checks for an abort while connecting
 
 
 @dataclass(frozen=True)
@@ -71,26 +76,40 @@ def resolve_host(host: str | None = None) -> str:
 def _tracking_transport() -> tuple[Any, Callable[[], None]]:
     """An httpx transport whose sockets can all be shut down (from any thread).
 
-    Shutting a socket down wakes a thread blocked reading it, which closing it does not.
+    Shutting a socket down wakes a thread blocked reading it, which closing it does not;
+    a connect in progress notices the abort within POLL seconds.
     """
     import httpcore
     import httpx
+    from httpcore._backends.sync import SyncStream  # what SyncBackend.connect_tcp returns
 
     lock = threading.Lock()
     sockets: list[socket.socket] = []
     aborted = threading.Event()
 
     class Backend(httpcore.SyncBackend):
-        def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-            if aborted.is_set():
-                raise httpcore.ConnectError("aborted")
-            stream = super().connect_tcp(*args, **kwargs)
-            sock = stream.get_extra_info("socket")
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            try:
+                sock = _connect(host, port, timeout, local_address, aborted)
+            except TimeoutError as exc:
+                raise httpcore.ConnectTimeout(str(exc)) from exc
+            except OSError as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with lock:
                 sockets.append(sock)
             if aborted.is_set():
                 _shutdown(sock)
-            return stream
+            return SyncStream(sock)
 
     def abort() -> None:
         aborted.set()
@@ -112,6 +131,56 @@ def _ssl_context() -> ssl.SSLContext:
     import httpx
 
     return httpx.create_ssl_context()
+
+
+def _connect(
+    host: str,
+    port: int,
+    timeout: float | None,
+    local_address: str | None,
+    aborted: threading.Event,
+) -> socket.socket:
+    """`socket.create_connection`, but waiting in short polls so an abort stops it.
+
+    A blocking connect cannot be woken from another thread; a host that drops SYNs would
+    otherwise hold a cancelled sample for the whole connect timeout.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    error: OSError = OSError(f"no address for {host}")
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM
+    ):
+        if aborted.is_set():
+            raise OSError("aborted")
+        sock = socket.socket(family, kind, proto)
+        try:
+            if local_address:
+                sock.bind((local_address, 0))
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            with selectors.DefaultSelector() as sel:
+                sel.register(sock, selectors.EVENT_WRITE)
+                while code in (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK):
+                    if aborted.is_set():
+                        raise OSError("aborted")
+                    left = POLL if deadline is None else deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError("timed out")
+                    if sel.select(min(POLL, left)):
+                        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            sock.setblocking(True)
+            return sock
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            if aborted.is_set():
+                raise
+            error = exc  # try the host's next address, as create_connection does
+    raise error
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -174,6 +243,7 @@ class StreamCall:
         timer.start()
         client = _make_client(self.host, self.timeouts, self._transport)
         parts: list[str] = []
+        stream = None
         try:
             if self._abort_reason is not None:
                 raise SampleError(self._abort_reason)
@@ -210,6 +280,8 @@ class StreamCall:
             ) from None
         finally:
             timer.cancel()
+            if stream is not None:
+                stream.close()  # ends the response now, not when garbage-collected
             client.close()
             if timer.is_alive():
                 timer.join()
@@ -225,25 +297,35 @@ def _reason(exc: Exception, host: str, model: str, t: Timeouts, started: bool) -
         if exc.status_code == 404:
             return f"model {model!r} not found on {host} (try `ollama pull {model}`)"
         if exc.status_code == -1:
-            return f"server error: {exc.error}"
-        return f"HTTP {exc.status_code}: {exc.error}"
+            return _one_line(f"server error: {exc.error}")
+        return _one_line(f"HTTP {exc.status_code}: {exc.error}")
     if isinstance(exc, httpx.ConnectTimeout):
         return f"connect timeout after {t.connect:g} s to {host}"
     if isinstance(exc, httpx.ConnectError | ConnectionError):
-        return f"cannot connect to {host}"
+        return f"cannot connect to {host} ({_short(exc)})"
     if isinstance(exc, httpx.ReadTimeout):
         if started:
             return f"no token for {t.first_token:g} s"
         return f"no first token within {t.first_token:g} s"
     if isinstance(exc, httpx.TimeoutException):
-        return f"timeout: {exc}"
+        return _one_line(f"timeout: {exc}")
     if isinstance(exc, json.JSONDecodeError):
         return "bad line from server (not JSON)"
     if isinstance(exc, pydantic.ValidationError):
         return "unexpected reply from server"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        when = "mid-reply" if started else "before replying"
+        return f"server closed the connection {when}"
     if isinstance(exc, httpx.HTTPError):
-        return f"stream broken: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+        return _one_line(f"stream broken: {exc}")
+    return _one_line(f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(text: str) -> str:
+    """`text` as one short line: HTML tags dropped (a proxy's error page), whitespace
+    collapsed, cut at REASON_CHARS."""
+    text = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1].rstrip() + "…"
 
 
 # -- the host ----------------------------------------------------------------------------
@@ -319,8 +401,10 @@ def _short(exc: BaseException) -> str:
         text = " ".join(str(e) for e in chain if e is not None).lower()
         if any(w in text for w in ("name or service not known", "nodename", "name resolution")):
             return "host name not found"
-        return "connection refused"
-    return str(exc) or type(exc).__name__
+        if "refused" in text or isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        return _one_line(str(exc.__context__ or exc)) or "connection failed"
+    return _one_line(str(exc)) or type(exc).__name__
 
 
 # -- model names -------------------------------------------------------------------------

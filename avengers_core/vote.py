@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,10 @@ from avengers_core.ollama_client import (
 
 STRATEGIES = ("single", "spread", "switch")
 THREAD_PREFIX = "avengers-vote"
+FREE_CHARS = 1000
+"""Free-text samples are grouped on their first FREE_CHARS characters: character
+similarity costs time quadratic in length, and a runaway 1 MB reply must not stall the
+vote (the whole text is still shown and returned)."""
 
 
 @dataclass
@@ -176,15 +181,16 @@ def count_votes(
 ) -> Tally:
     """Majority vote over the samples' answers (failed or answerless samples do not vote).
 
-    For `free` text the answers are groups of near-identical samples, named by the text of
-    each group's most central sample. Confidence is the winner's share of the votes cast.
+    For `free` text the answers are groups of near-identical samples (compared on their
+    first FREE_CHARS characters), named by the text of each group's most central sample.
+    Confidence is the winner's share of the votes cast.
     """
     done = [s for s in samples if s.error is None]
     failed = sum(1 for s in samples if s.error is not None)
     voters: dict[str, list[int]] = {}
     if kind == "free":
         valid = [s for s in done if s.text.strip()]
-        for g in group_free([s.text for s in valid], embed=embed):
+        for g in group_free([s.text[:FREE_CHARS] for s in valid], embed=embed):
             key = valid[g.center].text.strip()
             voters.setdefault(key, []).extend(valid[i].index for i in g.members)
     else:
@@ -211,6 +217,18 @@ def count_votes(
         counted=counted,
         failed=failed,
     )
+
+
+def failure_summary(samples: Sequence[Sample], limit: int = 3) -> str:
+    """The distinct failure reasons, most frequent first: `HTTP 500: boom (×3); ...`.
+
+    Why: when no sample answered, the user needs to know why in one line.
+    """
+    counts = Counter(s.error for s in samples if s.error)
+    parts = [f"{r} (×{n})" if n > 1 else r for r, n in counts.most_common(limit)]
+    if len(counts) > limit:
+        parts.append(f"{len(counts) - limit} other reason(s)")
+    return "; ".join(parts)
 
 
 def make_prompt(query: str, kind: str, choices: Sequence[str] | None = None) -> str:
@@ -489,18 +507,23 @@ class VoteRun:
 
 
 def _drain(events: queue.Queue[Any]) -> list[Any]:
-    """Block for one event, then take what is queued, merging adjacent tokens of a sample."""
-    out: list[Any] = [events.get()]
+    """Block for one event, then take what is queued, merging adjacent tokens of a sample
+    (joined once: a lagging consumer must not make the merge quadratic)."""
+    runs: list[Any] = []  # events, and (sample, texts) for each run of tokens
+    ev = events.get()
     while True:
+        last = runs[-1] if runs else None
+        if isinstance(ev, Token) and isinstance(last, tuple) and last[0] == ev.sample:
+            last[1].append(ev.text)
+        elif isinstance(ev, Token):
+            runs.append((ev.sample, [ev.text]))
+        else:
+            runs.append(ev)
         try:
             ev = events.get_nowait()
         except queue.Empty:
-            return out
-        last = out[-1]
-        if isinstance(ev, Token) and isinstance(last, Token) and ev.sample == last.sample:
-            out[-1] = Token(ev.sample, last.text + ev.text)
-        else:
-            out.append(ev)
+            break
+    return [Token(r[0], "".join(r[1])) if isinstance(r, tuple) else r for r in runs]
 
 
 def _cached(

@@ -7,6 +7,10 @@ user meets. Each model is scripted with a :class:`ModelScript`.
     with FakeOllama({"qwen2.5:7b-instruct": ModelScript(replies=["#### 42"])}) as srv:
         srv.url  # "http://127.0.0.1:PORT"
 
+Handlers notice a client that went away (as Ollama does) and `open_connections` counts
+the connections the server holds, so tests can check that nothing is left open.
+:class:`FullBacklog` is a listener that never accepts: connecting to it hangs.
+
 `python -m tests.fake_ollama --port N --demo` serves a few demo models until killed.
 """
 
@@ -17,16 +21,21 @@ import hashlib
 import json
 import math
 import re
+import selectors
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAILURES = ("http500", "hang", "stall", "cut", "badline")
-"""Failure modes: `http500` error status; `hang` never answers; `stall` sends one token
-then hangs; `cut` ends the stream without a `done: true` line; `badline` sends a line that
-is not JSON."""
+FAILURES = ("http500", "html502", "hang", "stall", "cut", "drop", "reset", "badline",
+            "errorline")
+"""Failure modes: `http500` error status (Ollama's JSON error); `html502` a proxy's HTML
+error page; `hang` never answers; `stall` sends one token then hangs; `cut` ends the
+stream cleanly without a `done: true` line; `drop` closes the connection mid-stream;
+`reset` closes it without any reply; `badline` sends a line that is not JSON;
+`errorline` sends Ollama's mid-stream `{"error": ...}` line."""
 
 
 @dataclass
@@ -87,7 +96,9 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.open_connections = 0
         self._lock = threading.Lock()
+        self._closed = threading.Condition(self._lock)
         self._counter: dict[str, int] = {}
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), _make_handler(self))
@@ -113,6 +124,11 @@ class FakeOllama:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(5)
+
+    def wait_closed(self, timeout: float = 5.0) -> bool:
+        """Wait until the server holds no open connection; False if some are still open."""
+        with self._closed:
+            return self._closed.wait_for(lambda: self.open_connections == 0, timeout)
 
     def __enter__(self) -> FakeOllama:
         return self.start()
@@ -143,6 +159,31 @@ class FakeOllama:
         with self._lock:
             self.in_flight -= 1
 
+    def _connected(self, delta: int) -> None:
+        with self._closed:
+            self.open_connections += delta
+            self._closed.notify_all()
+
+
+class FullBacklog:
+    """A loopback listener whose accept queue is full, so a new connect hangs (the kernel
+    drops its SYN), as with an overloaded or firewalled host (context manager; Linux)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        host, port = self._listener.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self._filler = socket.create_connection((host, port), timeout=5)  # fills the queue
+
+    def __enter__(self) -> FullBacklog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._filler.close()
+        self._listener.close()
+
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -154,6 +195,44 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            srv._connected(+1)
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                srv._connected(-1)
+
+        def _wait(self, seconds: float) -> bool:
+            """Sleep up to `seconds`; True (stop now) if the server stops or the client left.
+
+            Like Ollama, a handler notices a client that went away and stops generating.
+            """
+            if seconds <= 0:
+                return srv._stopping.is_set()
+            deadline = time.monotonic() + seconds
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.connection, selectors.EVENT_READ)
+                while not srv._stopping.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    if sel.select(min(left, 0.05)):
+                        if self._client_gone():
+                            return True
+                        time.sleep(min(left, 0.05))  # unexpected bytes: not a hang-up
+            return True
+
+        def _client_gone(self) -> bool:
+            try:
+                return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
 
         def _json(self, status: int, obj: dict[str, Any]) -> None:
             data = json.dumps(obj).encode()
@@ -232,12 +311,23 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
             chat = self.path == "/api/chat"
             if failure == "hang":
-                srv._stopping.wait()
+                self._wait(math.inf)
                 return
-            if srv._stopping.wait(script.latency):
+            if self._wait(script.latency):
+                return
+            if failure == "reset":
+                self.close_connection = True
                 return
             if failure == "http500":
                 self._json(500, {"error": "fake internal server error"})
+                return
+            if failure == "html502":
+                page = "<html><body><h1>502 Bad Gateway</h1>" + "<p>upstream</p>" * 500
+                self.send_response(502)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page.encode())
                 return
             if body.get("stream", True) is False:
                 self._json(200, _part(model, text, chat, done=True))
@@ -249,14 +339,22 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             size = max(1, script.chunk)
             pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
             for i, piece in enumerate(pieces):
-                if i and srv._stopping.wait(script.token_delay):
+                if i and self._wait(script.token_delay):
                     return
                 self._chunk(json.dumps(_part(model, piece, chat, done=False)) + "\n")
                 if failure == "stall":
-                    srv._stopping.wait()
+                    self._wait(math.inf)
                     return
-                if failure == "badline" and i == len(pieces) // 2:
-                    self._chunk("this is not json\n")
+                if i == len(pieces) // 2:
+                    if failure == "badline":
+                        self._chunk("this is not json\n")
+                    elif failure == "errorline":
+                        self._chunk(json.dumps({"error": "fake out of memory"}) + "\n")
+                        failure = "cut"  # Ollama ends the stream after an error line
+                        break
+                    elif failure == "drop":
+                        self.close_connection = True
+                        return  # no terminating chunk: the connection just closes
             if failure != "cut":
                 self._chunk(json.dumps(_part(model, "", chat, done=True)) + "\n")
             self.wfile.write(b"0\r\n\r\n")
