@@ -175,12 +175,15 @@ def test_cli_names_the_profile_when_the_embedder_dimension_differs(tmp_path, fak
     assert "dimension 8" in err[0] and "gives 16" in err[0]
 
 
-def test_cli_unwritable_out_is_one_line(tmp_path, corpus, fake_embedder, capsys):
+@pytest.mark.parametrize("out,expect", [("taken", "expected a folder"),
+                                        ("taken/sub", "taken/sub: Not a directory")])
+def test_cli_unwritable_out_is_one_line(out, expect, tmp_path, corpus, fake_embedder, capsys):
     case = next(c for c in TABLES if c.file == "html.jsonl")
     (tmp_path / "taken").write_text("a file, not a folder")
-    assert main(["fit", str(corpus(case)), "--out", str(tmp_path / "taken"), "--k", "1"]) == 2
+    assert main(["fit", str(corpus(case)), "--out", str(tmp_path / out), "--k", "1"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1].startswith("error: ") and "expected a folder" in err[-1]
+    assert err[-1].startswith("error: ") and expect in err[-1], err
+    assert "Traceback" not in "".join(err)
 
 
 # -- profiles: atomic writes and the checksum --------------------------------------------
