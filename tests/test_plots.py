@@ -103,10 +103,11 @@ def test_range_lines_band_median_and_references():
     band, line = fig.data[0], fig.data[1]
     assert list(band.y) == [0.7, 0.8, 0.7, 0.6, 0.6, 0.5]  # max out, min back
     assert list(band.x) == [1, 10, 100, 100, 10, 1] and band.showlegend is False
+    assert band.mode == "lines" and band.fill == "toself"  # an area, no markers
     assert list(line.y) == [0.6, 0.7, 0.65] and line.name == "router"
     assert fig.data[3].name == "paper &lt;x&gt;"
     ref = fig.data[4]
     assert ref.name == "oracle" and list(ref.y) == [0.8, 0.8] and list(ref.x) == [1, 100]
-    assert fig.layout.xaxis.type == "log"
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [1, 10, 100]
     with pytest.raises(ValueError):
         plots.range_lines([1, 2], {"a": {"median": [1], "min": [1], "max": [1]}})
