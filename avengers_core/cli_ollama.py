@@ -1,8 +1,9 @@
 """The `avengers vote` and `avengers calibrate` subcommands (local models through Ollama).
 
 `register(subparsers)` adds both; each handler returns the exit code. An unreachable host
-is exit code 2 with one line `error: ...` naming the host. Heavy imports stay inside the
-handlers so `avengers --help` is fast.
+is exit code 2 with one line `error: ...` naming the host; a vote where no sample gave an
+answer is exit code 1 with one line `no answer: ...` saying why; Ctrl-C stops a vote at
+once (exit code 130). Heavy imports stay inside the handlers so `avengers --help` is fast.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 from avengers_core.errors import InputError
 
 EXIT_INPUT = 2
+EXIT_NO_ANSWER = 1
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
+SHOWN_CHARS = 80  # an answer printed in a progress or summary line
 
 
 def register(subparsers: Any) -> None:
@@ -59,6 +63,12 @@ def _error(message: str) -> int:
     return EXIT_INPUT
 
 
+def _clip(text: str) -> str:
+    """`text` on one line, at most SHOWN_CHARS characters (free-text answers can be long)."""
+    text = " ".join(text.split())
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
 def parse_model_map(value: str | None) -> dict[str, str]:
     """`--model-map`: a JSON object, or the path of a file holding one."""
     if not value:
@@ -94,7 +104,13 @@ def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core.extract import kind_for_task
     from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
     from avengers_core.profile import load_profile
-    from avengers_core.vote import ModelStarted, SampleFinished, VoteRun, pick_local_models
+    from avengers_core.vote import (
+        ModelStarted,
+        SampleFinished,
+        VoteRun,
+        failure_summary,
+        pick_local_models,
+    )
 
     if args.samples < 1 or args.top_n < 1 or args.concurrency < 1:
         raise InputError("--samples, --top-n and --concurrency must be at least 1")
@@ -134,31 +150,41 @@ def cmd_vote(args: argparse.Namespace) -> int:
     )
     print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
     done = planned = 0  # Model-Switch plans more samples as it adds models
-    for ev in run.events():
-        if isinstance(ev, ModelStarted):
-            planned += ev.samples
-        elif isinstance(ev, SampleFinished):
-            done += 1
-            s = ev.sample
-            what = f"failed: {s.error}" if s.error else f"answer {s.answer}"
-            print(f"[{done}/{planned}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
+    try:
+        for ev in run.events():
+            if isinstance(ev, ModelStarted):
+                planned += ev.samples
+            elif isinstance(ev, SampleFinished):
+                done += 1
+                s = ev.sample
+                what = f"failed: {s.error}" if s.error else f"answer {_clip(str(s.answer))}"
+                print(f"[{done}/{planned}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
+    except KeyboardInterrupt:  # the event stream cancelled every request on its way out
+        print(f"stopped: {done} of {planned} samples had finished", file=sys.stderr)
+        return EXIT_INTERRUPTED
     result = run.result
     assert result is not None
+    t = result.tally
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
-        t = result.tally
         print(
-            f"answer: {result.answer}  (confidence {result.confidence:.0%}, "
+            f"answer: {_clip(str(result.answer))}  (confidence {result.confidence:.0%}, "
             f"{t.votes.get(result.answer, 0) if result.answer else 0}/{t.counted} votes, "
             f"{t.failed} failed)"
         )
         for answer, n in t.votes.items():
-            print(f"  {n:3d}  {answer[:80]!r}")
+            print(f"  {n:3d}  {answer[:SHOWN_CHARS]!r}")
     if result.answer is None:
-        print(f"no answer: none of the {len(result.samples)} samples gave an answer of kind "
-              f"{kind} (try --kind free)", file=sys.stderr)
-        return 1
+        n = len(result.samples)
+        if t.failed == n:
+            why = f"all {n} samples failed: {failure_summary(result.samples)}"
+        else:
+            why = f"none of the {n} samples gave an answer of kind {kind} (try --kind free)"
+            if t.failed:
+                why += f"; {t.failed} failed: {failure_summary(result.samples)}"
+        print(f"no answer: {why}", file=sys.stderr)
+        return EXIT_NO_ANSWER
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,13 +35,18 @@ def srv():
 
 @pytest.fixture
 def profile(srv, tmp_path, monkeypatch):
-    """A 2-cluster profile: qwen2.5 wins the math questions, llama-3.1 the trivia ones."""
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    return build_profile(srv.url, tmp_path / "profile")
+
+
+def build_profile(host: str, out: Path) -> Path:
+    """A 2-cluster profile in `out`, embedded by `nomic-embed-text` on `host`: qwen2.5 wins
+    the math questions, llama-3.1 the trivia ones."""
     from avengers_core.embed import OllamaEmbedder, embed_texts
     from avengers_core.profile import save_profile
     from avengers_core.route import AvengersRouter, RouterConfig
     from avengers_core.table import from_rows
 
-    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
     rows = [
         {"query": q, "task": "gsm8k",
          "scores": {"qwen2.5-7b-instruct": 1.0, "llama-3.1-8b-instruct": 0.0}}
@@ -51,10 +57,9 @@ def profile(srv, tmp_path, monkeypatch):
         for q in TRIVIA
     ]
     table = from_rows(rows, "toy")
-    emb = OllamaEmbedder("nomic-embed-text", host=srv.url)
+    emb = OllamaEmbedder("nomic-embed-text", host=host)
     x = embed_texts(table.queries, emb)
     router = AvengersRouter.fit(table, x, RouterConfig(k=2, shrinkage=0.0), embedder_id=emb.id)
-    out = tmp_path / "profile"
     save_profile(router, out)
     return out
 

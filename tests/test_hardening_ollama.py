@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import string
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +37,7 @@ from avengers_core.vote import SampleStarted, Token, VoteRun, failure_summary
 from tests.fake_ollama import FakeOllama, FullBacklog, ModelScript
 from tests.test_ollama_client import free_port
 
+ROOT = Path(__file__).resolve().parents[1]
 GOOD, BAD = "qwen2.5:7b-instruct", "llama3.1:8b"
 T = Timeouts(connect=1, first_token=1, total=30)
 GRACE = 5.0  # generous slack over the timeout a case should take (a shared, busy machine)
@@ -250,3 +255,80 @@ def test_cancel_stops_a_run_within_a_second(phase, script):
     if phase == "streaming a 1 MB reply":
         assert all(0 < len(s.text) < len(BIG) for s in result.samples)
 
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_host(tmp_path, monkeypatch):
+    """A server whose routing profile sends trivia to BAD first, then GOOD; (url, profile)."""
+    from tests.test_cli_ollama import build_profile
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    models = {GOOD: ModelScript(replies=["#### 42"]), "nomic-embed-text": ModelScript()}
+    with FakeOllama(models) as srv:
+        yield srv, build_profile(srv.url, tmp_path / "profile")
+
+
+def test_cli_vote_goes_on_when_one_model_fails(cli_host, capsys):
+    from avengers_core.cli import main
+    from tests.test_cli_ollama import TRIVIA
+
+    srv, profile = cli_host
+    srv.models[BAD] = ModelScript(fail="http500")
+    code = main(["vote", str(profile), TRIVIA[0], "--host", srv.url, "--samples", "4",
+                 "--top-n", "2", "--kind", "number"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.startswith("answer: 42  (confidence 100%, 2/2 votes, 2 failed)")
+    failed = [line for line in err.splitlines() if "failed:" in line]
+    assert len(failed) == 2
+    assert all(f"{BAD} seed" in line and line.endswith("failed: HTTP 500: fake internal "
+                                                       "server error") for line in failed)
+
+
+def test_cli_says_in_one_line_why_no_sample_answered(cli_host, capsys):
+    from avengers_core.cli import main
+    from tests.test_cli_ollama import TRIVIA
+
+    srv, profile = cli_host
+    srv.models[BAD] = ModelScript(fail="reset")
+    code = main(["vote", str(profile), TRIVIA[1], "--host", srv.url, "--samples", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1  # documented: no sample gave an answer
+    assert err[-1] == ("no answer: all 3 samples failed: server closed the connection "
+                       "before replying (×3)")
+    assert sum(line.startswith("no answer") for line in err) == 1
+
+
+def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
+    from tests.test_cli_ollama import TRIVIA
+
+    srv, profile = cli_host
+    srv.models[BAD] = ModelScript(fail="hang")
+    kept_alive = srv.open_connections  # the profile's embedder keeps its pooled connection
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "avengers_core.cli", "vote", str(profile), TRIVIA[2],
+         "--host", srv.url, "--samples", "6", "--concurrency", "3"],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "AVENGERS_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    try:
+        deadline = time.monotonic() + 60  # the CLI imports numpy and loads the profile
+        while srv.in_flight < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.in_flight == 3, "the CLI never got its samples going"
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        took = time.monotonic() - sent
+        err = proc.stderr.read().strip().splitlines()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert took < 1.0
+    assert code == 130
+    assert err[-1] == "stopped: 0 of 6 samples had finished"
+    assert srv.wait_closed(5, still_open=kept_alive)
