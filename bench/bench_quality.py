@@ -349,8 +349,9 @@ def _heldout_part(res: dict) -> list[str]:
         f"best single model on {wins} of {len(gains)} tasks, behind on {losses}"
         + (f" and level on {ties}" if ties else "")
         + f"; the largest gain is on {gains[-1][1]} ({gains[-1][0]:+.3f}) and the largest "
-        f"loss on {gains[0][1]} ({gains[0][0]:+.3f}). Most of the gap to the oracle stays "
-        "open: the oracle picks per query, a router only per region of the embedding space.\n",
+        f"loss on {gains[0][1]} ({gains[0][0]:+.3f})."
+        + (" Most of the gap to the oracle stays open: the oracle picks per query, a router "
+           "only per region of the embedding space." if med(gr) < 0.5 else "") + "\n",
     ]
     return lines
 
