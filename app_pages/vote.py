@@ -21,11 +21,15 @@ from avengers_core.vote import (
     VoteResult,
     VoteRun,
     count_votes,
+    failure_summary,
     pick_local_models,
 )
 
 PER_ROW = 5
 REFRESH = 0.15  # seconds between redraws of one streaming panel
+TAIL = 400  # characters of a streaming sample shown while it arrives
+SHOWN = 20_000  # characters of a finished sample shown (a runaway reply can be 1 MB)
+ANSWER_CHARS = 200  # characters of an extracted answer shown
 
 st.title("Vote")
 st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
@@ -109,6 +113,19 @@ tally_box = st.empty()
 grid = st.container()
 
 
+def clip(text: str, limit: int = ANSWER_CHARS) -> str:
+    """`text` cut at `limit` characters (free-text answers are whole replies)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sample_text(where, text: str) -> None:
+    """A finished sample's text; a very long one shows its end, where the answer is."""
+    if len(text) > SHOWN:
+        where.caption(f"Last {SHOWN:,} of {len(text):,} characters.")
+        text = text[-SHOWN:]
+    where.code(text or " ", language=None, wrap_lines=True, height=160)
+
+
 def draw_tally(tally, final: bool = False) -> None:
     if tally.votes:
         tally_box.plotly_chart(plots.vote_tally(tally.votes, tally.winner if final else None),
@@ -117,14 +134,18 @@ def draw_tally(tally, final: bool = False) -> None:
 
 def show_result(result) -> None:
     t = result.tally
+    why = app_state.md_escape(failure_summary(result.samples))
     if t.winner is None and result.cancelled:
         summary.warning(f"Stopped before any answer arrived ({t.failed} failed).")
+    elif t.winner is None and result.samples and t.failed == len(result.samples):
+        summary.error(f"No answer: all {t.failed} samples failed: {why}.")
     elif t.winner is None:
-        summary.error(f"No answer: {t.failed} sample(s) failed, none gave an answer.")
+        failed = f" {t.failed} failed: {why}." if t.failed else ""
+        summary.error(f"No answer: no sample gave an answer of kind {result.kind}.{failed}")
     else:
         state = "stopped early" if result.cancelled else "finished"
         summary.success(
-            f"**Answer: {app_state.md_escape(t.winner)}** — {t.votes[t.winner]} of "
+            f"**Answer: {app_state.md_escape(clip(t.winner))}** — {t.votes[t.winner]} of "
             f"{t.counted} votes ({t.confidence:.0%}); {t.failed} failed; {state}."
         )
     draw_tally(t, final=True)
@@ -135,10 +156,10 @@ def show_result(result) -> None:
             with cols[i % PER_ROW].container(border=True):
                 st.caption(f"#{s.index} · {app_state.md_escape(s.model)} · seed {s.seed}")
                 if s.error:
-                    st.error(s.error)
+                    st.error(app_state.md_escape(s.error))
                 else:
-                    st.markdown(f"answer: **{app_state.md_escape(s.answer or '—')}**")
-                st.code(s.text or " ", language=None, wrap_lines=True, height=160)
+                    st.markdown(f"answer: **{app_state.md_escape(clip(s.answer or '—'))}**")
+                sample_text(st, s.text)
 
 
 if start:
@@ -165,9 +186,9 @@ if start:
                 panels[ev.sample] = (box.empty(), box.empty())
                 texts[ev.sample], shown[ev.sample] = "", 0.0
             elif isinstance(ev, Token):
-                texts[ev.sample] += ev.text
+                texts[ev.sample] = (texts[ev.sample] + ev.text)[-TAIL:]  # bounded, not O(n²)
                 if time.monotonic() - shown[ev.sample] > REFRESH:
-                    panels[ev.sample][1].code(texts[ev.sample][-400:], language=None,
+                    panels[ev.sample][1].code(texts[ev.sample], language=None,
                                               wrap_lines=True)
                     shown[ev.sample] = time.monotonic()
             elif isinstance(ev, SampleFinished):
@@ -176,13 +197,13 @@ if start:
                 finished.append(s)
                 head, body = panels[s.index]
                 if s.error:
-                    head.error(s.error)
-                body.code(s.text or " ", language=None, wrap_lines=True, height=160)
+                    head.error(app_state.md_escape(s.error))
+                sample_text(body.container(), s.text)
                 progress.progress(min(1.0, done / max(planned, 1)),
                                   text=f"{done} of {planned} samples")
             elif isinstance(ev, AnswerExtracted):
                 panels[ev.sample][0].markdown(
-                    f"answer: **{app_state.md_escape(ev.answer or '—')}**")
+                    f"answer: **{app_state.md_escape(clip(ev.answer or '—'))}**")
             elif isinstance(ev, TallyChanged):
                 draw_tally(ev.tally)
                 st.session_state["vote_result"] = VoteResult(

@@ -332,3 +332,48 @@ def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
     assert code == 130
     assert err[-1] == "stopped: 0 of 6 samples had finished"
     assert srv.wait_closed(5, still_open=kept_alive)
+
+
+# -- the app's Vote page -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_vote_page_shows_refused_connections_inline(monkeypatch):
+    """Ollama stops between opening the page and pressing Run (its model list is cached)."""
+    from tests.test_app_pages import app, button, clean
+
+    with FakeOllama({GOOD: ModelScript()}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        monkeypatch.setenv("AVENGERS_UMAP", "0")
+        at = app("vote")
+        at.slider[0].set_value(3)
+    button(at, "Run the vote").click().run()  # the server is gone: every connect is refused
+    clean(at)
+    result = at.session_state["vote_result"]
+    assert result.tally.failed == 3 and result.answer is None and not result.cancelled
+    errors = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes removed
+    assert len(errors) == 4  # one per sample, then the summary
+    assert all("(connection refused)" in e and "cannot connect to" in e for e in errors)
+    assert errors[0].startswith("No answer: all 3 samples failed: cannot connect to ")
+
+
+@pytest.mark.slow
+def test_vote_page_goes_on_when_one_model_fails(monkeypatch):
+    from tests.test_app_pages import app, button, clean
+
+    models = {GOOD: ModelScript(replies=["#### 7"]), BAD: ModelScript(fail="http500")}
+    with FakeOllama(models) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        monkeypatch.setenv("AVENGERS_UMAP", "0")
+        at = app("vote")
+        at.selectbox[0].set_value("spread").run()
+        at.slider[0].set_value(4)
+        at.slider[3].set_value(2).run()  # models used
+        button(at, "Run the vote").click().run()
+        clean(at)
+    result = at.session_state["vote_result"]
+    assert sorted(s.model for s in result.samples) == sorted([GOOD, GOOD, BAD, BAD])
+    assert result.answer == "7" and result.tally.failed == 2
+    shown = [e.value.replace("\\", "") for e in at.error]  # Markdown escapes removed
+    assert shown == ["HTTP 500: fake internal server error"] * 2
+    assert at.success[0].value.startswith("**Answer: 7** — 2 of 2 votes (100%); 2 failed")
