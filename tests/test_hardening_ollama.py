@@ -1,11 +1,13 @@
 """Voting against a misbehaving Ollama (issue 6), over real HTTP with the real `ollama` client.
 
-Every failure the issue lists is a row of CASES (with a few more a real server or proxy
-produces). For each row the vote ends with the samples that succeeded, or, when none did,
-with a specific reason on every sample; it ends within the timeouts it was given; and it
-leaves no thread, no socket and no server-side connection behind. A cancel stops a run
-that is connecting, waiting or streaming in under a second. The CLI and the app's Vote
-page are checked for a refused connection and for one failing model.
+Every failure the issue lists is a row of CASES (with a few more that a real server or
+proxy produces). Each row is voted on alone (no sample succeeds: every one must say why)
+and as the top-ranked of two models (the healthy one's samples decide the vote); a 1 MB
+reply has its own tests. Every vote must end within the timeouts it was given and leave
+no thread, no socket and no server-side connection behind (sockets are counted in
+/proc, so these tests need Linux). A cancel stops a run that is connecting, waiting or
+streaming in under a second. The CLI and the app's Vote page are checked for a refused
+connection and for one failing model.
 
 Related tests elsewhere, not repeated here: the wrapper's reason per failure mode and the
 total timeout (test_ollama_client.py), cancel by button, by closing the event stream and by
@@ -83,7 +85,7 @@ SERVED = [c for c in CASES if c.host == "server"]
 
 
 def _socket_count() -> int:
-    """Sockets this process holds (client and server side alike)."""
+    """Sockets this process holds, client and server side alike (Linux: /proc)."""
     fds = os.listdir("/proc/self/fd")
     links = []
     for fd in fds:
