@@ -258,6 +258,9 @@ class FreeGroup:
     center: int
 
 
+LONG_TEXT = 200  # characters; longer free texts are compared as word sequences
+
+
 def group_free(
     texts: Sequence[str],
     embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
@@ -270,13 +273,23 @@ def group_free(
     if n == 0:
         return []
     vecs = _unit(embed(list(texts))) if embed is not None else None
+    # Long texts are compared word by word: character matching is quadratic on long,
+    # repetitive replies (seconds per pair), word matching stays fast.
+    units: list[str | list[str]] = [k.split() if len(k) > LONG_TEXT else k for k in keys]
+    memo: dict[tuple[int, int], float] = {}
 
     def sim(i: int, j: int) -> float:
         if keys[i] == keys[j]:
             return 1.0
         if vecs is not None:
             return sum(a * b for a, b in zip(vecs[i], vecs[j], strict=True))
-        return difflib.SequenceMatcher(None, keys[i], keys[j], autojunk=False).ratio()
+        pair = (min(i, j), max(i, j))
+        if pair not in memo:
+            a, b = units[i], units[j]
+            if isinstance(a, str) != isinstance(b, str):
+                a, b = keys[i].split(), keys[j].split()
+            memo[pair] = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+        return memo[pair]
 
     groups: list[list[int]] = []
     for i in range(n):

@@ -189,3 +189,13 @@ def test_extraction_never_crashes(text):
     for kind in ("number", "choice", "text", "free"):
         out = extract(text, kind)
         assert out is None or isinstance(out, str)
+
+
+def test_long_repetitive_free_texts_are_grouped_by_words():
+    # Long replies are compared word by word (character matching is quadratic on them).
+    yes = "the answer is yes " * 120
+    almost = "the answer is yes " * 119 + "the answer is certainly yes"
+    no = "the answer is no " * 120
+    groups = group_free([yes, no, almost])
+    assert [g.members for g in groups] == [(0, 2), (1,)]
+    assert groups[0].center in (0, 2)
