@@ -88,16 +88,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from avengers_core.embed import get_embedder
-    from avengers_core.profile import load_profile
+    from avengers_core.profile import check_embedder, load_profile
 
     router = load_profile(args.dir)
     changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
     emb = get_embedder(router.embedder_id)
-    dim = router.centroids.shape[1]
-    if emb.dim != dim:  # say which profile, before routing fails on the vector
-        raise InputError(f"{args.dir}: centroids have dimension {dim} but embedder {emb.id!r} "
-                         f"gives {emb.dim} (expected the profile's own embedder's dimension)")
+    check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     if args.json:
         print(json.dumps({

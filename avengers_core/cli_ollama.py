@@ -25,7 +25,7 @@ SHOWN_CHARS = 80  # an answer printed in a progress or summary line
 def register(subparsers: Any) -> None:
     """Add `vote` and `calibrate` to the `avengers` command's subparsers."""
     s = subparsers.add_parser("vote", help="route a query, then vote over local Ollama samples")
-    s.add_argument("dir", help="profile folder written by `avengers fit`")
+    s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
     s.add_argument("query")
     s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
     s.add_argument("--samples", type=int, default=10, help="samples to draw (default 10)")
@@ -103,7 +103,7 @@ def _embedder(embedder_id: str, host: str):
 def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core.extract import kind_for_task
     from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
-    from avengers_core.profile import load_profile
+    from avengers_core.profile import check_embedder, load_profile
     from avengers_core.vote import (
         ModelStarted,
         SampleFinished,
@@ -123,7 +123,9 @@ def cmd_vote(args: argparse.Namespace) -> int:
     except OllamaUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    res = router.route(args.query, embedder=_embedder(router.embedder_id, client.host))
+    emb = _embedder(router.embedder_id, client.host)
+    check_embedder(router, emb, args.dir)
+    res = router.route(args.query, embedder=emb)
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
     wanted = len(res.ranking) if args.switch is not None else args.top_n
     models, notes = pick_local_models(res.ranking, local, wanted, mapping)

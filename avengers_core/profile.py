@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avengers_core.embed import Embedder
 from avengers_core.errors import InputError
 from avengers_core.fileio import atomic_write_bytes, atomic_write_text
 from avengers_core.route import AvengersRouter, RouterConfig
@@ -258,3 +259,13 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
         raise _fail(pj, f"fitted with embedder {emb_id!r}, but {embedder_id!r} was given")
     profile = CapabilityProfile(models, sums, count, cost, shrinkage, size)
     return AvengersRouter(centroids, profile, config, emb_id, tasks)
+
+
+def check_embedder(router: AvengersRouter, embedder: Embedder, source: str | Path) -> None:
+    """Refuse an embedder whose vectors do not fit the profile loaded from `source`, before
+    routing fails deep inside on a shape mismatch."""
+    dim = router.centroids.shape[1]
+    if embedder.dim != dim:
+        raise InputError(f"{source}: centroids have dimension {dim} but embedder "
+                         f"{embedder.id!r} gives {embedder.dim} (expected the profile's own "
+                         f"embedder's dimension)")

@@ -76,6 +76,26 @@ def test_vote_json(srv, profile, capsys):
     assert {s["model"] for s in out["samples"]} == {"qwen2.5:7b-instruct"}
 
 
+def test_vote_names_the_profile_when_the_embedder_dimension_differs(srv, tmp_path, capsys):
+    import numpy as np
+
+    from avengers_core.profile import save_profile
+    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.table import from_rows
+
+    table = from_rows([{"query": q, "scores": {"qwen2.5-7b-instruct": 1.0}} for q in MATH], "t")
+    x = np.random.default_rng(0).normal(size=(len(MATH), 8)).astype(np.float32)
+    router = AvengersRouter.fit(table, x / np.linalg.norm(x, axis=1, keepdims=True),
+                                RouterConfig(k=2), embedder_id="ollama:nomic-embed-text")
+    folder = save_profile(router, tmp_path / "p8")
+    code = main(["vote", str(folder), MATH[0], "--host", srv.url])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"error: {folder}: centroids have dimension 8")
+    assert "gives 32" in err[-1]
+    assert not [r for r in srv.requests if r["path"].endswith(("/generate", "/chat"))]
+
+
 def test_vote_streams_progress_and_uses_the_model_map(srv, profile, capsys):
     mapping = json.dumps({"qwen2.5-7b-instruct": "llama3.1:8b"})
     code = main(["vote", str(profile), MATH[1], "--host", srv.url, "--samples", "3",
