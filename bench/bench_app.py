@@ -358,7 +358,9 @@ def section(results: dict) -> str:
     u, a, n = results["umap"], results["app"], results["n_demo"]
     lines = ["## UMAP and the app", "",
              "UMAP runs apart from the app (a background process writes the map to disk); "
-             "these are the waits a user sees.", "",
+             "these are the waits a user sees. Every new process compiles UMAP's numba "
+             "kernels, so the slow first-ever runs are repeated fewer times than the rest "
+             "(n in brackets). Times from a launch start at `streamlit run`.", "",
              "| figure | time | what it measures |", "|---|---:|---|"]
     for label, r in u.items():
         what = (f"the {r['n']:,} demo queries" if "resampled" not in label else
