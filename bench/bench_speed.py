@@ -29,7 +29,7 @@ from bench.common import ROOT, fmt, spread
 K = 64
 SIGMA = 0.01  # per-dimension noise on resampled embeddings (≈ 0.2 in norm for d = 384)
 FIT_SIZES = {"full": [0, 50_000, 200_000], "quick": [0, 10_000]}  # 0 = the demo table as is
-COLD_QUERIES = {"full": 1000, "quick": 50}
+COLD_QUERIES = {"full": 600, "quick": 50}
 ROUTE_QUERIES = {"full": 150, "quick": 20}
 WARMUP_CALLS = 5
 TARGETS = {"route_ratio": 1.2, "fit_6k_s": 2.0, "fit_200k_s": 60.0, "fit_200k_gb": 2.0}
