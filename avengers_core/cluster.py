@@ -30,11 +30,16 @@ class Clustering:
 def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 1) -> Clustering:
     """K-means with k-means++ seeding; centroids are re-normalised for cosine routing."""
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     if k < 1:
         raise InputError(f"K must be at least 1, got {k}")
     if len(x) < k:
         raise InputError(f"{len(x)} queries but K = {k} clusters asked for (expected N >= K)")
     km = KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed)
-    labels = km.fit_predict(normalise(x))
+    # One BLAS thread: k-means++ seeding does many small matrix products, and two BLAS
+    # threads waiting on each other run 2-10x slower when another program (Ollama, a
+    # browser) holds a core; quiet, the difference is within noise (BENCHMARKS.md).
+    with threadpool_limits(limits=1, user_api="blas"):
+        labels = km.fit_predict(normalise(x))
     return Clustering(centroids=normalise(km.cluster_centers_), labels=labels.astype(int))
