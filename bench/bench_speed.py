@@ -214,7 +214,34 @@ def worker_route(n: int, repeats: int) -> dict[str, Any]:
     return {"n": n, "k": K, "top_k": router.config.top_k, "rounds": rounds}
 
 
-WORKERS = {"fit": worker_fit, "cold": worker_cold, "warm": worker_warm, "route": worker_route}
+def worker_busy(repeats: int) -> dict[str, Any]:
+    """K-means on the demo table while another process keeps one core busy: the product's
+    `kmeans` (one BLAS thread) against plain scikit-learn KMeans (BLAS threads unlimited)."""
+    from sklearn.cluster import KMeans
+
+    from avengers_core.cluster import kmeans
+    from avengers_core.embed import normalise
+
+    _, x = _demo()
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        out: dict[str, list[float]] = {"product": [], "unlimited": []}
+        for _ in range(repeats):  # interleaved so drift hits both alike
+            t = time.perf_counter()
+            kmeans(x, K, seed=0)
+            out["product"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            KMeans(n_clusters=K, init="k-means++", n_init=1, random_state=0).fit(normalise(x))
+            out["unlimited"].append(time.perf_counter() - t)
+    finally:
+        hog.kill()
+        hog.wait()
+    return out
+
+
+WORKERS = {"fit": worker_fit, "cold": worker_cold, "warm": worker_warm, "route": worker_route,
+           "busy": worker_busy}
 
 
 def _call(kind: str, cache: Path, **kw: Any) -> dict[str, Any]:
@@ -312,6 +339,11 @@ def run(repeats: int, quick: bool) -> dict[str, Any]:
                         **{key: spread([rd[key] for rd in route["rounds"]])
                            for key in ("encode_s", "route_s", "ratio", "extra_s")}}
         _log(f"route: ratio {res['route']['ratio']['median']:.3f}")
+
+        busy = _call("busy", cache, repeats=max(3, reps))
+        res["busy"] = {k: spread(v) for k, v in busy.items()}
+        _log(f"busy core: product {res['busy']['product']['median']:.2f} s, "
+             f"unlimited {res['busy']['unlimited']['median']:.2f} s")
     return res
 
 
@@ -377,6 +409,19 @@ def section(res: dict[str, Any]) -> str:
             f"{fmt(row['fit_s'])} | {fmt(row['peak_gb'], 'GB')} | "
             f"{fmt(row['increase_gb'], 'GB')} | {tau} |")
     lines += ["", "Targets:", ""] + _fit_targets(res["fit"], demo_n, tg) + [""]
+    if "busy" in res:
+        b = res["busy"]
+        lines += [
+            "With another program keeping one of the two cores busy (as Ollama or a browser "
+            f"would), K-means (K = {res['k']}) on the demo table, interleaved in one process:\n",
+            "| K-means | time |", "|---|---:|",
+            f"| the product's `kmeans` (one BLAS thread) | {fmt(b['product'])} |",
+            f"| scikit-learn `KMeans`, BLAS threads unlimited | {fmt(b['unlimited'])} |",
+            "",
+            f"Ratio {b['unlimited']['median'] / b['product']['median']:.1f}×: k-means++ seeding "
+            "does many small matrix products, and two BLAS threads wait on each other when one "
+            "core is taken, which is why `cluster.kmeans` limits BLAS to one thread.\n",
+        ]
     lines += [
         "### Embedding throughput and cache\n",
         f"Cold: a fresh process with an empty `AVENGERS_CACHE_DIR` loads the model, then embeds "
