@@ -24,12 +24,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import ROOT, fmt, spread
+from tests.net import free_port, stop, wait_http
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -125,24 +124,6 @@ def bench_umap(x: np.ndarray, processes: int, calls: int, work: Path) -> dict[st
 # -- 2 and 3. The app in headless Chromium ------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
-
-
 def make_cache(root: Path) -> Path:
     """A temporary AVENGERS_CACHE_DIR with a copy of the demo embeddings and no maps."""
     from avengers_core.embed import EmbeddingCache, get_embedder
@@ -172,18 +153,13 @@ def streamlit_app(cache: Path, numba: Path, logs: Path, umap: bool = True) -> It
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/_stcore/health")
+        wait_http(f"{url}/_stcore/health", timeout=120)
         yield {"url": url, "t0": t0, "wall0": wall0, "server": time.perf_counter() - t0}
     except Exception as e:
         tail = log.read_text(errors="replace")[-1500:]
         raise RuntimeError(f"app benchmark failed ({e}); app log {log}:\n{tail}") from e
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
         stop_map_workers(cache)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 from pathlib import Path
 
 import pytest
 
 from tests.fake_ollama import FakeOllama, ModelScript, demo_models
+from tests.net import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -66,12 +66,6 @@ def button(at, label: str):
 
 def res_n_test(per_task) -> int:
     return int(per_task["n"].sum())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_data_page_opens_on_demo():

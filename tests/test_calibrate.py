@@ -18,7 +18,7 @@ from avengers_core.calibrate import (
 from avengers_core.errors import InputError
 from avengers_core.ollama_client import OllamaUnavailable
 from tests.fake_ollama import FakeOllama, ModelScript
-from tests.test_ollama_client import free_port
+from tests.net import free_port
 
 QS = [
     Question("q1", "What is 6*7?", "#### 42", "number", "gsm8k"),

@@ -15,7 +15,7 @@ import pytest
 
 from avengers_core.cli import main
 from tests.fake_ollama import FakeOllama, ModelScript
-from tests.test_ollama_client import free_port
+from tests.net import free_port
 
 MATH = [f"How many apples are left if you have {i} apples and eat {i % 3}?" for i in range(12)]
 TRIVIA = [f"Which river flows through capital city number {i} of the old kingdom?"

@@ -37,7 +37,7 @@ import pytest
 from avengers_core.ollama_client import Timeouts
 from avengers_core.vote import SampleStarted, Token, VoteRun, failure_summary
 from tests.fake_ollama import FakeOllama, FullBacklog, ModelScript
-from tests.test_ollama_client import free_port
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD, BAD = "qwen2.5:7b-instruct", "llama3.1:8b"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 
 import pytest
@@ -19,16 +18,10 @@ from avengers_core.ollama_client import (
     suggest_tag,
 )
 from tests.fake_ollama import FakeOllama, ModelScript
+from tests.net import free_port
 
 MODEL = "qwen2.5:7b-instruct"
 FAST = Timeouts(connect=2, first_token=1, total=30)
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / ".streamlit" / "config.toml"
 
@@ -52,12 +54,6 @@ def test_streamlit_config_is_loopback_protected_and_capped(monkeypatch):
         assert config.get_option(key) == value, key
         # said explicitly in the project's file, not left to a default that may change
         assert Path(config.get_where_defined(key)) == CONFIG, key
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_addresses(port: int) -> list[str]:
