@@ -510,7 +510,15 @@ def _drain(events: queue.Queue[Any]) -> list[Any]:
     """Block for one event, then take what is queued, merging adjacent tokens of a sample
     (joined once: a lagging consumer must not make the merge quadratic)."""
     runs: list[Any] = []  # events, and (sample, texts) for each run of tokens
-    ev = events.get()
+    while True:
+        # Wake up now and then: the kernel may deliver Ctrl-C's SIGINT to a worker thread,
+        # and Python runs the handler (KeyboardInterrupt here) only when this thread returns
+        # to bytecode; an endless get() would sleep through it while requests hang.
+        try:
+            ev = events.get(timeout=0.1)
+            break
+        except queue.Empty:
+            continue
     while True:
         last = runs[-1] if runs else None
         if isinstance(ev, Token) and isinstance(last, tuple) and last[0] == ev.sample:

@@ -256,3 +256,28 @@ def test_count_votes_properties(rows):
 def test_equal_votes_same_rank_first_arrival_wins(order):
     samples = [Sample(i, "m", 0, i, answer=a, arrival=i) for i, a in enumerate(order)]
     assert count_votes(samples).winner == order[0]
+
+
+def test_ctrl_c_on_a_worker_thread_still_stops_the_consumer(srv):
+    """The kernel may deliver SIGINT to any thread; the event loop must still wake up and
+    raise KeyboardInterrupt while every request hangs (it once slept until the next event)."""
+    import signal
+    import time
+
+    run = VoteRun(srv.url, ["hang"], "q", samples=2, concurrency=2)
+    events = run.events()
+
+    def interrupt_from_a_worker() -> None:
+        while srv.in_flight < 2:
+            time.sleep(0.01)
+        time.sleep(0.5)  # both SampleStarted events consumed: the consumer waits for more
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # lands on this thread
+
+    threading.Thread(target=interrupt_from_a_worker, daemon=True).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in events:
+            pass
+    assert time.monotonic() - start < 10  # requests hang far longer; the wake-up is ~0.1 s
+    assert run.cancelled
+    assert not our_threads()
