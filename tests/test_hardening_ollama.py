@@ -315,6 +315,9 @@ def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
          "--host", srv.url, "--samples", "6", "--concurrency", "3"],
         stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "AVENGERS_CACHE_DIR": str(tmp_path / "cache")},
+        # A shell's background job (a CI runner's, say) starts with SIGINT ignored, and
+        # Python keeps it ignored; a user's terminal delivers Ctrl-C with the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60  # the CLI imports numpy and loads the profile
