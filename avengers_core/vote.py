@@ -344,6 +344,7 @@ class VoteRun:
         self._threads: list[threading.Thread] = []
         self._samples: list[Sample] = []
         self._arrivals = 0
+        self._counted: tuple[int, Tally] | None = None  # (samples counted, their tally)
         self._started = False
         self.result: VoteResult | None = None
 
@@ -503,7 +504,12 @@ class VoteRun:
         yield TallyChanged(self._tally())
 
     def _tally(self) -> Tally:
-        return count_votes(self._samples, self.kind, self._embed)
+        """The vote over the finished samples, counted once per new sample (the last
+        TallyChanged, the Model-Switch check and the result share it)."""
+        n = len(self._samples)
+        if self._counted is None or self._counted[0] != n:
+            self._counted = (n, count_votes(self._samples, self.kind, self._embed))
+        return self._counted[1]
 
 
 def _drain(events: queue.Queue[Any]) -> list[Any]:
