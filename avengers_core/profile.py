@@ -250,9 +250,10 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
                         "from profile.json")
     if sums.shape != (k, m) or count.shape != (k, m) or (cost is not None and cost.shape != (k, m)):
         raise _fail(pj, f"cluster stats do not match K = {k} clusters × {m} models")
-    if config.k != k or len(set(models)) != m:
-        raise _fail(pj, f"parameters say K = {config.k} for {k} clusters, or a model is listed "
-                        "twice (expected consistent fields)")
+    if config.k != k:
+        raise _fail(pj, f"parameters say K = {config.k} but k is {k} (expected the same K)")
+    if len(set(models)) != m:
+        raise _fail(pj, "a model is listed twice in 'models' (expected each model once)")
     if not np.isfinite(sums).all() or (count < 0).any():
         raise _fail(pj, "cluster sums or counts out of range (expected finite sums, counts >= 0)")
     if embedder_id is not None and embedder_id != emb_id:

@@ -90,3 +90,15 @@ def test_centroids_from_another_fit_are_refused(saved, toy, tmp_path):
     (folder / "centroids.npz").write_bytes((tmp_path / "other" / "centroids.npz").read_bytes())
     with pytest.raises(InputError, match="centroids.npz: does not match profile.json"):
         load_profile(folder)
+
+
+def test_inconsistent_k_and_repeated_models_are_named(saved):
+    _, folder, _ = saved
+    pj = folder / "profile.json"
+    doc = json.loads(pj.read_text())
+    pj.write_text(json.dumps({**doc, "parameters": {**doc["parameters"], "k": 3}}))
+    with pytest.raises(InputError, match="parameters say K = 3 but k is 4"):
+        load_profile(folder)
+    pj.write_text(json.dumps({**doc, "models": [doc["models"][0]] * len(doc["models"])}))
+    with pytest.raises(InputError, match="a model is listed twice"):
+        load_profile(folder)
