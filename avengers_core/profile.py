@@ -25,6 +25,7 @@ from avengers_core.errors import InputError
 from avengers_core.fileio import atomic_write_bytes, atomic_write_text
 from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.score import CapabilityProfile
+from avengers_core.table import is_pickle
 
 FORMAT = "avengers-profile"
 VERSION = 2  # 2: profile.json records centroids_sha256
@@ -81,11 +82,6 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
 
 def _fail(where: str | Path, what: str) -> InputError:
     return InputError(f"{where}: {what}")
-
-
-def _is_pickle(data: bytes) -> bool:
-    """True for a pickle of protocol 2 or later (PROTO opcode, then the version)."""
-    return data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5
 
 
 def _read_folder(folder: Path) -> dict[str, tuple[str, bytes]]:
@@ -151,7 +147,7 @@ def _read_zip(path: Path) -> dict[str, tuple[str, bytes]]:
 
 def _centroids(where: str, data: bytes) -> np.ndarray:
     """The `centroids` float array of an .npz, refusing anything pickled."""
-    if _is_pickle(data):
+    if is_pickle(data):
         raise _fail(where, "a Python pickle, which is never loaded (expected an .npz file)")
     try:
         z = np.load(io.BytesIO(data), allow_pickle=False)
@@ -184,7 +180,7 @@ def _centroids(where: str, data: bytes) -> np.ndarray:
 
 def _document(where: str, data: bytes) -> dict:
     """profile.json as a dict, with its format and version checked."""
-    if _is_pickle(data):
+    if is_pickle(data):
         raise _fail(where, "a Python pickle, which is never loaded (expected JSON)")
     try:
         doc = json.loads(data.decode("utf-8"))

@@ -278,12 +278,17 @@ def merge_duplicates(table: RoutingTable) -> RoutingTable:
     return out
 
 
+def is_pickle(data: bytes) -> bool:
+    """True for a pickle of protocol 2 or later (PROTO opcode, then the version)."""
+    return data[:1] == b"\x80" and len(data) > 1 and 2 <= data[1] <= 5
+
+
 def _decode(path: Path) -> str:
     """The file as UTF-8 text, or an error saying what the bytes are instead."""
     raw = path.read_bytes()
     if not raw.strip():
         raise InputError(f"{path}: the file is empty (expected a routing table)")
-    if raw[:1] == b"\x80" and raw[1:2] and 2 <= raw[1] <= 5:
+    if is_pickle(raw):
         raise InputError(f"{path} line 1: a Python pickle, which is never loaded "
                          "(expected a text table)")
     for magic, what in SIGNATURES:
