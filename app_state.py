@@ -591,15 +591,13 @@ def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
 
 def profile_zip(r: AvengersRouter) -> bytes:
     """The fitted profile folder (profile.json + centroids.npz) as a zip."""
-    from avengers_core.profile import save_profile
+    from avengers_core.profile import profile_files
 
-    with tempfile.TemporaryDirectory() as tmp:
-        save_profile(r, tmp)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for name in ("profile.json", "centroids.npz"):
-                z.write(Path(tmp) / name, f"profile/{name}")
-        return buf.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in profile_files(r).items():
+            z.writestr(f"profile/{name}", data)
+    return buf.getvalue()
 
 
 def sidebar(sb: Any, compute: bool = True) -> None:

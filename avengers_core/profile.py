@@ -22,7 +22,7 @@ import numpy as np
 
 from avengers_core.embed import Embedder
 from avengers_core.errors import InputError
-from avengers_core.fileio import atomic_write_bytes, atomic_write_text
+from avengers_core.fileio import atomic_write_bytes
 from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.score import CapabilityProfile
 from avengers_core.table import is_pickle
@@ -38,16 +38,9 @@ def _nan_to_none(a: np.ndarray) -> list:
     return [None if np.isnan(v) else round(float(v), 6) for v in a]
 
 
-def save_profile(router: AvengersRouter, out: str | Path) -> Path:
-    """Write the fitted router to the folder `out` (created if needed), crash-safe.
-
-    centroids.npz is written first and profile.json, which holds its checksum, last: an
-    interrupted save leaves a profile that loads as before or one refused as mismatched.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: a file (expected a folder to write the profile into)")
-    out.mkdir(parents=True, exist_ok=True)
+def profile_files(router: AvengersRouter) -> dict[str, bytes]:
+    """The two files of a saved router, in memory: profile.json (readable stats and the
+    SHA-256 of centroids.npz) and centroids.npz. The app zips them for download."""
     prof = router.profile
     mean = prof.mean
     clusters = []
@@ -75,8 +68,22 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
         "centroids_sha256": hashlib.sha256(npz).hexdigest(),
         "clusters": clusters,
     }
-    atomic_write_bytes(out / "centroids.npz", npz)
-    atomic_write_text(out / "profile.json", json.dumps(doc, indent=1))
+    return {"profile.json": json.dumps(doc, indent=1).encode("utf-8"), "centroids.npz": npz}
+
+
+def save_profile(router: AvengersRouter, out: str | Path) -> Path:
+    """Write the fitted router to the folder `out` (created if needed), crash-safe.
+
+    centroids.npz is written first and profile.json, which holds its checksum, last: an
+    interrupted save leaves a profile that loads as before or one refused as mismatched.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: a file (expected a folder to write the profile into)")
+    out.mkdir(parents=True, exist_ok=True)
+    files = profile_files(router)
+    for name in ("centroids.npz", "profile.json"):  # the checksum holder last
+        atomic_write_bytes(out / name, files[name])
     return out
 
 

@@ -193,11 +193,9 @@ def test_save_profile_writes_atomically_and_records_the_checksum(tmp_path, monke
     from avengers_core import profile
 
     written: list[str] = []
-    real = profile.atomic_write_bytes, profile.atomic_write_text
+    real = profile.atomic_write_bytes
     monkeypatch.setattr(profile, "atomic_write_bytes",
-                        lambda p, d: (written.append(Path(p).name), real[0](p, d)))
-    monkeypatch.setattr(profile, "atomic_write_text",
-                        lambda p, t: (written.append(Path(p).name), real[1](p, t)))
+                        lambda p, d: (written.append(Path(p).name), real(p, d)))
     folder = save_good(tmp_path / "p")
     assert written == ["centroids.npz", "profile.json"]  # the checksum holder last
     doc = json.loads((folder / "profile.json").read_text())
