@@ -198,12 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as e:
-        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
-        return EXIT_INPUT
-    except OSError as e:  # e.g. permission denied on --out: still one line
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+    except (InputError, OSError) as e:
+        msg = str(e)
+        if isinstance(e, OSError):  # e.g. permission denied on --out
+            msg = (f"{e.filename}: " if e.filename else "") + (e.strerror or msg)
+        print("error: " + " ".join(msg.split()), file=sys.stderr)  # always one line
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

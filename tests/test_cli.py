@@ -120,3 +120,13 @@ def test_evaluate_sweeps(fitted):
     assert [r["k"] for r in res["sweep_k"]] == [8, 16, 32]
     assert [r["n"] for r in res["sweep_models"]] == [1, 2]
     assert res["sweep_models"][1]["router"] >= res["sweep_models"][0]["router"]
+
+
+def test_os_error_is_one_line_even_for_a_file_name_with_a_line_break(monkeypatch, capsys):
+    def denied(path):
+        raise PermissionError(13, "Permission denied", "odd\nname")
+
+    monkeypatch.setattr("avengers_core.profile.load_profile", denied)
+    assert main(["route", "odd\nname", "hello"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: odd name: Permission denied"]
