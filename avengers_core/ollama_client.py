@@ -96,15 +96,18 @@ def _tracking_transport() -> tuple[Any, Callable[[], None]]:
             local_address: str | None = None,
             socket_options: Iterable[Any] | None = None,
         ) -> httpcore.NetworkStream:
+            sock = None
             try:
                 sock = _connect(host, port, timeout, local_address, aborted)
+                for option in socket_options or ():
+                    sock.setsockopt(*option)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except TimeoutError as exc:
                 raise httpcore.ConnectTimeout(str(exc)) from exc
             except OSError as exc:
+                if sock is not None:
+                    sock.close()  # connected, but an option was refused: do not leak it
                 raise httpcore.ConnectError(str(exc)) from exc
-            for option in socket_options or ():
-                sock.setsockopt(*option)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with lock:
                 sockets.append(sock)
             if aborted.is_set():
