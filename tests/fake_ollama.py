@@ -17,6 +17,7 @@ the connections the server holds, so tests can check that nothing is left open.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -96,7 +97,7 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.open_connections = 0
+        self._connections: dict[socket.socket, threading.Thread] = {}  # and their handlers
         self._lock = threading.Lock()
         self._closed = threading.Condition(self._lock)
         self._counter: dict[str, int] = {}
@@ -118,12 +119,25 @@ class FakeOllama:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release hanging handlers."""
+        """Stop serving and release hanging handlers, and those waiting on a kept-alive
+        connection for a next request (they would otherwise outlive the server)."""
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            handlers = dict(self._connections)
+        for conn in handlers:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for handler in handlers.values():
+            handler.join(5)
         if self._thread is not None:
             self._thread.join(5)
+
+    @property
+    def open_connections(self) -> int:
+        """Connections the server holds now."""
+        return len(self._connections)
 
     def wait_closed(self, timeout: float = 5.0, still_open: int = 0) -> bool:
         """Wait until the server holds at most `still_open` connections (e.g. a client's
@@ -160,9 +174,12 @@ class FakeOllama:
         with self._lock:
             self.in_flight -= 1
 
-    def _connected(self, delta: int) -> None:
+    def _connected(self, conn: socket.socket, is_open: bool) -> None:
         with self._closed:
-            self.open_connections += delta
+            if is_open:
+                self._connections[conn] = threading.current_thread()
+            else:
+                self._connections.pop(conn, None)
             self._closed.notify_all()
 
 
@@ -199,13 +216,13 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
-            srv._connected(+1)
+            srv._connected(self.connection, True)
 
         def finish(self) -> None:
             try:
                 super().finish()
             finally:
-                srv._connected(-1)
+                srv._connected(self.connection, False)
 
         def _wait(self, seconds: float) -> bool:
             """Sleep up to `seconds`; True (stop now) if the server stops or the client left.

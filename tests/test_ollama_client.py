@@ -157,18 +157,18 @@ def test_fake_server_speaks_generate_and_non_streaming(srv):
     """The test server itself: `/api/generate` and `stream: false`, as the real client uses."""
     import ollama
 
-    client = ollama.Client(host=srv.url)
-    assert client.generate(model=MODEL, prompt="q", options={"seed": 0}).response == (
-        "Six times seven.\n#### 42"
-    )
-    parts = list(client.generate(model=MODEL, prompt="q", stream=True, options={"seed": 0}))
-    assert parts[-1].done and "".join(p.response for p in parts) == "Six times seven.\n#### 42"
-    reply = client.chat(model=MODEL, messages=[{"role": "user", "content": "q"}],
-                        options={"seed": 0})
-    assert reply.message.content == "Six times seven.\n#### 42" and reply.done
-    with pytest.raises(ollama.ResponseError) as err:
-        client.generate(model="nope", prompt="q")
-    assert err.value.status_code == 404
-    with pytest.raises(ollama.ResponseError) as err:
-        client.embed(model="nope", input="q")
-    assert err.value.status_code == 404
+    with ollama.Client(host=srv.url) as client:  # closed: no socket outlives the test
+        assert client.generate(model=MODEL, prompt="q", options={"seed": 0}).response == (
+            "Six times seven.\n#### 42"
+        )
+        parts = list(client.generate(model=MODEL, prompt="q", stream=True, options={"seed": 0}))
+        assert parts[-1].done and "".join(p.response for p in parts) == "Six times seven.\n#### 42"
+        reply = client.chat(model=MODEL, messages=[{"role": "user", "content": "q"}],
+                            options={"seed": 0})
+        assert reply.message.content == "Six times seven.\n#### 42" and reply.done
+        with pytest.raises(ollama.ResponseError) as err:
+            client.generate(model="nope", prompt="q")
+        assert err.value.status_code == 404
+        with pytest.raises(ollama.ResponseError) as err:
+            client.embed(model="nope", input="q")
+        assert err.value.status_code == 404
