@@ -188,6 +188,9 @@ class EmbeddingCache:
                     shards.append((shard, *_read_shard(shard)))
                 except FileNotFoundError:
                     continue  # removed by another process since the listing
+                except OSError as e:  # the file may be fine (permissions, too many open files)
+                    warnings.warn(f"{shard}: cannot read this embedding cache shard ({e}); "
+                                  "its vectors will be recomputed", RuntimeWarning, stacklevel=3)
                 except _UNREADABLE as e:
                     _drop(shard, f"{type(e).__name__}: {e}")
             # Widths differ only if shards were tampered with: keep the majority width.
@@ -218,7 +221,8 @@ class EmbeddingCache:
 
 
 # What reading a damaged .npz raises (zlib: bad compressed data; ValueError: pickled data).
-_UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
+# Not OSError: failing to read a file says nothing about its content, so it is not deleted.
+_UNREADABLE = (EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 def _read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:

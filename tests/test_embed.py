@@ -191,3 +191,22 @@ def test_concurrent_writers_never_lose_a_shard(tmp_path):
     got = EmbeddingCache("test:threads", root=tmp_path).get(keys)
     assert len(got) == 40 and all(got[f"t{t}-0"][0] == t for t in range(8))
     assert not [p for p in (tmp_path / "embeddings").rglob("*") if p.suffix == ".tmp"]
+
+
+def test_shard_that_cannot_be_opened_is_kept(tmp_path, monkeypatch):
+    """An OSError (permissions, too many open files) says nothing about the content."""
+    from avengers_core import embed
+
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    first = embed_texts(["a", "bb"], CountingEmbedder())
+    (shard,) = (tmp_path / "cache" / "embeddings" / "test_counting").glob("shard-*.npz")
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(embed, "_read_shard", refuse)
+    CountingEmbedder.calls = 0
+    with pytest.warns(RuntimeWarning, match="cannot read this embedding cache shard"):
+        again = embed_texts(["a", "bb"], CountingEmbedder())
+    np.testing.assert_array_equal(again, first)
+    assert CountingEmbedder.calls == 2 and shard.exists()
