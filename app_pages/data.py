@@ -5,6 +5,7 @@ import streamlit as st
 import app_state
 from avengers_core import plots
 from avengers_core.errors import InputError
+from avengers_core.table import SUFFIXES
 
 st.title("Data")
 st.caption("A routing table: queries, each scored in [0, 1] for some models (1 = correct).")
@@ -16,8 +17,7 @@ with st.expander("Upload a routing table", expanded=not app_state.demo_available
         "column per model and optional `cost:<model>` columns. A missing score means "
         "*not evaluated*, never a failure."
     )
-    up = st.file_uploader("Table file",
-                          type=["jsonl", "ndjson", "json", "csv", "tsv", "parquet", "pq"])
+    up = st.file_uploader("Table file", type=[s.lstrip(".") for s in SUFFIXES])
     # A refused file is parsed once: its error stays shown while it is in the uploader.
     failed_id, failure = st.session_state.get("_upload_error", (None, ""))
     if up is not None and up.file_id not in (st.session_state.get("_uploaded"), failed_id):

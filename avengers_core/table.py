@@ -25,6 +25,8 @@ QUERY_KEYS = ("query", "question")
 SCORE_KEYS = ("scores", "records")
 COST_PREFIX = "cost:"
 RESERVED_COLUMNS = {"query", "question", "task", "id"}
+#: The file suffixes `read_table` reads (the app's uploader offers the same).
+SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq")
 MAX_QUERY_CHARS = 100_000  # far beyond any embedder's window; longer is a broken file
 MAX_MODELS = 1_000  # a profile is K × M; thousands of "models" is a transposed table
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # spreadsheets run such cells as formulas
@@ -464,7 +466,7 @@ def _read_parquet(path: Path) -> RoutingTable:
 
 
 def read_table(path: str | Path) -> RoutingTable:
-    """Read a routing table file (.jsonl, .json, .csv, .parquet) and validate it."""
+    """Read a routing table file (one of `SUFFIXES`) and validate it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -478,7 +480,8 @@ def read_table(path: str | Path) -> RoutingTable:
         return _read_jsonl(path, text)
     if suffix in (".csv", ".tsv"):
         return _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
-    raise InputError(f"{path}: unknown table format {suffix!r} (expected .jsonl, .csv, .parquet)")
+    raise InputError(f"{path}: unknown table format {suffix!r} (expected one of "
+                     f"{', '.join(SUFFIXES)})")
 
 
 def load_table(name_or_path: str | Path) -> RoutingTable:
