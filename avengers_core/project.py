@@ -134,13 +134,18 @@ class MapJob:
         """The finished (N, 2) coordinates, or None while not (yet) computed.
 
         A damaged file (truncated, garbage, pickled objects, wrong shape, not finite) is
-        deleted with a warning, so the next `start_map` computes the map again.
+        deleted with a warning, so the next `start_map` computes the map again; one that
+        cannot be opened (an OSError) is kept.
         """
         try:
             coords = np.load(self.coords_path, allow_pickle=False)
         except FileNotFoundError:
             return None
-        except (OSError, EOFError, ValueError) as e:
+        except OSError as e:  # the file may be fine (permissions, too many open files): kept
+            warnings.warn(f"{self.coords_path}: cannot read this map cache file ({e})",
+                          RuntimeWarning, stacklevel=2)
+            return None
+        except (EOFError, ValueError) as e:
             return self._drop(f"{type(e).__name__}: {e}")
         n = self.n if self.n is not None else len(coords)
         if coords.ndim != 2 or coords.shape != (n, 2) or coords.dtype.kind != "f":

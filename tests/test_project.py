@@ -166,3 +166,19 @@ def test_damaged_status_file_does_not_stop_a_map(tmp_path):
         assert job.status()["state"] == "missing"
     job = project.start_map(X, texts, "e", method="pca", folder=tmp_path)
     assert _finish(job) is not None and job.status()["state"] == "done"
+
+
+def test_map_file_that_cannot_be_opened_is_kept(tmp_path, monkeypatch):
+    """An OSError (permissions, too many open files) says nothing about the content."""
+    X = _vectors()
+    texts = [f"q{i}" for i in range(len(X))]
+    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path)
+    assert _finish(job) is not None
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(project.np, "load", refuse)
+    with pytest.warns(RuntimeWarning, match="cannot read this map cache file"):
+        assert job.coords() is None
+    assert job.coords_path.exists()
