@@ -62,9 +62,9 @@ stem = Path(str(source if source != "upload" else Path(path).stem)).name
 default_out = app_state.calibration_path(stem, host)
 name = st.text_input(
     "Write the table to (a file name)", default_out.name,
-    help=f"A JSONL routing table in {default_out.parent} (set AVENGERS_CALIBRATION_DIR to "
-         "change the folder); an existing file is resumed, not redone (only if it was graded "
-         "on this host).").strip()
+    help=f"A JSONL routing table in {app_state.code(default_out.parent)} (set "
+         "`AVENGERS_CALIBRATION_DIR` to change the folder); an existing file is resumed, not "
+         "redone (only if it was graded on this host).").strip()
 if not name.endswith(".jsonl") or Path(name).name != name or name.startswith("."):
     # The browser must not choose where the server writes: a bare name inside the folder only.
     st.error(f"Expected a plain file name ending in .jsonl (no folders), got "
