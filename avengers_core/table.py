@@ -30,6 +30,7 @@ SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".pq")
 MAX_QUERY_CHARS = 100_000  # far beyond any embedder's window; longer is a broken file
 MAX_MODELS = 1_000  # a profile is K × M; thousands of "models" is a transposed table
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # spreadsheets run such cells as formulas
+RECORD = '{"query": ..., "scores": {...}}'  # one JSON Lines row, as error messages show it
 #: Leading bytes of files that are not text tables, and what to tell the user.
 SIGNATURES = (
     (b"PAR1", "a Parquet file (expected text here; name it .parquet)"),
@@ -319,16 +320,16 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _json(text: str, where: str) -> object:
-    """One JSON document; errors name `where` and say what was expected."""
+def _json(text: str, where: str, expected: str, whole_file: bool = False) -> object:
+    """One JSON document; errors name `where` (for a whole file, with the line) and what
+    was `expected`."""
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
-        raise InputError(f"{where}: not valid JSON ({e.msg}; expected one "
-                         '{"query": ..., "scores": {...}} object a line)') from None
+        at = f"{where} line {e.lineno}" if whole_file else where
+        raise InputError(f"{at}: not valid JSON ({e.msg}; expected {expected})") from None
     except RecursionError:
-        raise InputError(f"{where}: JSON nested too deeply (expected a flat object with "
-                         "'query' and 'scores')") from None
+        raise InputError(f"{where}: JSON nested too deeply (expected {expected})") from None
     except InputError as e:
         raise InputError(f"{where}: {e}") from None
 
@@ -337,16 +338,7 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
     lines = text.split("\n")  # not splitlines(): U+2028 and friends are valid inside strings
     stripped = text.lstrip()
     if stripped.startswith("["):  # a JSON list of records, as in the Avengers/LLMRouter data
-        try:
-            rows = json.loads(text, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path} line {e.lineno}: not valid JSON ({e.msg}; expected a "
-                             "list of {\"query\": ..., \"scores\": {...}} objects)") from None
-        except RecursionError:
-            raise InputError(f"{path}: JSON nested too deeply (expected a list of flat "
-                             "records)") from None
-        except InputError as e:
-            raise InputError(f"{path}: {e}") from None
+        rows = _json(text, str(path), f"a list of {RECORD} objects", whole_file=True)
         return from_rows(rows, str(path), [f"{path} record {i + 1}" for i in range(len(rows))])
     if stripped.startswith("{") and sum(1 for line in lines if line.strip()) > 1:
         try:  # one object pretty-printed over many lines, not one object per line
@@ -355,13 +347,13 @@ def _read_jsonl(path: Path, text: str) -> RoutingTable:
             pass
         else:
             raise InputError(f"{path} line 1: one JSON object spread over several lines "
-                             "(expected JSON Lines: one {\"query\": ..., \"scores\": {...}} "
-                             "object per line, or a JSON list of them)")
+                             f"(expected JSON Lines: one {RECORD} object per line, or a JSON "
+                             "list of them)")
     rows, where = [], []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        rows.append(_json(line, f"{path} line {lineno}"))
+        rows.append(_json(line, f"{path} line {lineno}", f"one {RECORD} object a line"))
         where.append(f"{path} line {lineno}")
     return from_rows(rows, str(path), where)
 
