@@ -140,6 +140,13 @@ def add_table(name: str, table: RoutingTable, origin: str) -> Dataset:
     return ds
 
 
+def upload_suffix(name: str) -> str:
+    """The extension of an uploaded file's name, lower case, or "" when it is not a plain
+    one: the only part of a browser's file name that may reach the file system."""
+    suffix = Path(name.strip()).suffix.lower()
+    return suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+
+
 def read_upload(name: str, data: bytes) -> RoutingTable:
     """Parse an uploaded table; InputError messages name the file as the user knows it.
 
@@ -147,10 +154,8 @@ def read_upload(name: str, data: bytes) -> RoutingTable:
     so a strange name (empty, very long, odd characters) never reaches the file system.
     """
     shown = name.strip() or "upload"
-    suffix = Path(shown).suffix.lower()
-    suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
+        path = Path(tmp) / f"upload{upload_suffix(shown)}"
         path.write_bytes(data)
         try:
             table = read_table(path)

@@ -45,8 +45,12 @@ if source == "upload":
         st.stop()
     folder = app_state.calibration_path("uploads", host).parent / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(up.getvalue()).hexdigest()[:16]}-{Path(up.name).name}"
-    path.write_bytes(up.getvalue())
+    data = up.getvalue()
+    # Named after its content, a short slug of its name and its extension: the browser's file
+    # name itself (very long, odd characters) never reaches the file system.
+    path = folder / (f"{hashlib.sha256(data).hexdigest()[:16]}-"
+                     f"{app_state.slug(Path(up.name).stem)[:60]}{app_state.upload_suffix(up.name)}")
+    path.write_bytes(data)
 try:
     qs = load_questions(path, limit=int(limit))
 except InputError as e:

@@ -318,3 +318,28 @@ def test_app_shows_html_in_data_as_text(corpus, monkeypatch, tmp_path):
     at.run()
     assert not at.exception and inert(at.error[0].value)
     assert "<b>bad</b>.csv row 2" in at.error[0].value.replace("\\", "")
+
+
+@pytest.mark.slow
+def test_calibrate_upload_with_a_long_odd_name_is_stored_under_a_safe_name(monkeypatch,
+                                                                            tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.fake_ollama import FakeOllama, demo_models
+
+    monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AVENGERS_CALIBRATION_DIR", str(tmp_path / "calibration"))
+    monkeypatch.setenv("AVENGERS_UMAP", "0")
+    monkeypatch.chdir(ROOT)
+    name = "<b>" + "q" * 300 + " set?.CSV"  # past the file system's 255-byte limit
+    with FakeOllama(demo_models()) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page("app_pages/calibrate.py").run()
+        at.radio[0].set_value("upload").run()
+        at.file_uploader[0].set_value((name, b"question,answer\n2+2?,4\n", "text/csv")).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not at.error, [e.value for e in at.error]
+    stored = list((tmp_path / "calibration" / "uploads").iterdir())
+    assert len(stored) == 1 and stored[0].suffix == ".csv" and len(stored[0].name) < 100
