@@ -143,7 +143,7 @@ def _read_zip(path: Path) -> dict[str, tuple[str, bytes]]:
                 if len(data) > MAX_MEMBER_BYTES:
                     raise _fail(where, f"more than {MAX_MEMBER_BYTES:,} bytes (expected at most "
                                        f"{MAX_MEMBER_BYTES:,})")
-                out[base] = (f"{path} member {name!r}", data)
+                out[base] = (where, data)
     except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as e:
         raise _fail(path, f"not a readable zip archive ({e})") from None
     for name in MEMBERS:
