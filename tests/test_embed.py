@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from avengers_core.embed import Embedder, embed_texts, get_embedder, normalise, text_key
+from tests.pickles import Boom
 
 
 class CountingEmbedder(Embedder):
@@ -93,18 +94,6 @@ def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
     CountingEmbedder.calls = 0
     embed_texts(["a", "b"], CountingEmbedder())
     assert CountingEmbedder.calls == 0  # the first chunk was already on disk
-
-
-class Boom:
-    """Unpickling this creates the folder `marker`: proof that a pickle was loaded."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-
-        return os.mkdir, (self.marker,)
 
 
 def _corrupt(shard, how, tmp_path):

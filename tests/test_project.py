@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from avengers_core import project
+from tests.pickles import Boom
 
 
 def _vectors(n=40, d=8, seed=0):
@@ -104,18 +105,6 @@ def test_failed_worker_reports_its_reason(tmp_path):
         pass
     st = job.status()
     assert st["state"] == "failed" and "non-empty" in st["message"]
-
-
-class Boom:
-    """Unpickling this creates the folder `marker`: proof that a pickle was loaded."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-
-        return os.mkdir, (self.marker,)
 
 
 def _damage(path, how, tmp_path):
