@@ -116,18 +116,19 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from avengers_core.evaluate import METHODS, evaluate, sweep_k, sweep_models
+    from avengers_core.evaluate import METHODS, evaluate, fit_split, sweep_k, sweep_models
     from avengers_core.route import RouterConfig
 
     if not 0.0 < args.test_size < 1.0:
         raise InputError(f"--test-size must be between 0 and 1, got {args.test_size}")
     table, _, x = _embedded(args.table, args.embedder, args.k, _bar())
     config = RouterConfig(k=args.k)
-    res = evaluate(table, x, config, args.test_size, args.seed)
+    fitted = fit_split(table, x, config, args.test_size, args.seed)  # one fit for both below
+    res = evaluate(table, x, fitted=fitted)
     if args.sweeps:
         ks = [k for k in (8, 16, 32, 64, 128, 256) if k <= len(table) * (1 - args.test_size)]
         res["sweep_k"] = sweep_k(table, x, ks, config, args.test_size, args.seed, _bar())
-        res["sweep_models"] = sweep_models(table, x, None, config, args.test_size, args.seed)
+        res["sweep_models"] = sweep_models(table, x, fitted=fitted)
     if args.json:
         print(json.dumps(res))
         return 0
