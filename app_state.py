@@ -509,7 +509,7 @@ PULL_TAGS = {
 
 def ollama_host() -> str:
     """The session's Ollama host (default: `OLLAMA_HOST`, else 127.0.0.1:11434)."""
-    from avengers_core.ollama_client import resolve_host
+    from avengers_core.backends.ollama import resolve_host
 
     st.session_state.setdefault("ollama_host", resolve_host())
     return st.session_state["ollama_host"]
@@ -527,9 +527,9 @@ def calibration_path(source: str, host: str) -> Path:
 @st.cache_data(ttl=10, show_spinner="Asking Ollama for its models…")
 def local_models(host: str) -> list[str]:
     """Models available on `host`; raises OllamaUnavailable (not cached) when unreachable."""
-    from avengers_core.ollama_client import OllamaClient
+    from avengers_core.backends.ollama import OllamaBackend
 
-    return OllamaClient(host).list_models()
+    return OllamaBackend(host).list_models()
 
 
 def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:

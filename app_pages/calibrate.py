@@ -7,9 +7,9 @@ import streamlit as st
 
 import app_state
 from avengers_core import plots
+from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.calibrate import calibrate, calibration_table, load_questions
 from avengers_core.errors import InputError
-from avengers_core.ollama_client import OllamaUnavailable
 
 SOURCES = {"gsm8k": "GSM8K test questions (demo)",
            "llmrouter": "LLMRouter labeled questions (demo)",

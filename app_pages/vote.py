@@ -7,8 +7,9 @@ import streamlit as st
 
 import app_state
 from avengers_core import plots
+from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.extract import KINDS, kind_for_task
-from avengers_core.ollama_client import OllamaUnavailable, map_models
+from avengers_core.model_names import map_models
 from avengers_core.vote import (
     STRATEGIES,
     AnswerExtracted,

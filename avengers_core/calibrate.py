@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from avengers_core.backends import Backend, SampleError, StreamCall
+from avengers_core.backends.ollama import OllamaBackend
 from avengers_core.errors import InputError
 from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
 from avengers_core.fileio import atomic_open
-from avengers_core.ollama_client import OllamaClient, SampleError, StreamCall
 
 if TYPE_CHECKING:
     from avengers_core.table import RoutingTable
@@ -313,7 +314,7 @@ def calibrate(
     models: Sequence[str],
     out: str | Path,
     *,
-    client: OllamaClient | str | None = None,
+    client: Backend | str | None = None,
     temperature: float = 0.0,
     seed: int = 0,
     concurrency: int = 1,
@@ -332,8 +333,8 @@ def calibrate(
     models = [m.strip() for m in models if m.strip()]
     if not models:
         raise InputError("no models given (expected e.g. --models qwen2.5:7b-instruct,llama3.1:8b)")
-    if not isinstance(client, OllamaClient):
-        client = OllamaClient(client)
+    if not isinstance(client, Backend):
+        client = OllamaBackend(client)
     local = client.list_models()
     missing = [m for m in models if m not in local]
     if missing:
@@ -393,7 +394,7 @@ def _record(f: Any, result: QuestionResult, report: CalibrationReport, host: str
 
 
 def _answers(
-    client: OllamaClient,
+    client: Backend,
     model: str,
     todo: list[Question],
     temperature: float,

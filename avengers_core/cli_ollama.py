@@ -101,8 +101,8 @@ def _embedder(embedder_id: str, host: str):
 
 
 def cmd_vote(args: argparse.Namespace) -> int:
+    from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
     from avengers_core.extract import kind_for_task
-    from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
     from avengers_core.profile import check_embedder, load_profile
     from avengers_core.vote import (
         ModelStarted,
@@ -117,7 +117,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     if args.temperature <= 0:
         raise InputError(f"--temperature must be > 0 so samples differ, got {args.temperature}")
     mapping = parse_model_map(args.model_map)
-    client = OllamaClient(args.host)
+    client = OllamaBackend(args.host)
     try:
         local = client.list_models()
     except OllamaUnavailable as e:
@@ -191,8 +191,8 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
     from avengers_core.calibrate import calibrate, load_questions
-    from avengers_core.ollama_client import OllamaClient, OllamaUnavailable
 
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1")
@@ -210,7 +210,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             qs,
             args.models.split(","),
             args.out,
-            client=OllamaClient(args.host),
+            client=OllamaBackend(args.host),
             concurrency=args.concurrency,
             progress=progress,
         )

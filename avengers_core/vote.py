@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avengers_core.extract import LETTERS, extract, group_free
-from avengers_core.ollama_client import (
+from avengers_core.backends import (
     DEFAULT_TEMPERATURE,
-    OllamaClient,
+    Backend,
     SampleError,
     StreamCall,
     Timeouts,
-    map_models,
 )
+from avengers_core.backends.ollama import OllamaBackend
+from avengers_core.extract import LETTERS, extract, group_free
+from avengers_core.model_names import map_models
 
 STRATEGIES = ("single", "spread", "switch")
 THREAD_PREFIX = "avengers-vote"
@@ -299,7 +300,7 @@ class VoteRun:
 
     def __init__(
         self,
-        client: OllamaClient | str | None,
+        client: Backend | str | None,
         models: Sequence[str],
         query: str,
         *,
@@ -321,10 +322,10 @@ class VoteRun:
             raise ValueError("samples must be at least 1")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-        if not isinstance(client, OllamaClient):
-            client = OllamaClient(client, timeouts)
+        if not isinstance(client, Backend):
+            client = OllamaBackend(client, timeouts)
         elif timeouts is not None:
-            client = OllamaClient(client.host, timeouts)
+            client.timeouts = timeouts
         self.client = client
         self.models = list(models)
         self.query = query

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.calibrate import (
     THREAD_PREFIX,
     Question,
@@ -16,7 +17,6 @@ from avengers_core.calibrate import (
     read_done,
 )
 from avengers_core.errors import InputError
-from avengers_core.ollama_client import OllamaUnavailable
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 

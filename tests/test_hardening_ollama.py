@@ -10,7 +10,7 @@ streaming in under a second. The CLI and the app's Vote page are checked for a r
 connection and for one failing model.
 
 Related tests elsewhere, not repeated here: the wrapper's reason per failure mode and the
-total timeout (test_ollama_client.py), cancel by button, by closing the event stream and by
+total timeout (test_backend_ollama.py), cancel by button, by closing the event stream and by
 the context manager (test_vote.py), `avengers vote` on an unreachable host at start
 (test_cli_ollama.py::test_vote_unreachable_host_is_exit_2_naming_host) and the Vote page
 without Ollama (test_app_pages.py::test_vote_without_ollama_says_what_to_start).
@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from avengers_core.ollama_client import Timeouts
+from avengers_core.backends.base import Timeouts
 from avengers_core.vote import SampleStarted, Token, VoteRun, failure_summary
 from tests.fake_ollama import FakeOllama, FullBacklog, ModelScript
 from tests.net import free_port

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avengers_core.ollama_client import TIMER_PREFIX, Timeouts
+from avengers_core.backends.base import TIMER_PREFIX, Timeouts
 from avengers_core.vote import (
     THREAD_PREFIX,
     AnswerExtracted,

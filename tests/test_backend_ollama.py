@@ -6,17 +6,14 @@ import threading
 
 import pytest
 
-from avengers_core.ollama_client import (
+from avengers_core.backends.base import TIMER_PREFIX, SampleError, Timeouts
+from avengers_core.backends.ollama import (
     DEFAULT_HOST,
-    TIMER_PREFIX,
-    OllamaClient,
+    OllamaBackend,
     OllamaUnavailable,
-    SampleError,
-    Timeouts,
-    map_models,
     resolve_host,
-    suggest_tag,
 )
+from avengers_core.model_names import map_models, suggest_tag
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 
@@ -36,13 +33,13 @@ def srv():
 
 
 def test_list_models(srv):
-    assert OllamaClient(srv.url).list_models() == ["nomic-embed-text", MODEL]
+    assert OllamaBackend(srv.url).list_models() == ["nomic-embed-text", MODEL]
 
 
 def test_unreachable_host_names_the_host():
     host = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(OllamaUnavailable) as err:
-        OllamaClient(host).list_models()
+        OllamaBackend(host).list_models()
     assert host in str(err.value)
     assert "ollama serve" in str(err.value)
     assert err.value.host == host
@@ -58,7 +55,7 @@ def test_resolve_host(monkeypatch):
 
 def test_chat_streams_tokens_and_sends_seed_and_temperature(srv):
     tokens: list[str] = []
-    text = OllamaClient(srv.url, FAST).chat(MODEL, "q", seed=7, temperature=0.3,
+    text = OllamaBackend(srv.url, FAST).chat(MODEL, "q", seed=7, temperature=0.3,
                                              on_token=tokens.append)
     assert text == "Six times seven.\n#### 42"
     assert len(tokens) > 1 and "".join(tokens) == text
@@ -80,26 +77,26 @@ def test_chat_streams_tokens_and_sends_seed_and_temperature(srv):
 )
 def test_failures_become_reasons(srv, seed, reason):
     with pytest.raises(SampleError) as err:
-        OllamaClient(srv.url, FAST).chat(MODEL, "q", seed=seed)
+        OllamaBackend(srv.url, FAST).chat(MODEL, "q", seed=seed)
     assert reason in err.value.reason
 
 
 def test_missing_model_is_404_reason(srv):
     with pytest.raises(SampleError) as err:
-        OllamaClient(srv.url, FAST).chat("nope:1b", "q")
+        OllamaBackend(srv.url, FAST).chat("nope:1b", "q")
     assert "not found" in err.value.reason and "ollama pull nope:1b" in err.value.reason
 
 
 def test_total_timeout_stops_a_trickling_reply(srv):
     srv.models["slow"] = ModelScript(replies=["x" * 200], chunk=1, token_delay=0.05)
-    client = OllamaClient(srv.url, Timeouts(connect=2, first_token=5, total=0.5))
+    client = OllamaBackend(srv.url, Timeouts(connect=2, first_token=5, total=0.5))
     with pytest.raises(SampleError) as err:
         client.chat("slow", "q")
     assert "no complete reply within 0.5 s" in err.value.reason
 
 
 def test_abort_unblocks_a_hanging_request(srv):
-    call = OllamaClient(srv.url, Timeouts(first_token=300, total=300)).stream_call(
+    call = OllamaBackend(srv.url, Timeouts(first_token=300, total=300)).stream_call(
         MODEL, "q", seed=5
     )
     out: dict[str, str] = {}
@@ -122,7 +119,7 @@ def test_abort_unblocks_a_hanging_request(srv):
 
 
 def test_embed(srv):
-    vecs = OllamaClient(srv.url).embed("nomic-embed-text", ["a b", "c"])
+    vecs = OllamaBackend(srv.url).embed("nomic-embed-text", ["a b", "c"])
     assert len(vecs) == 2 and len(vecs[0]) == 32
 
 

@@ -1,0 +1,74 @@
+"""Model names across engines: a routing table's names against the tags a server offers.
+
+A table names models as their authors do (`qwen2.5-7b-instruct`, `Qwen/Qwen2.5-7B-Instruct`);
+an engine lists its own tags (`qwen2.5:7b-instruct`). :func:`map_models` pairs them: the
+user's mapping first, then the same name, then a suggestion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z0-9])")
+
+
+def _key(name: str) -> str:
+    name = name.lower()
+    name = name.removesuffix(":latest")
+    return re.sub(r"[^a-z0-9]", "", name)
+
+
+def _sizes(name: str) -> set[str]:
+    return set(_SIZE.findall(re.sub(r"[:_/-]", " ", name.lower())))
+
+
+def suggest_tag(name: str, local: Iterable[str]) -> str | None:
+    """Best-effort local tag for a routing-table model name, or None.
+
+    `qwen2.5-7b-instruct` -> `qwen2.5:7b-instruct`; `gemma-2-9b-it` -> `gemma2:9b`.
+    Names must agree on the parameter size (7b, 70b...) when the name states one.
+    """
+    local = list(local)
+    if name in local:
+        return name
+    key, sizes = _key(name), _sizes(name)
+    best: tuple[int, str] | None = None
+    for tag in local:
+        tkey = _key(tag)
+        if not tkey or (sizes and _sizes(tag) != sizes):
+            continue
+        if tkey == key:
+            return tag
+        if key.startswith(tkey) or tkey.startswith(key):
+            score = min(len(tkey), len(key))
+            if best is None or score > best[0]:
+                best = (score, tag)
+    return best[1] if best else None
+
+
+def map_models(
+    names: Iterable[str], local: Iterable[str], mapping: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
+    """Routing-table name -> local tag: the user's mapping first, then identity, then a
+    suggestion; None when nothing local fits."""
+    local = list(local)
+    mapping = dict(mapping or {})
+    out: dict[str, str | None] = {}
+    for name in names:
+        if name in mapping:
+            out[name] = mapping[name]
+        else:
+            out[name] = suggest_tag(name, local)
+    return out
+
+
+def same_model(a: str, b: str) -> bool:
+    """True when two tags name one model: Ollama treats `llama3.2` and `llama3.2:latest`
+    as the same (issue 11)."""
+    return a == b or a.removesuffix(":latest") == b.removesuffix(":latest")
+
+
+def find_listed(name: str, listed: Iterable[str]) -> str | None:
+    """The tag among `listed` that is the model `name` (see :func:`same_model`), or None."""
+    return next((tag for tag in listed if same_model(name, tag)), None)
