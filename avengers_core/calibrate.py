@@ -13,16 +13,18 @@ import csv
 import io
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avengers_core.backends import Backend, SampleError, StreamCall
-from avengers_core.backends.ollama import OllamaBackend
+from avengers_core.endpoints import Engines, as_engines
 from avengers_core.errors import InputError
 from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
 from avengers_core.fileio import atomic_open
+from avengers_core.model_names import find_listed
+from avengers_core.thinking import split_thinking
 
 if TYPE_CHECKING:
     from avengers_core.table import RoutingTable
@@ -177,13 +179,16 @@ def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
 # -- the table file ----------------------------------------------------------------------
 
 
-def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]:
+def read_done(out: Path, host: str | Collection[str] | None = None
+              ) -> dict[str, dict[str, float]]:
     """Scores already written: {query: {model: score}}.
 
     A row is written with its newline last, so a crash can only leave an unterminated last
     line: if it is not a complete row it is removed, and a complete one gets its newline,
     so appending continues cleanly. Any other bad line is an InputError, and so is a row
-    graded on another Ollama host than `host` (its grades are not ours to reuse)."""
+    graded on a server other than `host` (or the hosts given: its grades are not ours to
+    reuse)."""
+    hosts = {host} if isinstance(host, str) else set(host or ())
     done: dict[str, dict[str, float]] = {}
     if not out.exists():
         return done
@@ -207,8 +212,8 @@ def read_done(out: Path, host: str | None = None) -> dict[str, dict[str, float]]
             with open(out, "r+b") as f:  # an interrupted write: drop the partial last line
                 f.truncate(start)
             break
-        if host and row_host and row_host != host:
-            raise InputError(f"{out}, line {n}: graded on Ollama at {row_host}, not {host} "
+        if hosts and row_host and row_host not in hosts:
+            raise InputError(f"{out}, line {n}: graded on {row_host}, not {', '.join(hosts)} "
                              "(use another file for this host)")
     else:
         if data and not data.endswith(b"\n"):  # a complete row cut before its newline
@@ -314,38 +319,41 @@ def calibrate(
     models: Sequence[str],
     out: str | Path,
     *,
-    client: Backend | str | None = None,
+    client: Engines | Backend | str | None = None,
     temperature: float = 0.0,
     seed: int = 0,
     concurrency: int = 1,
     progress: Progress | None = None,
     on_result: Callable[[QuestionResult, CalibrationReport], None] | None = None,
     cancel: threading.Event | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> CalibrationReport:
     """Ask every model every question once, grade, and append to the table at `out`.
 
     Models run one after another; up to `concurrency` questions of one model are in flight
     at once. Callbacks run in the calling thread. On return (or on an exception, such as
     Ctrl-C, from a callback) no request is left running. Raises OllamaUnavailable if the
-    host is down and InputError if a model is not local.
+    host is down and InputError if a model is not local. `client` is the engines (or one
+    backend, or an Ollama host); `max_tokens` and `think` go to every request (see
+    :class:`~avengers_core.vote.VoteRun`).
     """
     qs = list(questions.questions if isinstance(questions, QuestionSet) else questions)
     models = [m.strip() for m in models if m.strip()]
     if not models:
         raise InputError("no models given (expected e.g. --models qwen2.5:7b-instruct,llama3.1:8b)")
-    if not isinstance(client, Backend):
-        client = OllamaBackend(client)
-    local = client.list_models()
-    missing = [m for m in models if m not in local]
+    engines = as_engines(client)
+    local = engines.list_models()
+    missing = [m for m in models if find_listed(m, local) is None]
     if missing:
+        pull = f"; try `ollama pull {missing[0]}`" if not engines.endpoints else ""
         raise InputError(
-            f"model(s) {', '.join(missing)} not available on {client.host} "
-            f"(local: {', '.join(local) or 'none'}; try `ollama pull {missing[0]}`)"
+            f"model(s) {', '.join(missing)} not available on {engines.describe()} "
+            f"(available: {', '.join(local) or 'none'}{pull})"
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):  # one run per file at a time
-        done = read_done(out, client.host)
+        done = read_done(out, {engines.origin(m) for m in models})
         report = CalibrationReport(out=out, total=len(qs) * len(models))
         for m in models:
             prior = [d[m] for q in qs if m in (d := done.get(q.question, {}))]
@@ -357,10 +365,11 @@ def calibrate(
         with open(out, "a", encoding="utf-8") as f:
             for m in models:
                 todo = [q for q in qs if m not in done.get(q.question, {})]
-                answers = _answers(client, m, todo, temperature, seed, concurrency, cancel)
+                answers = _answers(engines, m, todo, temperature, seed, concurrency, cancel,
+                                   options)
                 with contextlib.closing(answers):  # closing aborts what is still in flight
                     for result in answers:
-                        _record(f, result, report, client.host)
+                        _record(f, result, report, engines.origin(m))
                         if on_result:
                             on_result(result, report)
                         if progress:
@@ -394,13 +403,14 @@ def _record(f: Any, result: QuestionResult, report: CalibrationReport, host: str
 
 
 def _answers(
-    client: Backend,
+    engines: Engines,
     model: str,
     todo: list[Question],
     temperature: float,
     seed: int,
     concurrency: int,
     cancel: threading.Event | None,
+    options: Mapping[str, Any] | None,
 ) -> Iterator[QuestionResult]:
     """Graded answers of one model, as they complete; in-flight requests are aborted when
     the consumer stops early or `cancel` is set."""
@@ -416,8 +426,9 @@ def _answers(
         q = next(pending, None)
         if q is not None and not (cancel is not None and cancel.is_set()):
             prompt = make_prompt(q.question, q.kind, q.choices)
-            call = client.stream_call(model, prompt, seed=seed, temperature=temperature)
-            running[pool.submit(_grade, call, q)] = call
+            call = engines.stream_call(model, prompt, seed=seed, temperature=temperature,
+                                       options=options)
+            running[pool.submit(_grade, call, model, q)] = call
 
     try:
         for _ in range(max(1, concurrency)):
@@ -439,11 +450,15 @@ def _answers(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _grade(call: StreamCall, q: Question) -> QuestionResult:
+def _grade(call: StreamCall, model: str, q: Question) -> QuestionResult:
+    """Ask, then grade the answer part of the reply (a reply cut off inside its reasoning
+    has no answer, so it is graded wrong)."""
     from avengers_core.extract import is_correct
 
     try:
         reply = call.run()
     except SampleError as e:
-        return QuestionResult(call.model, q, None, "", e.reason)
-    return QuestionResult(call.model, q, is_correct(reply, q.answer, q.kind, q.choices), reply)
+        return QuestionResult(model, q, None, "", e.reason)
+    split = split_thinking(reply, call.thinking)
+    correct = not split.cut_off and is_correct(split.answer, q.answer, q.kind, q.choices)
+    return QuestionResult(model, q, correct, reply)

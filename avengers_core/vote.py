@@ -5,6 +5,9 @@ thread, so a run is a :class:`VoteRun` whose :meth:`VoteRun.events` generator yi
 :class:`SampleStarted`, :class:`Token`, :class:`SampleFinished`, :class:`AnswerExtracted`,
 :class:`TallyChanged` and finally :class:`RunFinished`. Samples of one model run
 concurrently (bounded pool); models run one after another (one model loaded at a time).
+Where a server honours `n` (vLLM, SGLang, `llama-server`), one request draws several
+samples that share the prompt's prefill; where it returns fewer choices than asked, the
+missing samples are drawn one request each and `VoteRun.notes` says so.
 :meth:`VoteRun.cancel` aborts every request; nothing keeps running afterwards.
 """
 
@@ -24,9 +27,10 @@ from avengers_core.backends import (
     StreamCall,
     Timeouts,
 )
-from avengers_core.backends.ollama import OllamaBackend
+from avengers_core.endpoints import Engines, as_engines
 from avengers_core.extract import LETTERS, extract, group_free
 from avengers_core.model_names import map_models
+from avengers_core.thinking import CUT_OFF, split_thinking
 
 STRATEGIES = ("single", "spread", "switch")
 THREAD_PREFIX = "avengers-vote"
@@ -38,7 +42,10 @@ vote (the whole text is still shown and returned)."""
 
 @dataclass
 class Sample:
-    """One drawn sample. `error` is the failure reason; `answer` the extracted answer."""
+    """One drawn sample. `error` is the failure reason; `answer` the extracted answer;
+    `text` the answer part of the reply and `thinking` its reasoning trace (kept out of
+    the vote); `endpoint` the server that drew it. Samples drawn in one `n` request share
+    its seed and differ by `choice`; `no_answer` says why a reply gave no answer."""
 
     index: int
     model: str
@@ -48,6 +55,10 @@ class Sample:
     error: str | None = None
     answer: str | None = None
     arrival: int = -1
+    thinking: str = ""
+    endpoint: str = ""
+    choice: int = 0
+    no_answer: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +67,10 @@ class Sample:
             "text": self.text,
             "answer": self.answer,
             "error": self.error,
+            "endpoint": self.endpoint,
+            "choice": self.choice,
+            "thinking": self.thinking,
+            "no_answer": self.no_answer,
         }
 
 
@@ -81,6 +96,7 @@ class VoteResult:
     samples: list[Sample]
     tally: Tally
     cancelled: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def answer(self) -> str | None:
@@ -99,6 +115,7 @@ class VoteResult:
             "kind": self.kind,
             "models": list(self.models),
             "cancelled": self.cancelled,
+            "notes": list(self.notes),
             "samples": [s.to_dict() for s in self.samples],
         }
 
@@ -293,14 +310,17 @@ class _WorkerDone:
 class VoteRun:
     """One vote: iterate :meth:`events` (in any thread) and :meth:`cancel` from any thread.
 
-    models: local tags, best routing rank first. strategy: `single` (all samples from the
-    top model), `spread` (samples spread over all given models), `switch` (Model-Switch:
-    the next model is sampled only while the winner's share is below `threshold`).
+    client: the engines (or one backend, or an Ollama host). models: names the engines
+    serve, best routing rank first. strategy: `single` (all samples from the top model),
+    `spread` (samples spread over all given models), `switch` (Model-Switch: the next
+    model is sampled only while the winner's share is below `threshold`). options:
+    `max_tokens`, and `think` (False turns a reasoning model's thinking off; a level
+    such as "low" for models that take one).
     """
 
     def __init__(
         self,
-        client: Backend | str | None,
+        client: Engines | Backend | str | None,
         models: Sequence[str],
         query: str,
         *,
@@ -315,6 +335,7 @@ class VoteRun:
         prompt: str | None = None,
         embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
         timeouts: Timeouts | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         if not models:
             raise ValueError("no model to sample")
@@ -322,11 +343,9 @@ class VoteRun:
             raise ValueError("samples must be at least 1")
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-        if not isinstance(client, Backend):
-            client = OllamaBackend(client, timeouts)
-        elif timeouts is not None:
-            client.timeouts = timeouts
-        self.client = client
+        self.engines = as_engines(client, timeouts)
+        self.options = dict(options or {})
+        self.notes: list[str] = []
         self.models = list(models)
         self.query = query
         self.n_samples = samples
@@ -347,6 +366,7 @@ class VoteRun:
         self._arrivals = 0
         self._counted: tuple[int, Tally] | None = None  # (samples counted, their tally)
         self._started = False
+        self._stage_size = 1
         self.result: VoteResult | None = None
 
     # -- control ------------------------------------------------------------------------
@@ -404,6 +424,7 @@ class VoteRun:
                 samples=sorted(self._samples, key=lambda s: s.index),
                 tally=self._tally(),
                 cancelled=self._cancel.is_set(),
+                notes=list(self.notes),
             )
             finished = True
             yield RunFinished(self.result)
@@ -442,6 +463,7 @@ class VoteRun:
             for i in range(min(self.concurrency, len(pending)))
         ]
         self._threads = workers
+        self._stage_size = len(stage.samples)
         for t in workers:
             t.start()
         alive = len(workers)
@@ -461,43 +483,77 @@ class VoteRun:
                 with self._lock:
                     if not pending or self._cancel.is_set():
                         return
-                    sample = pending.pop()
-                call = self.client.stream_call(
-                    sample.model, self.prompt, seed=sample.seed, temperature=self.temperature
+                    batch = [pending.pop() for _ in range(self._batch_size(pending))]
+                first = batch[0]
+                call = self.engines.stream_call(
+                    first.model, self.prompt, seed=first.seed, temperature=self.temperature,
+                    n=len(batch), options=self.options,
                 )
                 with self._lock:
                     self._calls.add(call)
                     if self._cancel.is_set():  # cancelled while the call was being built
                         call.abort("cancelled")
-                events.put(SampleStarted(sample.index, sample.model, sample.seed))
+                for s in batch:
+                    s.endpoint = call.endpoint
+                    events.put(SampleStarted(s.index, s.model, s.seed))
                 try:
-                    self._draw(sample, call, events)
+                    redo = self._draw(batch, call, events)
                 finally:
                     with self._lock:
                         self._calls.discard(call)
-                events.put(SampleFinished(sample))
+                if redo:  # the server ignored `n`: draw the rest one request each
+                    self.engines.n_ignored(call.endpoint)
+                    with self._lock:
+                        self.notes.append(f"{call.endpoint} returned {len(batch) - len(redo)} "
+                                          f"of {len(batch)} choices asked (it ignores n); "
+                                          "drew the rest one request each")
+                        pending.extend(reversed(redo))
+                for s in batch:
+                    if s not in redo:
+                        events.put(SampleFinished(s))
         finally:
             events.put(_WorkerDone())
 
-    @staticmethod
-    def _draw(sample: Sample, call: StreamCall, events: queue.Queue[Any]) -> None:
-        parts: list[str] = []
+    def _batch_size(self, pending: list[Sample]) -> int:
+        """Samples to draw in the next request: 1, or an equal share of the stage's
+        samples per worker where the server may honour `n` (call with the lock held)."""
+        if not self.engines.supports_n(pending[-1].model):
+            return 1
+        return min(len(pending), -(-self._stage_size // self.concurrency))
 
-        def on_token(text: str) -> None:
-            parts.append(text)
-            events.put(Token(sample.index, text))
+    @staticmethod
+    def _draw(batch: list[Sample], call: StreamCall, events: queue.Queue[Any]) -> list[Sample]:
+        """Run one call for the batch; return the samples it did not draw (a server that
+        ignores `n` returns one choice)."""
+        parts: list[list[str]] = [[] for _ in batch]
+
+        def on_token(i: int, text: str) -> None:
+            if i < len(batch):
+                parts[i].append(text)
+                events.put(Token(batch[i].index, text))
 
         try:
-            sample.text = call.run(on_token)
+            choices = call.run_choices(on_token)
         except SampleError as exc:
-            sample.text = "".join(parts)
-            sample.error = exc.reason
+            for s, got in zip(batch, parts, strict=True):
+                s.text = "".join(got)
+                s.error = exc.reason
+            return []
+        for i, (s, choice) in enumerate(zip(batch, choices, strict=False)):
+            s.text, s.thinking, s.error = choice.text, choice.thinking, choice.error
+            s.choice = i if len(batch) > 1 else 0
+        return batch[len(choices):]
 
     def _finish(self, sample: Sample) -> Iterator[Event]:
         sample.arrival = self._arrivals
         self._arrivals += 1
         if sample.error is None:
-            sample.answer = extract(sample.text, self.kind, self.choices)
+            split = split_thinking(sample.text, sample.thinking)
+            sample.text, sample.thinking = split.answer, split.thinking
+            if split.cut_off:
+                sample.no_answer = CUT_OFF
+            else:
+                sample.answer = extract(sample.text, self.kind, self.choices)
         self._samples.append(sample)
         yield SampleFinished(sample)
         if sample.error is None:

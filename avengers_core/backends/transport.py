@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import importlib
 import os
 import selectors
 import socket
@@ -24,15 +25,19 @@ from avengers_core.backends.base import Timeouts, one_line
 POLL = 0.05  # seconds between checks for an abort while connecting
 
 
-def tracking_transport() -> tuple[Any, Callable[[], None]]:
+def tracking_transport(stack: str = "httpx") -> tuple[Any, Callable[[], None]]:
     """An httpx transport whose sockets can all be shut down (from any thread).
 
-    Shutting a socket down wakes a thread blocked reading it, which closing it does not;
-    a connect in progress notices the abort within POLL seconds.
+    `stack` is "httpx" (the `ollama` client's HTTP library) or "httpx2" (the `openai`
+    client's, a fork with the same layout over `httpcore2`). Shutting a socket down wakes
+    a thread blocked reading it, which closing it does not; a connect in progress notices
+    the abort within POLL seconds.
     """
-    import httpcore
-    import httpx
-    from httpcore._backends.sync import SyncStream  # what SyncBackend.connect_tcp returns
+    core_name = {"httpx": "httpcore", "httpx2": "httpcore2"}[stack]
+    httpx = importlib.import_module(stack)
+    httpcore = importlib.import_module(core_name)
+    # what SyncBackend.connect_tcp returns
+    SyncStream = importlib.import_module(f"{core_name}._backends.sync").SyncStream  # noqa: N806
 
     lock = threading.Lock()
     sockets: list[socket.socket] = []
@@ -71,20 +76,18 @@ def tracking_transport() -> tuple[Any, Callable[[], None]]:
             for sock in sockets:
                 _shutdown(sock)
 
-    transport = httpx.HTTPTransport(verify=ssl_context(), retries=0)
+    transport = httpx.HTTPTransport(verify=ssl_context(stack), retries=0)
     # httpx offers no public hook for the network backend; its pool is the one place.
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl_context(), network_backend=Backend(), retries=0
+        ssl_context=ssl_context(stack), network_backend=Backend(), retries=0
     )
     return transport, abort
 
 
 @functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """Built once: building one per request costs tens of milliseconds."""
-    import httpx
-
-    return httpx.create_ssl_context()
+def ssl_context(stack: str = "httpx") -> ssl.SSLContext:
+    """Built once per HTTP stack: building one per request costs tens of milliseconds."""
+    return importlib.import_module(stack).create_ssl_context()
 
 
 def _connect(
@@ -144,35 +147,37 @@ def _shutdown(sock: socket.socket) -> None:
         pass  # already closed
 
 
-def http_reason(exc: BaseException, host: str, t: Timeouts, started: bool) -> str:
-    """The reason for a transport-level failure (httpx), shared by the backends."""
-    import httpx
+def _is(exc: BaseException, *names: str) -> bool:
+    """True when `exc` is an instance of a class of one of these names, in either HTTP
+    stack (httpx or httpx2 raise classes of the same names)."""
+    return any(c.__name__ in names for c in type(exc).__mro__)
 
-    if isinstance(exc, httpx.ConnectTimeout):
+
+def http_reason(exc: BaseException, host: str, t: Timeouts, started: bool) -> str:
+    """The reason for a transport-level failure (httpx or httpx2), shared by the backends."""
+    if _is(exc, "ConnectTimeout"):
         return f"connect timeout after {t.connect:g} s to {host}"
-    if isinstance(exc, httpx.ConnectError | ConnectionError):
+    if _is(exc, "ConnectError", "ConnectionError"):
         return f"cannot connect to {host} ({short_error(exc)})"
-    if isinstance(exc, httpx.ReadTimeout):
+    if _is(exc, "ReadTimeout"):
         if started:
             return f"no token for {t.first_token:g} s"
         return f"no first token within {t.first_token:g} s"
-    if isinstance(exc, httpx.TimeoutException):
+    if _is(exc, "TimeoutException"):
         return one_line(f"timeout: {exc}")
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if _is(exc, "RemoteProtocolError"):
         when = "mid-reply" if started else "before replying"
         return f"server closed the connection {when}"
-    if isinstance(exc, httpx.HTTPError):
+    if _is(exc, "HTTPError"):
         return one_line(f"stream broken: {exc}")
     return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def short_error(exc: BaseException) -> str:
     """A connection failure in a few words: host name not found, connection refused..."""
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
+    if _is(exc, "TimeoutException"):
         return "timed out"
-    if isinstance(exc, ConnectionError | httpx.ConnectError):
+    if _is(exc, "ConnectionError", "ConnectError"):
         chain = [exc, exc.__cause__, exc.__context__]  # ollama re-raises without the cause
         text = " ".join(str(e) for e in chain if e is not None).lower()
         if any(w in text for w in ("name or service not known", "nodename", "name resolution")):
