@@ -189,9 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 
-    from avengers_core import cli_ollama
+    from avengers_core import cli_engines
 
-    cli_ollama.register(sub)
+    cli_engines.register(sub)
     return p
 
 

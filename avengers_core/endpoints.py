@@ -251,6 +251,9 @@ class Engines:
 
     # -- sampling ----------------------------------------------------------------------
     def _route(self, model: str) -> _Route | None:
+        """`model`'s endpoint, discovering the servers first if nobody asked yet."""
+        if not self.endpoints:
+            return None
         if self._routes is None:
             self.list_models()
         assert self._routes is not None

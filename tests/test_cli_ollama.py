@@ -7,6 +7,7 @@ need no model download and stay fast.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,8 +204,18 @@ def test_vote_switch_progress_counts_every_planned_sample(srv, profile, capsys):
                  "--switch", "0.9"])
     err = capsys.readouterr().err
     assert code == 0
-    assert "[8/8] llama3.1:8b" in err
+    assert "[8/≤8] llama3.1:8b" in err  # Model-Switch: at most 4 per routed model
     assert "[5/4]" not in err
+
+
+def test_vote_spread_progress_total_never_changes(srv, profile, capsys):
+    # issue 14: `--top-n 2` printed [1/3] ... then [4/6] as the second model started
+    code = main(["vote", str(profile), MATH[3], "--host", srv.url, "--samples", "6",
+                 "--top-n", "2"])
+    err = capsys.readouterr().err
+    assert code == 0
+    totals = re.findall(r"^\[\d+/(\S+)\]", err, re.M)
+    assert totals == ["6"] * 6
 
 
 def test_vote_no_answer_is_exit_1_with_reason(srv, profile, capsys):

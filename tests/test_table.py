@@ -131,7 +131,7 @@ def test_model_means_skip_missing(tmp_path):
 def test_example_assets_load():
     from pathlib import Path
 
-    from avengers_core.cli_ollama import parse_model_map
+    from avengers_core.cli_engines import parse_model_map
 
     root = Path(__file__).resolve().parents[1] / "assets"
     t = read_table(root / "example_table.csv")

@@ -1,4 +1,9 @@
-"""The `avengers vote` and `avengers calibrate` subcommands (local models through Ollama).
+"""The `avengers vote` and `avengers calibrate` subcommands: sampling real engines.
+
+Both reach models through the same engine options: `--backend ollama|openai` and `--host`
+for the default server (Ollama at `$OLLAMA_HOST` or 127.0.0.1:11434 unless told
+otherwise), `--api-key-env` naming the variable that holds its key, and `--endpoints` for
+per-model servers and replicas (see :mod:`avengers_core.endpoints`).
 
 `register(subparsers)` adds both; each handler returns the exit code. An unreachable host
 is exit code 2 with one line `error: ...` naming the host; a vote where no sample gave an
@@ -14,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from avengers_core.backends import BACKENDS
 from avengers_core.errors import InputError
 
 EXIT_INPUT = 2
@@ -22,16 +28,53 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 SHOWN_CHARS = 80  # an answer printed in a progress or summary line
 
 
+def _engine_options(s: Any) -> None:
+    """The options that say where the models are served (shared by vote and calibrate)."""
+    s.add_argument("--backend", choices=BACKENDS, default="ollama",
+                   help="protocol of --host: ollama (native API) or openai (any "
+                        "OpenAI-compatible server: llama.cpp, vLLM, SGLang, LM Studio)")
+    s.add_argument("--host", help="server URL (default: $OLLAMA_HOST or 127.0.0.1:11434 for "
+                                  "ollama; $OPENAI_BASE_URL or 127.0.0.1:8000/v1 for openai)")
+    s.add_argument("--api-key-env", metavar="NAME",
+                   help="environment variable holding the server's API key")
+    s.add_argument("--endpoints", metavar="FILE",
+                   help="TOML/JSON file: per-model backend, URLs (replicas), engine model "
+                        "name, api_key_env; overrides --backend/--host for those models")
+    s.add_argument("--max-tokens", type=int, help="cap on tokens per reply")
+    s.add_argument("--think", choices=["on", "off", "low", "medium", "high"],
+                   help="reasoning models: thinking off, on, or a level (default: the "
+                        "model's own)")
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-request options from `--max-tokens` and `--think`."""
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise InputError("--max-tokens must be at least 1")
+    options: dict[str, Any] = {}
+    if args.max_tokens is not None:
+        options["max_tokens"] = args.max_tokens
+    if args.think is not None:
+        options["think"] = {"on": True, "off": False}.get(args.think, args.think)
+    return options
+
+
+def _engines(args: argparse.Namespace) -> Any:
+    from avengers_core.endpoints import Engines
+
+    return Engines.from_args(args.backend, args.host, args.api_key_env, args.endpoints)
+
+
 def register(subparsers: Any) -> None:
     """Add `vote` and `calibrate` to the `avengers` command's subparsers."""
-    s = subparsers.add_parser("vote", help="route a query, then vote over local Ollama samples")
+    s = subparsers.add_parser("vote", help="route a query, then vote over samples of the "
+                                           "routed models")
     s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
     s.add_argument("query")
-    s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
+    _engine_options(s)
     s.add_argument("--samples", type=int, default=10, help="samples to draw (default 10)")
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
-    s.add_argument("--model-map", help="JSON object or JSON file: table name -> Ollama tag")
+    s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
     s.add_argument(
         "--kind",
         choices=["auto", "number", "choice", "text", "free"],
@@ -48,11 +91,12 @@ def register(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_vote)
 
-    s = subparsers.add_parser("calibrate", help="score local models on labeled questions")
+    s = subparsers.add_parser("calibrate", help="score your models on labeled questions")
     s.add_argument("questions", help="gsm8k, llmrouter, or a .jsonl/.csv with question, answer")
-    s.add_argument("--models", required=True, help="comma-separated Ollama tags")
+    s.add_argument("--models", required=True, help="comma-separated model names (Ollama tags, "
+                                                   "server model ids or endpoint names)")
     s.add_argument("--out", required=True, help="routing table to write (JSONL, resumable)")
-    s.add_argument("--host", help="Ollama URL (default: $OLLAMA_HOST or 127.0.0.1:11434)")
+    _engine_options(s)
     s.add_argument("--limit", type=int, help="use only the first N questions")
     s.add_argument("--concurrency", type=int, default=1, help="questions in flight per model")
     s.set_defaults(func=cmd_calibrate)
@@ -91,21 +135,30 @@ def parse_model_map(value: str | None) -> dict[str, str]:
     return obj
 
 
-def _embedder(embedder_id: str, host: str):
-    """The profile's embedder; an Ollama one is asked on the same host as the samples."""
+def _embedder(embedder_id: str, engines: Any):
+    """The profile's embedder; an Ollama one is asked on the Ollama host of the samples."""
     from avengers_core.embed import OllamaEmbedder, get_embedder
 
-    if embedder_id.startswith("ollama:"):
-        return OllamaEmbedder(embedder_id.split(":", 1)[1], host=host)
+    default = engines.default
+    if embedder_id.startswith("ollama:") and default is not None and default.name == "ollama":
+        return OllamaEmbedder(embedder_id.split(":", 1)[1], host=default.host)
     return get_embedder(embedder_id)
 
 
+def _available(engines: Any) -> list[str]:
+    """The models the engines serve (notes on skipped replicas go to stderr).
+    Raises BackendUnavailable when no server answers."""
+    models = engines.list_models()
+    for note in engines.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return models
+
+
 def cmd_vote(args: argparse.Namespace) -> int:
-    from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
+    from avengers_core.backends import BackendUnavailable
     from avengers_core.extract import kind_for_task
     from avengers_core.profile import check_embedder, load_profile
     from avengers_core.vote import (
-        ModelStarted,
         SampleFinished,
         VoteRun,
         failure_summary,
@@ -117,13 +170,14 @@ def cmd_vote(args: argparse.Namespace) -> int:
     if args.temperature <= 0:
         raise InputError(f"--temperature must be > 0 so samples differ, got {args.temperature}")
     mapping = parse_model_map(args.model_map)
-    client = OllamaBackend(args.host)
+    options = _options(args)
+    engines = _engines(args)
     try:
-        local = client.list_models()
-    except OllamaUnavailable as e:
+        local = _available(engines)
+    except BackendUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    emb = _embedder(router.embedder_id, client.host)
+    emb = _embedder(router.embedder_id, engines)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
@@ -133,14 +187,15 @@ def cmd_vote(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if not models:
         first = res.ranking[0] if res.ranking else "a model"
+        pull = f"`ollama pull <tag>` for {first}, " if engines.default.name == "ollama" else ""
         return _error(
-            f"none of the routed models is available on {client.host} "
-            f"(local: {', '.join(local) or 'none'}); pull one (`ollama pull <tag>` for "
-            f"{first}) or pass --model-map"
+            f"none of the routed models is available on {engines.describe()} "
+            f"(available: {', '.join(local) or 'none'}); serve one ({pull}or an endpoint) "
+            "or pass --model-map"
         )
     strategy = "switch" if args.switch is not None else ("spread" if args.top_n > 1 else "single")
     run = VoteRun(
-        client,
+        engines,
         models,
         args.query,
         samples=args.samples,
@@ -149,23 +204,29 @@ def cmd_vote(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         strategy=strategy,
         threshold=args.switch if args.switch is not None else 0.6,
+        options=options,
     )
     print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
-    done = planned = 0  # Model-Switch plans more samples as it adds models
+    # the total is known up front, except for Model-Switch, which stops when sure enough
+    total = f"≤{args.samples * len(models)}" if strategy == "switch" else str(args.samples)
+    done = 0
     try:
         for ev in run.events():
-            if isinstance(ev, ModelStarted):
-                planned += ev.samples
-            elif isinstance(ev, SampleFinished):
+            if isinstance(ev, SampleFinished):
                 done += 1
                 s = ev.sample
                 what = f"failed: {s.error}" if s.error else f"answer {_clip(str(s.answer))}"
-                print(f"[{done}/{planned}] {s.model} seed {s.seed}: {what}", file=sys.stderr)
+                if s.no_answer:
+                    what = f"no answer ({s.no_answer})"
+                print(f"[{done}/{total}] {s.model} seed {s.seed} @ {s.endpoint}: {what}",
+                      file=sys.stderr)
     except KeyboardInterrupt:  # the event stream cancelled every request on its way out
-        print(f"stopped: {done} of {planned} samples had finished", file=sys.stderr)
+        print(f"stopped: {done} of {total} samples had finished", file=sys.stderr)
         return EXIT_INTERRUPTED
     result = run.result
     assert result is not None
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     t = result.tally
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -191,13 +252,15 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
+    from avengers_core.backends import BackendUnavailable
     from avengers_core.calibrate import calibrate, load_questions
 
     if args.limit is not None and args.limit < 1:
         raise InputError("--limit must be at least 1")
     if args.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    options = _options(args)
+    engines = _engines(args)
     qs = load_questions(args.questions, args.limit)
     for note in qs.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -206,15 +269,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"\r[{done}/{total}] {message}".ljust(60), end="", file=sys.stderr, flush=True)
 
     try:
+        _available(engines)
         report = calibrate(
             qs,
             args.models.split(","),
             args.out,
-            client=OllamaBackend(args.host),
+            client=engines,
             concurrency=args.concurrency,
             progress=progress,
+            options=options,
         )
-    except OllamaUnavailable as e:
+    except BackendUnavailable as e:
         return _error(str(e))
     print(file=sys.stderr)
     print(f"wrote {report.out} ({report.ran} new, {report.resumed} resumed)")
