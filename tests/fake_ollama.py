@@ -1,5 +1,10 @@
 """A small real HTTP server on 127.0.0.1 that speaks the Ollama wire protocol, for tests.
 
+It also speaks the OpenAI-compatible protocol (`/v1/models`, `/v1/chat/completions`,
+`/v1/embeddings`) with the same scripts, so the `openai` backend meets the same faults plus
+its own (HTTP 429 with Retry-After, a stream cut before `[DONE]`, an `error` object
+mid-stream), and a server that honours `n` or, like llama-cpp-python's, ignores it.
+
 Why: the voting code drives the real `ollama` client over real HTTP, so failures
 (HTTP 500, unknown model, hangs, streams cut before `done`, bad lines) are the ones a
 user meets. Each model is scripted with a :class:`ModelScript`.
@@ -31,12 +36,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAILURES = ("http500", "html502", "hang", "stall", "cut", "drop", "reset", "badline",
-            "errorline")
+            "errorline", "http429")
 """Failure modes: `http500` error status (Ollama's JSON error); `html502` a proxy's HTML
 error page; `hang` never answers; `stall` sends one token then hangs; `cut` ends the
 stream cleanly without a `done: true` line; `drop` closes the connection mid-stream;
 `reset` closes it without any reply; `badline` sends a line that is not JSON;
-`errorline` sends Ollama's mid-stream `{"error": ...}` line."""
+`errorline` sends Ollama's mid-stream `{"error": ...}` line (on `/v1`: an SSE event holding
+an `error` object); `http429` answers 429 with `Retry-After: 7`. On `/v1`, `cut` ends the
+stream without `[DONE]` and without a finish reason."""
 
 
 @dataclass
@@ -50,6 +57,10 @@ class ModelScript:
     chunk: characters per streamed chunk.
     fail: a failure mode from FAILURES for every request, or None.
     fail_seeds: failure mode by request seed (overrides `fail`).
+    thinking: a reasoning trace streamed before each reply (Ollama's `message.thinking`,
+        OpenAI-style `delta.reasoning_content`).
+    honours_n: on `/v1`, return `n` choices (choice i answers as seed + i would), or one
+        (as llama-cpp-python's server and Ollama's `/v1` do).
     """
 
     replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
@@ -58,6 +69,8 @@ class ModelScript:
     chunk: int = 4
     fail: str | None = None
     fail_seeds: dict[int, str] = field(default_factory=dict)
+    thinking: str = ""
+    honours_n: bool = True
 
     def __post_init__(self) -> None:
         modes = [self.fail, *self.fail_seeds.values()]
@@ -283,6 +296,9 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                     for m in srv.models
                 ]
                 self._json(200, {"models": models})
+            elif self.path == "/v1/models":
+                data = [{"id": m, "object": "model", "owned_by": "fake"} for m in srv.models]
+                self._json(200, {"object": "list", "data": data})
             elif self.path == "/api/version":
                 self._json(200, {"version": "0.0.0-fake"})
             elif self.path in ("/", ""):
@@ -301,7 +317,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self._body()
-            srv._record(self.path, body)
+            srv._record(self.path, {**body, "authorization": self.headers.get("Authorization")})
+            if self.path in ("/v1/chat/completions", "/v1/embeddings"):
+                self._openai(body)
+                return
             if self.path not in ("/api/chat", "/api/generate", "/api/embed"):
                 self._json(404, {"error": f"no route {self.path}"})
                 return
@@ -322,23 +341,30 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             finally:
                 srv._leave()
 
-        def _generate(self, model: str, body: dict[str, Any]) -> None:
-            script = srv.models[model]
-            options = body.get("options") or {}
-            seed = options.get("seed")
-            text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
-            chat = self.path == "/api/chat"
+        def _fail_early(self, script: ModelScript, failure: str | None) -> bool:
+            """Wait the script's latency, then play a failure that comes before any token;
+            True when the request is over."""
             if failure == "hang":
                 self._wait(math.inf)
-                return
+                return True
             if self._wait(script.latency):
-                return
+                return True
             if failure == "reset":
                 self.close_connection = True
-                return
+                return True
             if failure == "http500":
                 self._json(500, {"error": "fake internal server error"})
-                return
+                return True
+            if failure == "http429":
+                data = json.dumps({"error": {"message": "fake rate limit",
+                                             "type": "rate_limit_error"}}).encode()
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Retry-After", "7")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
             if failure == "html502":
                 page = "<html><body><h1>502 Bad Gateway</h1>" + "<p>upstream</p>" * 500
                 self.send_response(502)
@@ -346,6 +372,16 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(page)))
                 self.end_headers()
                 self.wfile.write(page.encode())
+                return True
+            return False
+
+        def _generate(self, model: str, body: dict[str, Any]) -> None:
+            script = srv.models[model]
+            options = body.get("options") or {}
+            seed = options.get("seed")
+            text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
+            chat = self.path == "/api/chat"
+            if self._fail_early(script, failure):
                 return
             if body.get("stream", True) is False:
                 self._json(200, _part(model, text, chat, done=True))
@@ -355,6 +391,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             size = max(1, script.chunk)
+            if chat and script.thinking and body.get("think") is not False:
+                part = _part(model, "", chat, done=False)
+                part["message"]["thinking"] = script.thinking  # Ollama >= 0.12.4
+                self._chunk(json.dumps(part) + "\n")
             pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
             for i, piece in enumerate(pieces):
                 if i and self._wait(script.token_delay):
@@ -375,6 +415,92 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         return  # no terminating chunk: the connection just closes
             if failure != "cut":
                 self._chunk(json.dumps(_part(model, "", chat, done=True)) + "\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _openai(self, body: dict[str, Any]) -> None:
+            """`/v1/chat/completions` (streamed as SSE, or not) and `/v1/embeddings`."""
+            model = str(body.get("model", ""))
+            if model not in srv.models:
+                self._json(404, {"error": {"message": f"The model `{model}` does not exist.",
+                                           "type": "invalid_request_error",
+                                           "code": "model_not_found"}})
+                return
+            if self.path == "/v1/embeddings":
+                inputs = body.get("input", "")
+                texts = [inputs] if isinstance(inputs, str) else list(inputs)
+                data = [{"object": "embedding", "index": i, "embedding": fake_embedding(t)}
+                        for i, t in enumerate(texts)]
+                self._json(200, {"object": "list", "data": data, "model": model})
+                return
+            srv._enter()
+            try:
+                self._complete(model, body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            finally:
+                srv._leave()
+
+        def _complete(self, model: str, body: dict[str, Any]) -> None:
+            script = srv.models[model]
+            seed = body.get("seed")
+            n = int(body.get("n") or 1) if script.honours_n else 1
+            replies = []
+            failure = None
+            for i in range(n):
+                text, fail = srv._reply_for(model, seed + i if isinstance(seed, int) else None)
+                replies.append(text)
+                failure = failure or fail
+            if self._fail_early(script, failure):
+                return
+            base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
+            if body.get("stream") is not True:
+                choices = [{"index": i, "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text}}
+                           for i, text in enumerate(replies)]
+                self._json(200, {**base, "object": "chat.completion", "choices": choices})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def event(delta: dict[str, Any], i: int, finish: str | None = None) -> None:
+                chunk = {**base, "object": "chat.completion.chunk",
+                         "choices": [{"index": i, "delta": delta, "finish_reason": finish}]}
+                self._chunk(f"data: {json.dumps(chunk)}\n\n")
+
+            size = max(1, script.chunk)
+            if script.thinking:
+                for i in range(n):
+                    event({"role": "assistant", "reasoning_content": script.thinking}, i)
+            pieces = [[t[k : k + size] for k in range(0, len(t), size)] or [""]
+                      for t in replies]
+            for step in range(max(len(p) for p in pieces)):
+                if step and self._wait(script.token_delay):
+                    return
+                for i, p in enumerate(pieces):
+                    if step < len(p):
+                        event({"content": p[step]}, i)
+                if failure == "stall":
+                    self._wait(math.inf)
+                    return
+                if step == len(pieces[0]) // 2:
+                    if failure == "badline":
+                        self._chunk("data: this is not json\n\n")
+                    elif failure == "errorline":
+                        error = {"error": {"message": "fake out of memory", "code": 500}}
+                        self._chunk(f"data: {json.dumps(error)}\n\n")
+                        break
+                    elif failure == "cut":
+                        break
+                    elif failure == "drop":
+                        self.close_connection = True
+                        return
+            if failure not in ("cut", "errorline"):
+                for i in range(n):
+                    event({}, i, "stop")
+                self._chunk("data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 

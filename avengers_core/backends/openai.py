@@ -11,6 +11,7 @@ retries on its own (`max_retries=0`), so a 429 or 5xx becomes a one-line reason 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -153,6 +154,8 @@ class OpenAICall(StreamCall):
             return [choices[i] for i in sorted(choices)]
         except SampleError:
             raise
+        except json.JSONDecodeError:
+            raise SampleError("bad line from server (not JSON)") from None
         except openai.APIError as exc:
             if self.aborted is not None:
                 raise SampleError(self.aborted) from None
