@@ -191,7 +191,8 @@ def _reason(exc: Any, host: str, model: str, t: Timeouts, started: bool) -> str:
 
 
 def _message(exc: Any) -> str:
-    """The server's own words: `error.message` of the JSON body, else the client's text."""
+    """The server's own words: the error body's `message` (the client passes the JSON's
+    `error` member as `body`), else the body as text, else the client's message."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
@@ -199,8 +200,8 @@ def _message(exc: Any) -> str:
             return str(inner["message"])
         if isinstance(inner, str):
             return inner
-        if body.get("message"):
-            return str(body["message"])
+    if isinstance(body, str) and body.strip():
+        return body
     return str(getattr(exc, "message", "") or exc)
 
 
