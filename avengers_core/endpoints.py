@@ -175,8 +175,9 @@ class Engines:
         """The engines of the command line: `--backend/--host/--api-key-env` for the
         default, and `--endpoints` for the models it names. Raises InputError."""
         endpoints = load_endpoints(endpoints_file) if endpoints_file else {}
+        key = api_key(api_key_env)
         try:
-            default = get_backend(backend, host, timeouts, api_key(api_key_env))
+            default = get_backend(backend, host, timeouts, key)
         except ValueError as e:
             raise InputError(f"--backend: {e}") from None
         for ep in endpoints.values():
