@@ -71,7 +71,10 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if path.suffix.lower() == ".toml":
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)
