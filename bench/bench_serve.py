@@ -147,7 +147,7 @@ def section(res: dict[str, Any]) -> str:
     lines.append(
         f"\nReading: the floor is one sample's {res['vote_latency_s']} s; what is above it at "
         "one client is routing, the vote's threads and the extra hop. With more clients the "
-        "samples of all votes share the scripted server's threads and this machine's two "
-        "cores, so latency grows while throughput rises; a real engine's own batching sets "
-        "the limit there.")
+        "samples of all votes (5 per vote) share the scripted server's threads and this "
+        "machine's two cores, so throughput levels off and latency grows; with a real engine "
+        "its own batching sets that limit.")
     return "\n".join(lines)
