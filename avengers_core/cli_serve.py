@@ -30,10 +30,8 @@ DEFAULT_PORT = 11500
 
 
 def register(subparsers: Any) -> None:
-    """Add `serve` to the `avengers` command's subparsers."""
-    from avengers_core.serve.app import KEEPALIVE_S
-    from avengers_core.serve.service import MAX_SAMPLES
-
+    """Add `serve` to the `avengers` command's subparsers (imports nothing heavy, so
+    `avengers --help` stays fast)."""
     s = subparsers.add_parser("serve", help="serve the router as a model to Ollama and "
                                             "OpenAI clients")
     s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
@@ -44,7 +42,8 @@ def register(subparsers: Any) -> None:
     _engine_options(s, key_flag="--upstream-key-env")
     s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
     s.add_argument("--samples", type=int, default=10,
-                   help=f"samples per vote for the `avengers` model (1 to {MAX_SAMPLES})")
+                   help="samples per vote for the `avengers` model (default 10; capped, "
+                        "see docs/SERVE.md)")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
     s.add_argument("--concurrency", type=int, default=4, help="parallel samples per vote")
     s.add_argument("--api-key-env", metavar="NAME",
@@ -54,8 +53,8 @@ def register(subparsers: Any) -> None:
                    help="chat requests served at once (default 8)")
     s.add_argument("--max-queue", type=int, default=32,
                    help="chat requests waiting beyond those; more get 429/503 (default 32)")
-    s.add_argument("--keepalive", type=float, default=KEEPALIVE_S,
-                   help=f"seconds between keep-alives while a vote runs (default {KEEPALIVE_S:g})")
+    s.add_argument("--keepalive", type=float,
+                   help="seconds between keep-alives while a vote runs (default 5)")
     s.set_defaults(func=cmd_serve)
 
 
@@ -73,14 +72,15 @@ def prepare(args: argparse.Namespace) -> Any:
     Raises InputError (bad arguments, no key for a public bind) and BackendUnavailable."""
     from avengers_core.endpoints import api_key
     from avengers_core.profile import check_embedder, load_profile
-    from avengers_core.serve.app import build_app
+    from avengers_core.serve.app import KEEPALIVE_S, build_app
     from avengers_core.serve.service import ServeConfig, Service
 
     key = api_key(args.api_key_env)
     if not _loopback(args.bind) and key is None:
         raise InputError(f"--bind {args.bind}: listening beyond this machine needs "
                          "--api-key-env (clients then send that key as a Bearer token)")
-    if args.max_concurrent < 1 or args.max_queue < 0 or args.keepalive <= 0:
+    keepalive = KEEPALIVE_S if args.keepalive is None else args.keepalive
+    if args.max_concurrent < 1 or args.max_queue < 0 or keepalive <= 0:
         raise InputError("--max-concurrent must be ≥ 1, --max-queue ≥ 0, --keepalive > 0")
     if args.top_n < 1 or args.concurrency < 1:
         raise InputError("--top-n and --concurrency must be at least 1")
@@ -93,7 +93,7 @@ def prepare(args: argparse.Namespace) -> Any:
     _available(engines)
     service = Service(router, embedder, engines, config)
     return build_app(service, api_key=key, max_concurrent=args.max_concurrent,
-                     max_queue=args.max_queue, keepalive_s=args.keepalive)
+                     max_queue=args.max_queue, keepalive_s=keepalive)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -7,7 +7,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import ollama
+import openai
 import uvicorn
 
 from avengers_core.cli import build_parser
@@ -36,3 +39,20 @@ def serving(argv: list[str]) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def openai_reply(res: Any, stream: bool) -> tuple[str, dict[str, Any]]:
+    """The text and `avengers` field of an `openai` client reply, streamed (every chunk
+    read; the last must finish with "stop") or whole."""
+    if not stream:
+        return res.choices[0].message.content, res.model_extra["avengers"]
+    chunks = list(res)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    return ("".join(c.choices[0].delta.content or "" for c in chunks),
+            chunks[-1].model_extra["avengers"])
+
+
+def clients(url: str, timeout: float) -> tuple[openai.OpenAI, ollama.Client]:
+    """The official clients for the server at `url` (the openai one never retries)."""
+    return (openai.OpenAI(base_url=f"{url}/v1", api_key="-", max_retries=0, timeout=timeout),
+            ollama.Client(host=url, timeout=timeout))

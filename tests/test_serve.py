@@ -23,7 +23,7 @@ from avengers_core.cli import main
 from avengers_core.extract import extract
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port, stop, wait_http
-from tests.serve_util import serving
+from tests.serve_util import clients, openai_reply, serving
 from tests.test_cli_ollama import MATH, build_profile
 
 QWEN = "qwen2.5:7b-instruct"
@@ -64,12 +64,12 @@ def url(srv, profile):
 
 @pytest.fixture
 def oai(url):
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=30)
+    return clients(url, 30)[0]
 
 
 @pytest.fixture
 def oll(url):
-    return ollama.Client(host=url, timeout=30)
+    return clients(url, 30)[1]
 
 
 def user(text: str = QUESTION) -> list[dict[str, str]]:
@@ -111,9 +111,7 @@ def test_openai_vote_whole(oai):
 
 def test_openai_vote_streamed(oai):
     chunks = list(oai.chat.completions.create(model="avengers", messages=user(), stream=True))
-    text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert chunks[-1].choices[0].finish_reason == "stop"
-    check_vote_field(chunks[-1].model_extra["avengers"], text)
+    check_vote_field(*reversed(openai_reply(iter(chunks), stream=True)))
     assert not any("avengers" in (c.model_extra or {}) for c in chunks[:-1])
 
 
@@ -178,12 +176,7 @@ def test_openai_route_and_passthrough(oai, stream):
     for model, expected, routed in [("avengers-route", "#### 42", QWEN),
                                     (LLAMA, "The answer is 41.", LLAMA)]:
         res = oai.chat.completions.create(model=model, messages=user(), stream=stream, seed=0)
-        if stream:
-            chunks = list(res)
-            text = "".join(c.choices[0].delta.content or "" for c in chunks)
-            field = chunks[-1].model_extra["avengers"]
-        else:
-            text, field = res.choices[0].message.content, res.model_extra["avengers"]
+        text, field = openai_reply(res, stream)
         assert text == expected
         assert field["models"] == [routed] and field["votes"] == {}
         if model == "avengers-route":

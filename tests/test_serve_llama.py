@@ -22,7 +22,7 @@ import pytest
 from avengers_core.extract import extract
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port, stop, wait_http
-from tests.serve_util import serving
+from tests.serve_util import clients, openai_reply, serving
 from tests.test_cli_ollama import MATH, build_profile
 
 ALIAS = "smollm2"
@@ -69,12 +69,12 @@ def url(engine, tmp_path_factory):
 
 @pytest.fixture
 def oai(url):
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="-", max_retries=0, timeout=120)
+    return clients(url, 120)[0]
 
 
 @pytest.fixture
 def oll(url):
-    return ollama.Client(host=url, timeout=120)
+    return clients(url, 120)[1]
 
 
 def user() -> list[dict[str, str]]:
@@ -107,13 +107,7 @@ def test_openai_client_on_the_real_engine(oai, stream):
     for model in ("avengers", "avengers-route", ALIAS):
         res = oai.chat.completions.create(model=model, messages=user(), stream=stream,
                                           max_tokens=MAX_TOKENS, seed=1)
-        if stream:
-            chunks = list(res)
-            text = "".join(c.choices[0].delta.content or "" for c in chunks)
-            field = chunks[-1].model_extra["avengers"]
-            assert chunks[-1].choices[0].finish_reason == "stop"
-        else:
-            text, field = res.choices[0].message.content, res.model_extra["avengers"]
+        text, field = openai_reply(res, stream)
         assert isinstance(text, str) and text.strip()
         if model == ALIAS:
             assert field["cluster"] is None and field["models"] == [ALIAS]

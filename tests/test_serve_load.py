@@ -13,7 +13,7 @@ import pytest
 
 from avengers_core.extract import extract
 from tests.fake_ollama import FakeOllama, ModelScript
-from tests.serve_util import serving
+from tests.serve_util import clients, openai_reply, serving
 from tests.test_cli_ollama import MATH, build_profile
 
 CLIENTS = 50
@@ -27,21 +27,13 @@ def one_request(url: str, i: int, k: int) -> str:
     messages = [{"role": "user", "content": MATH[i % len(MATH)]}]
     stream = (i + k) % 2 == 1
     try:
+        oai, oll = clients(url, BOUND_S)
         if i % 2 == 0:
-            client = openai.OpenAI(base_url=f"{url}/v1", api_key="-", max_retries=0,
-                                   timeout=BOUND_S)
-            res = client.chat.completions.create(model="avengers", messages=messages,
-                                                 stream=stream)
-            if stream:
-                chunks = list(res)
-                text = "".join(c.choices[0].delta.content or "" for c in chunks)
-                field = chunks[-1].model_extra["avengers"]
-            else:
-                text, field = res.choices[0].message.content, res.model_extra["avengers"]
+            res = oai.chat.completions.create(model="avengers", messages=messages, stream=stream)
+            text, field = openai_reply(res, stream)
             ok = field["answer"] == "42" == extract(text, "number") and field["votes"] == {"42": 3}
         else:
-            client = ollama.Client(host=url, timeout=BOUND_S)
-            res = client.chat(model="avengers", messages=messages, stream=stream)
+            res = oll.chat(model="avengers", messages=messages, stream=stream)
             parts = list(res) if stream else [res]
             text = "".join(p.message.content for p in parts)
             ok = parts[-1].done and extract(text, "number") == "42"
