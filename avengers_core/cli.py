@@ -189,9 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 
-    from avengers_core import cli_engines
+    from avengers_core import cli_engines, cli_serve
 
     cli_engines.register(sub)
+    cli_serve.register(sub)
     return p
 
 

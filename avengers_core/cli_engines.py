@@ -28,14 +28,16 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 SHOWN_CHARS = 80  # an answer printed in a progress or summary line
 
 
-def _engine_options(s: Any) -> None:
-    """The options that say where the models are served (shared by vote and calibrate)."""
+def _engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
+    """The options that say where the models are served (shared by vote, calibrate and
+    serve; `serve` names the engine key `--upstream-key-env`, its own --api-key-env being
+    the key its clients send)."""
     s.add_argument("--backend", choices=BACKENDS, default="ollama",
                    help="protocol of --host: ollama (native API) or openai (any "
                         "OpenAI-compatible server: llama.cpp, vLLM, SGLang, LM Studio)")
     s.add_argument("--host", help="server URL (default: $OLLAMA_HOST or 127.0.0.1:11434 for "
                                   "ollama; $OPENAI_BASE_URL or 127.0.0.1:8000/v1 for openai)")
-    s.add_argument("--api-key-env", metavar="NAME",
+    s.add_argument(key_flag, dest="engine_key_env", metavar="NAME",
                    help="environment variable holding the server's API key")
     s.add_argument("--endpoints", metavar="FILE",
                    help="TOML/JSON file: per-model backend, URLs (replicas), engine model "
@@ -61,7 +63,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def _engines(args: argparse.Namespace) -> Any:
     from avengers_core.endpoints import Engines
 
-    return Engines.from_args(args.backend, args.host, args.api_key_env, args.endpoints)
+    return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints)
 
 
 def register(subparsers: Any) -> None:
