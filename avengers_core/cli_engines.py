@@ -28,7 +28,7 @@ EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 SHOWN_CHARS = 80  # an answer printed in a progress or summary line
 
 
-def _engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
+def add_engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
     """The options that say where the models are served (shared by vote, calibrate and
     serve; `serve` names the engine key `--upstream-key-env`, its own --api-key-env being
     the key its clients send)."""
@@ -48,7 +48,7 @@ def _engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
                         "model's own)")
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+def request_options(args: argparse.Namespace) -> dict[str, Any]:
     """Per-request options from `--max-tokens` and `--think`."""
     if args.max_tokens is not None and args.max_tokens < 1:
         raise InputError("--max-tokens must be at least 1")
@@ -60,7 +60,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _engines(args: argparse.Namespace) -> Any:
+def engines_from_args(args: argparse.Namespace) -> Any:
     from avengers_core.endpoints import Engines
 
     return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints)
@@ -72,7 +72,7 @@ def register(subparsers: Any) -> None:
                                            "routed models")
     s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
     s.add_argument("query")
-    _engine_options(s)
+    add_engine_options(s)
     s.add_argument("--samples", type=int, default=10, help="samples to draw (default 10)")
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
@@ -98,7 +98,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--models", required=True, help="comma-separated model names (Ollama tags, "
                                                    "server model ids or endpoint names)")
     s.add_argument("--out", required=True, help="routing table to write (JSONL, resumable)")
-    _engine_options(s)
+    add_engine_options(s)
     s.add_argument("--limit", type=int, help="use only the first N questions")
     s.add_argument("--concurrency", type=int, default=1, help="questions in flight per model")
     s.set_defaults(func=cmd_calibrate)
@@ -137,7 +137,7 @@ def parse_model_map(value: str | None) -> dict[str, str]:
     return obj
 
 
-def _embedder(embedder_id: str, engines: Any):
+def profile_embedder(embedder_id: str, engines: Any):
     """The profile's embedder; an Ollama one is asked on the Ollama host of the samples."""
     from avengers_core.embed import OllamaEmbedder, get_embedder
 
@@ -147,7 +147,7 @@ def _embedder(embedder_id: str, engines: Any):
     return get_embedder(embedder_id)
 
 
-def _available(engines: Any) -> list[str]:
+def available_models(engines: Any) -> list[str]:
     """The models the engines serve (notes on skipped replicas go to stderr).
     Raises BackendUnavailable when no server answers."""
     models = engines.list_models()
@@ -172,14 +172,14 @@ def cmd_vote(args: argparse.Namespace) -> int:
     if args.temperature <= 0:
         raise InputError(f"--temperature must be > 0 so samples differ, got {args.temperature}")
     mapping = parse_model_map(args.model_map)
-    options = _options(args)
-    engines = _engines(args)
+    options = request_options(args)
+    engines = engines_from_args(args)
     try:
-        local = _available(engines)
+        local = available_models(engines)
     except BackendUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    emb = _embedder(router.embedder_id, engines)
+    emb = profile_embedder(router.embedder_id, engines)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
@@ -261,8 +261,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise InputError("--limit must be at least 1")
     if args.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
-    options = _options(args)
-    engines = _engines(args)
+    options = request_options(args)
+    engines = engines_from_args(args)
     qs = load_questions(args.questions, args.limit)
     for note in qs.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -271,7 +271,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"\r[{done}/{total}] {message}".ljust(60), end="", file=sys.stderr, flush=True)
 
     try:
-        _available(engines)
+        available_models(engines)
         report = calibrate(
             qs,
             args.models.split(","),

