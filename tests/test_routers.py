@@ -28,7 +28,8 @@ def test_task_prior_recognises_tasks_and_their_best_model(toy):
     prior = tp.prior(x, g)
     assert prior.shape == (len(x), 2)
     topic = _topic(table)
-    assert (prior[~topic].argmax(1) == 0).mean() > 0.9 and (prior[topic].argmax(1) == 1).mean() > 0.9
+    assert (prior[~topic].argmax(1) == 0).mean() > 0.9
+    assert (prior[topic].argmax(1) == 1).mean() > 0.9
 
 
 def test_task_prior_needs_two_tasks(toy):
@@ -134,3 +135,14 @@ def test_profile_with_damaged_task_prior_is_refused(toy, tmp_path):
     (folder / "profile.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match="task prior shapes"):
         load_profile(folder)
+
+
+def test_cli_prior_flag():
+    from avengers_core.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["fit", "t.csv", "--out", "o", "--prior", "task"]).prior == "task"
+    assert p.parse_args(["evaluate", "t.csv"]).prior == "auto"
+    with pytest.raises(SystemExit) as e:
+        p.parse_args(["fit", "t.csv", "--out", "o", "--prior", "nope"])
+    assert e.value.code == 2
