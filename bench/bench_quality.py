@@ -69,7 +69,7 @@ TRIED = {  # every routing method of issue 15: label, and how it is fitted on a 
                                                                             prior="global"))),
     "recipe_task": ("recipe with the task prior, τ by CV",
                     lambda t, x, s: AvengersRouter.fit(t, x, RouterConfig(seed=s, prior="task"))),
-    "task_prior": ("task prior alone (τ = 1000: P(task | query) · task accuracy)",
+    "task_prior": ("task prior alone (τ = 1000: P(task ∣ query) · task accuracy)",
                    lambda t, x, s: AvengersRouter.fit(t, x, RouterConfig(
                        seed=s, prior="task", shrinkage=1000.0))),
     "paper": ("paper-exact", lambda t, x, s: AvengersRouter.fit(t, x, RouterConfig.paper(seed=s))),
