@@ -15,6 +15,9 @@ from collections.abc import Callable
 from avengers_core.errors import InputError
 
 EXIT_INPUT = 2
+PRIOR = dict(choices=("auto", "task", "global"), default="auto",
+             help="what cluster scores shrink toward: each model's global mean, the query's "
+                  "task mixture, or auto (chosen by cross-validation; default)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,13 +79,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from avengers_core.route import AvengersRouter, RouterConfig
 
     table, emb, x = _embedded(args.table, args.embedder, args.k, _bar())
-    config = RouterConfig(k=args.k, seed=args.seed)
+    config = RouterConfig(k=args.k, seed=args.seed, prior=args.prior)
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
     router = AvengersRouter.fit(table, x, config, embedder_id=emb.id, progress=_bar())
     out = save_profile(router, args.out)
     print(f"fitted K = {args.k} on {len(table)} queries × {len(table.models)} models "
-          f"(shrinkage {router.config.shrinkage:g}); saved to {out}")
+          f"(prior {router.config.prior}, shrinkage {router.config.shrinkage:g}); saved to {out}")
     return 0
 
 
@@ -122,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not 0.0 < args.test_size < 1.0:
         raise InputError(f"--test-size must be between 0 and 1, got {args.test_size}")
     table, _, x = _embedded(args.table, args.embedder, args.k, _bar())
-    config = RouterConfig(k=args.k)
+    config = RouterConfig(k=args.k, prior=args.prior)
     fitted = fit_split(table, x, config, args.test_size, args.seed)  # one fit for both below
     res = evaluate(table, x, fitted=fitted)
     if args.sweeps:
@@ -166,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--paper", action="store_true",
                    help="paper-exact: nearest cluster, raw accuracies (no shrinkage)")
+    s.add_argument("--prior", **PRIOR)
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("route", help="route a query with a saved profile")
@@ -184,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-size", type=float, default=0.3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    s.add_argument("--prior", **PRIOR)
     s.add_argument("--sweeps", action="store_true",
                    help="also sweep K and the number of selected models (paper's Fig. 2, 3)")
     s.add_argument("--json", action="store_true")

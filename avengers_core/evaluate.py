@@ -275,7 +275,8 @@ def sweep_fusion(
     for top_k in top_ks:
         for beta in betas:
             cfg = replace(base.config, top_k=top_k, beta=beta, shrinkage="auto")
-            tau = choose_shrinkage(train, x[tr], base.centroids, base.labels, cfg)
+            tau = choose_shrinkage(train, x[tr], base.centroids, base.labels, cfg,
+                                   base.task_prior)
             r = base.with_config(top_k=top_k, beta=beta, shrinkage=tau)
             score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
             rows.append({"top_k": top_k, "beta": float(beta), "shrinkage": float(tau),
@@ -303,7 +304,7 @@ def sweep_shrinkage(
         used = tau
         if tau == "auto":
             used = choose_shrinkage(train, x[tr], base.centroids, base.labels,
-                                    replace(base.config, shrinkage="auto"))
+                                    replace(base.config, shrinkage="auto"), base.task_prior)
         r = base.with_config(shrinkage=float(used))
         score = picked_scores(picks(r, x[te], test.scores), test.scores).mean()
         rows.append({"shrinkage": tau, "used": float(used), "router": float(score)})

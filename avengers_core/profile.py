@@ -15,7 +15,7 @@ import json
 import stat
 import zipfile
 import zlib
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from avengers_core.embed import Embedder
 from avengers_core.errors import InputError
 from avengers_core.fileio import atomic_write_bytes
 from avengers_core.route import AvengersRouter, RouterConfig
-from avengers_core.score import CapabilityProfile
+from avengers_core.score import CapabilityProfile, TaskPrior
 from avengers_core.table import is_pickle
 
 FORMAT = "avengers-profile"
@@ -55,7 +55,12 @@ def profile_files(router: AvengersRouter) -> dict[str, bytes]:
             "cost": None if prof.cost is None else _nan_to_none(prof.cost[c]),
         })
     buf = io.BytesIO()
-    np.savez(buf, centroids=router.centroids.astype(np.float32))
+    arrays = {"centroids": router.centroids.astype(np.float32)}
+    tp = router.task_prior if router.config.prior == "task" else None
+    if tp is not None:  # the task classifier (issue 15), checksummed with the centroids
+        arrays.update(task_coef=tp.coef.astype(np.float32),
+                      task_intercept=tp.intercept.astype(np.float32))
+    np.savez(buf, **arrays)
     npz = buf.getvalue()
     doc = {
         "format": FORMAT,
@@ -68,6 +73,9 @@ def profile_files(router: AvengersRouter) -> dict[str, bytes]:
         "centroids_sha256": hashlib.sha256(npz).hexdigest(),
         "clusters": clusters,
     }
+    if tp is not None:
+        doc["task_prior"] = {"tasks": tp.tasks, "sums": tp.sums.round(6).tolist(),
+                             "count": tp.count.astype(int).tolist()}
     return {"profile.json": json.dumps(doc, indent=1).encode("utf-8"), "centroids.npz": npz}
 
 
@@ -185,6 +193,29 @@ def _centroids(where: str, data: bytes) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def _task_prior(where: str, data: bytes, doc: dict, dim: int, m: int) -> TaskPrior | None:
+    """The task classifier saved beside the centroids, or None for a profile without one
+    (fitted with the global prior, or before issue 15)."""
+    spec = doc.get("task_prior")
+    if spec is None:
+        return None
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        if "task_coef" not in z.files or "task_intercept" not in z.files:
+            raise _fail(where, "profile.json names a task prior but the archive has no "
+                               "task_coef / task_intercept (expected both)")
+        coef, intercept = z["task_coef"], z["task_intercept"]
+    tasks = [str(t) for t in spec["tasks"]]
+    sums, count = np.array(spec["sums"], dtype=float), np.array(spec["count"], dtype=int)
+    t = len(tasks)
+    if coef.shape != (t, dim) or intercept.shape != (t,) or sums.shape != (t, m) \
+            or count.shape != (t, m):
+        raise _fail(where, f"task prior shapes do not match {t} tasks × {dim} dims × {m} "
+                           "models")
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all() and np.isfinite(sums).all()):
+        raise _fail(where, "task prior holds NaN or infinity (expected finite numbers)")
+    return TaskPrior(tasks, coef.astype(np.float32), intercept.astype(np.float32), sums, count)
+
+
 def _document(where: str, data: bytes) -> dict:
     """profile.json as a dict, with its format and version checked."""
     if is_pickle(data):
@@ -261,8 +292,18 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
         raise _fail(pj, "cluster sums or counts out of range (expected finite sums, counts >= 0)")
     if embedder_id is not None and embedder_id != emb_id:
         raise _fail(pj, f"fitted with embedder {emb_id!r}, but {embedder_id!r} was given")
+    try:
+        task_prior = _task_prior(cz, cz_bytes, doc, dim, m)
+    except (KeyError, TypeError, AttributeError, OverflowError) as e:
+        raise _fail(pj, f"malformed task_prior ({type(e).__name__}: {e})") from None
+    except ValueError as e:
+        if isinstance(e, InputError):
+            raise
+        raise _fail(pj, f"malformed task_prior ({e})") from None
+    if task_prior is None or config.prior != "task":
+        config, task_prior = replace(config, prior="global"), None
     profile = CapabilityProfile(models, sums, count, cost, shrinkage, size)
-    return AvengersRouter(centroids, profile, config, emb_id, tasks)
+    return AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
 
 
 def check_embedder(router: AvengersRouter, embedder: Embedder, source: str | Path) -> None:

@@ -15,10 +15,11 @@ import numpy as np
 
 from avengers_core.cluster import DEFAULT_K, kmeans
 from avengers_core.errors import InputError
-from avengers_core.score import CapabilityProfile, cost_aware, ranks, select_models
+from avengers_core.score import CapabilityProfile, TaskPrior, cost_aware, ranks, select_models
 from avengers_core.table import RoutingTable, check_enough_rows
 
-SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)  # 1000 ≈ best single
+SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)  # 1000 ≈ the prior alone
+PRIORS = ("global", "task")  # what cluster scores shrink toward; "auto" = chosen by CV
 
 
 class Router(ABC):
@@ -59,7 +60,8 @@ class RouterConfig:
     top_k: int = 3  # clusters fused per query (the paper's code: 3; its text: 1)
     beta: float = 6.0  # softmax temperature over cosine distance (the paper's code: 6)
     top_n: int = 1  # models chosen per query
-    shrinkage: float | str = "auto"  # prior strength toward global mean; 0 = paper exact
+    shrinkage: float | str = "auto"  # prior strength toward the prior; 0 = paper exact
+    prior: str = "auto"  # "global" mean, the query's "task" mixture, or "auto" (CV, issue 15)
     fusion: str = "score"  # "score": Σ p·score; "rank": the paper's Σ p/(rank + 0.1)
     alpha: float = 1.0  # Avengers-Pro trade-off: 1 = performance only, 0 = cost only
     n_models: int | None = None  # restrict to the paper's automatic selection of N models
@@ -67,7 +69,7 @@ class RouterConfig:
     @classmethod
     def paper(cls, **kw) -> RouterConfig:
         """Exactly as the paper's text: nearest cluster, raw accuracies, its top model."""
-        base = dict(top_k=1, shrinkage=0.0, fusion="rank")
+        base = dict(top_k=1, shrinkage=0.0, fusion="rank", prior="global")
         base.update(kw)
         return cls(**base)
 
@@ -84,6 +86,8 @@ class RouterConfig:
             raise InputError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.fusion not in ("score", "rank"):
             raise InputError(f"fusion must be 'score' or 'rank', got {self.fusion!r}")
+        if self.prior not in (*PRIORS, "auto"):
+            raise InputError(f"prior must be 'global', 'task' or 'auto', got {self.prior!r}")
         if self.shrinkage != "auto" and float(self.shrinkage) < 0:
             raise InputError(f"shrinkage must be 'auto' or >= 0, got {self.shrinkage}")
         return self
@@ -148,8 +152,10 @@ class AvengersRouter(Router):
         embedder_id: str = "",
         cluster_tasks: list[dict[str, int]] | None = None,
         labels: np.ndarray | None = None,
+        task_prior: TaskPrior | None = None,
     ):
         self.centroids = centroids.astype(np.float32)
+        self.task_prior = task_prior  # used when config.prior == "task"
         self.profile = profile
         self.config = config
         self.embedder_id = embedder_id
@@ -167,7 +173,11 @@ class AvengersRouter(Router):
         embedder_id: str = "",
         progress=None,
     ) -> AvengersRouter:
-        """Cluster the table's query vectors, build the profile, choose shrinkage if 'auto'."""
+        """Cluster the table's query vectors, build the profile, choose prior and τ if 'auto'.
+
+        With prior "task" or "auto" and a table with tasks, a task classifier is fitted on
+        the vectors (`TaskPrior`); "auto" keeps it only if cross-validation prefers it.
+        """
         config = (config or RouterConfig()).validate()
         check_enough_rows(table, config.k)
         if len(x) != len(table):
@@ -178,9 +188,15 @@ class AvengersRouter(Router):
         clus = kmeans(x, config.k, config.seed)
         if progress:
             progress(1, 2, step)
-        tau = config.shrinkage
-        if tau == "auto":
-            tau = choose_shrinkage(table, x, clus.centroids, clus.labels, config)
+        task_prior = None
+        if config.prior != "global":
+            task_prior = TaskPrior.fit(x, table.tasks, table.scores, config.seed)
+        prior, tau = config.prior, config.shrinkage
+        if prior == "auto" or tau == "auto":
+            prior, tau = choose_evidence(table, x, clus.centroids, clus.labels, config,
+                                         task_prior)
+        if task_prior is None or prior == "global":
+            prior, task_prior = "global", None
         profile = CapabilityProfile.build(
             clus.labels, table.scores, config.k, table.models, table.costs, float(tau)
         )
@@ -194,10 +210,11 @@ class AvengersRouter(Router):
         return cls(
             clus.centroids,
             profile,
-            replace(config, shrinkage=float(tau)),
+            replace(config, shrinkage=float(tau), prior=prior),
             embedder_id,
             [dict(sorted(d.items(), key=lambda kv: -kv[1])) for d in tasks],
             clus.labels,
+            task_prior,
         )
 
     def _allowed_mask(self) -> np.ndarray:
@@ -236,15 +253,31 @@ class AvengersRouter(Router):
         top = np.take_along_axis(sims, idx, axis=1)
         return idx, top, softmax_neg_distance(top, self.config.beta)
 
+    def prior(self, x: np.ndarray) -> np.ndarray:
+        """(N, M) what each query's cluster scores shrink toward: the models' global means,
+        or with prior "task" the query's task mixture (`TaskPrior.prior`)."""
+        g = self.profile.global_mean
+        if self.config.prior == "task" and self.task_prior is not None:
+            return self.task_prior.prior(x, g)
+        return np.tile(g, (len(x), 1))
+
+    def query_scores(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """(N, k, M) routing scores of each query's clusters `idx`: shrunk toward the
+        query's prior, cost-aware. With the global prior, `cluster_scores()[idx]`."""
+        perf = self.profile.shrunk(idx, self.prior(x))
+        cost = None if self.profile.cost is None else self.profile.cost[idx]
+        return cost_aware(perf, cost, self.config.alpha)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(N, M) fused score per model: Σ over the top-k clusters of p · value."""
         idx, _, p = self.nearest(x)
-        cs = self.cluster_scores()
+        cs = self.query_scores(x, idx)
         if self.config.fusion == "rank":
-            value = 1.0 / (ranks(np.where(self._allowed, cs, np.nan)) + 0.1)
+            flat = np.where(self._allowed, cs, np.nan).reshape(-1, cs.shape[-1])
+            value = (1.0 / (ranks(flat) + 0.1)).reshape(cs.shape)
         else:
             value = np.nan_to_num(cs, nan=0.0)
-        fused = np.einsum("nk,nkm->nm", p, value[idx])
+        fused = np.einsum("nk,nkm->nm", p, value)
         return np.where(self._allowed, fused, -np.inf)
 
     def route_vector(self, vec: np.ndarray) -> RouteResult:
@@ -259,9 +292,10 @@ class AvengersRouter(Router):
         fused = self.predict(vec)[0]
         order = [int(j) for j in np.argsort(-fused, kind="stable")]
         ranking = [self.models[j] for j in order if self._allowed[j]]
-        mean, count, cs = self.profile.mean, self.profile.count, self.cluster_scores()
+        mean, count = self.profile.mean, self.profile.count
+        cs = self.query_scores(vec, idx)[0]
         details = []
-        for c in idx[0]:
+        for i, c in enumerate(idx[0]):
             c = int(c)
             tasks = self.cluster_tasks[c]
             details.append({
@@ -273,7 +307,7 @@ class AvengersRouter(Router):
                     m: {
                         "mean": None if np.isnan(mean[c, j]) else float(mean[c, j]),
                         "count": int(count[c, j]),
-                        "score": float(np.nan_to_num(cs[c, j])),
+                        "score": float(np.nan_to_num(cs[i, j])),
                     }
                     for j, m in enumerate(self.models)
                 },
@@ -309,10 +343,11 @@ class AvengersRouter(Router):
         config = replace(self.config, **changes).validate()
         if config.k != self.config.k:
             raise InputError("K changes the clustering: refit instead")
+        if config.prior == "task" and self.task_prior is None:
+            raise InputError("prior 'task' needs a task classifier: refit with prior 'task'")
         profile = replace(self.profile, shrinkage=float(config.shrinkage))
-        return AvengersRouter(
-            self.centroids, profile, config, self.embedder_id, self.cluster_tasks, self.labels
-        )
+        return AvengersRouter(self.centroids, profile, config, self.embedder_id,
+                              self.cluster_tasks, self.labels, self.task_prior)
 
 
 def choose_shrinkage(
@@ -321,21 +356,48 @@ def choose_shrinkage(
     centroids: np.ndarray,
     labels: np.ndarray,
     config: RouterConfig,
+    task_prior: TaskPrior | None = None,
     grid: tuple[float, ...] = SHRINKAGE_GRID,
     folds: int = 5,
 ) -> float:
-    """Prior strength τ chosen by cross-validated routed score on the training table.
+    """Prior strength τ chosen by cross-validation for the configured prior (`choose_evidence`
+    with the prior fixed; "auto" counts as "global" unless `task_prior` is given)."""
+    prior = config.prior if config.prior != "auto" or task_prior else "global"
+    cfg = replace(config, prior=prior, shrinkage="auto")
+    return choose_evidence(table, x, centroids, labels, cfg, task_prior, grid, folds)[1]
 
-    The clustering is held fixed; each fold's profile is rebuilt from the other folds and
-    the fold's queries are routed with the configured top-k, β and fusion. The one-standard-
-    error rule then takes the strongest τ whose score is within one paired standard error
-    of the best: a difference smaller than the noise does not justify trusting small
-    clusters over the global means.
+
+def choose_evidence(
+    table: RoutingTable,
+    x: np.ndarray,
+    centroids: np.ndarray,
+    labels: np.ndarray,
+    config: RouterConfig,
+    task_prior: TaskPrior | None = None,
+    grid: tuple[float, ...] = SHRINKAGE_GRID,
+    folds: int = 5,
+) -> tuple[str, float]:
+    """The prior ("global" or "task") and its strength τ, chosen by cross-validated routed
+    score on the training table (whichever of the two config leaves at "auto").
+
+    The clustering is held fixed; each fold's profile, and its task classifier, are rebuilt
+    from the other folds (the classifier warm-started from `task_prior`), and the fold's
+    queries are routed with the configured top-k, β and fusion. One criterion picks both:
+    the candidates whose mean score is within one paired standard error of the best are
+    kept, then the recipe's global prior is preferred over the task prior, and the strongest
+    τ over weaker ones: a difference smaller than the noise does not justify the extra level,
+    nor trusting small clusters over the prior (issue 15).
     """
+    priors = [config.prior] if config.prior != "auto" else ["global", "task"]
+    if task_prior is None:
+        priors = [p for p in priors if p == "global"] or ["global"]
+    taus = grid if config.shrinkage == "auto" else (float(config.shrinkage),)
+    cands = [(p, t) for p in priors for t in taus]
     rng = np.random.default_rng(config.seed)
     fold = rng.integers(0, folds, len(table))
     filled = np.nan_to_num(table.scores, nan=0.0)
-    got = np.zeros((len(grid), len(table)))
+    got = np.zeros((len(cands), len(table)))
+    tasks = np.array(table.tasks) if table.tasks is not None else None
     for f in range(folds):
         train, test = fold != f, fold == f
         if not test.any() or not train.any():
@@ -344,13 +406,21 @@ def choose_shrinkage(
             labels[train], table.scores[train], len(centroids), table.models,
             None if table.costs is None else table.costs[train],
         )
+        fold_prior = None
+        if "task" in priors:
+            fold_prior = TaskPrior.fit(x[train], list(tasks[train]), table.scores[train],
+                                       config.seed, init=task_prior)
         rows = np.flatnonzero(test)
-        for g, tau in enumerate(grid):
+        for g, (prior, tau) in enumerate(cands):
             prof = replace(base, shrinkage=tau)
-            r = AvengersRouter(centroids, prof, replace(config, shrinkage=tau))
+            cfg = replace(config, shrinkage=tau, prior=prior)
+            r = AvengersRouter(centroids, prof, cfg, task_prior=fold_prior)
             got[g, rows] = filled[rows, r.predict(x[test]).argmax(axis=1)]
     best = int(np.argmax(got.mean(axis=1)))
     diff = got[best] - got
-    se = diff.std(axis=1, ddof=1) / np.sqrt(len(table)) if len(table) > 1 else np.zeros(len(grid))
-    ok = [g for g in range(len(grid)) if diff[g].mean() <= se[g] and grid[g] >= grid[best]]
-    return float(grid[max(ok)])
+    n = len(table)
+    se = diff.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(cands))
+    ok = [g for g in range(len(cands)) if diff[g].mean() <= se[g]]
+    prior = next(p for p in priors if any(cands[g][0] == p for g in ok))
+    tau = max(cands[g][1] for g in ok if cands[g][0] == prior)
+    return prior, float(tau)

@@ -62,5 +62,17 @@ def test_section_reports_the_numbers(toy_results):
                     "Embedder", "Voting"):
         assert heading in text
     assert "tried none" in text and "left out: none" in text
-    assert text.count("Reading:") == 7
+    assert text.count("Reading:") == 8  # one per part, the methods table of issue 15 included
     assert not re.search(r"\bnan\b", text)
+
+
+def test_every_method_tried_is_timed_and_reported(toy_results):
+    tried = toy_results["tried"][0]
+    assert set(tried) == set(bq.TRIED)
+    for row in tried.values():
+        assert 0.0 <= row["score"] <= 1.0 and row["fit_s"] > 0 and row["route_ms"] > 0
+    assert tried["paper"]["prior"] == "global" and tried["paper"]["shrinkage"] == 0.0
+    assert tried["auto"]["choice"] in tried["auto"]["cv"]
+    text = bq.section(toy_results)
+    assert "### Every method tried" in text
+    assert f"| {bq.TRIED['logreg'][0]} | {tried['logreg']['score']:.3f} |" in text

@@ -56,9 +56,11 @@ def test_oracle_ignores_missing():
 
 def test_sweeps(toy):
     table, x = toy
-    ks = sweep_k(table, x, [1, 4])
+    ks = sweep_k(table, x, [1, 4], RouterConfig(prior="global"))
     assert [r["k"] for r in ks] == [1, 4]
-    assert ks[1]["router"] > ks[0]["router"]  # one cluster = best single model
+    assert ks[1]["router"] > ks[0]["router"]  # one cluster, global prior = best single model
+    # the task prior routes by task even with one cluster (issue 15)
+    assert sweep_k(table, x, [1], RouterConfig(prior="task"))[0]["router"] == ks[1]["router"]
     ms = sweep_models(table, x)
     assert [r["n"] for r in ms] == [1, 2] and ms[1]["router"] >= ms[0]["router"]
     al = sweep_alpha(table, x, [0.0, 1.0])
