@@ -268,9 +268,12 @@ class AvengersRouter(Router):
         cost = None if self.profile.cost is None else self.profile.cost[idx]
         return cost_aware(perf, cost, self.config.alpha)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """(N, M) fused score per model: Σ over the top-k clusters of p · value."""
-        idx, _, p = self.nearest(x)
+    def predict(self, x: np.ndarray,
+                near: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(N, M) fused score per model: Σ over the top-k clusters of p · value.
+
+        `near`: `nearest(x)` when already known (the same centroids, top-k and β)."""
+        idx, _, p = self.nearest(x) if near is None else near
         cs = self.query_scores(x, idx)
         if self.config.fusion == "rank":
             flat = np.where(self._allowed, cs, np.nan).reshape(-1, cs.shape[-1])
@@ -411,11 +414,12 @@ def choose_evidence(
             fold_prior = TaskPrior.fit(x[train], list(tasks[train]), table.scores[train],
                                        config.seed, init=task_prior)
         rows = np.flatnonzero(test)
+        near = AvengersRouter(centroids, base, config).nearest(x[test])  # same for all
         for g, (prior, tau) in enumerate(cands):
             prof = replace(base, shrinkage=tau)
             cfg = replace(config, shrinkage=tau, prior=prior)
             r = AvengersRouter(centroids, prof, cfg, task_prior=fold_prior)
-            got[g, rows] = filled[rows, r.predict(x[test]).argmax(axis=1)]
+            got[g, rows] = filled[rows, r.predict(x[test], near).argmax(axis=1)]
     best = int(np.argmax(got.mean(axis=1)))
     diff = got[best] - got
     n = len(table)

@@ -153,7 +153,21 @@ class TaskPrior:
         """Fit on training vectors (N, d), their task labels and (N, M) scores.
 
         `init` (a prior fitted on the same tasks) warm-starts the classifier. None when
-        fewer than two tasks have at least two queries (no task level then)."""
+        fewer than two tasks have at least two queries (no task level then). A cold fit
+        is remembered for the process (the last few inputs): the classifier does not
+        depend on K, so a refit at another K (the app's K slider) reuses it."""
+        if init is not None:
+            return cls._fit(x, tasks, scores, seed, init)
+        key = _digest(x, tasks, scores, seed)
+        if key not in _TASK_PRIORS:
+            if len(_TASK_PRIORS) >= 4:
+                _TASK_PRIORS.pop(next(iter(_TASK_PRIORS)))
+            _TASK_PRIORS[key] = cls._fit(x, tasks, scores, seed, None)
+        return _TASK_PRIORS[key]
+
+    @classmethod
+    def _fit(cls, x: np.ndarray, tasks: list[str] | None, scores: np.ndarray,
+             seed: int, init: TaskPrior | None) -> TaskPrior | None:
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
@@ -196,3 +210,18 @@ class TaskPrior:
     def prior(self, x: np.ndarray, global_mean: np.ndarray) -> np.ndarray:
         """(N, M) expected accuracy of each model under the query's task mixture."""
         return self.proba(x) @ self.accuracy(global_mean)
+
+
+_TASK_PRIORS: dict[str, TaskPrior | None] = {}
+
+
+def _digest(x: np.ndarray, tasks: list[str] | None, scores: np.ndarray, seed: int) -> str:
+    """A key for one task-prior fit: the bytes of its inputs."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in (np.ascontiguousarray(x), np.ascontiguousarray(scores)):
+        h.update(str(part.shape).encode() + part.dtype.str.encode())
+        h.update(part.tobytes())
+    h.update(repr((tasks, seed)).encode())
+    return h.hexdigest()
