@@ -48,8 +48,9 @@ def test_number_marker_beats_later_numbers():
     assert extract_number("#### 5\nI checked it 3 times over 2 days") == "5"
 
 
-def test_non_numeric_boxed_kept_as_latex():
-    assert extract_number("\\boxed{x^2 + 1}") == "x^2+1"
+def test_non_numeric_boxed_answers_share_one_key():
+    assert extract_number("\\boxed{x^2 + 1}") == "x**2+1"
+    assert extract_number("so \\boxed{1 + x^{2}}") == "x**2+1"
 
 
 @pytest.mark.parametrize(
