@@ -284,6 +284,7 @@ _LETTER_ANCHOR = re.compile(
 _BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}")
 _PAREN_LETTER = re.compile(r"\(([A-J])\)")
 _LONE = re.compile(r"[\s*_`\"'(\[]*([A-Ja-j])[\s*_`\"')\].:]*")
+_LONE_LINE = re.compile(r"(?m)^[ \t*_`\"'(\[]*([A-J])[ \t*_`\"')\].:]*$")
 
 
 def offered_letters(choices: Sequence[str] | None = None, query: str | None = None) -> str:
@@ -310,8 +311,8 @@ def extract_choice(
 
     In order: an answer statement (`Answer: **B**`, `the correct option is (b)`), then
     `\\boxed{B}`, then a reply that is only a letter (`B`, `**B.**`), then letters set
-    apart (`(B)` or an option line `B. …`) once the repeated options are dropped, when
-    they name one letter; last, the one option whose text the reply names. A capital `A`
+    apart (`(B)`, a line `B.` or an option line `B. …`) once the repeated options are
+    dropped, when they name one letter; last, the one option whose text the reply names. A capital `A`
     or `I` followed by a lower-case word is a word, not a letter.
     """
     offered = offered_letters(choices, query)
@@ -330,7 +331,8 @@ def extract_choice(
     if lone and lone.group(1).upper() in offered:
         return lone.group(1).upper()
     kept = _drop_listed_options(text, texts)
-    marked = [a or b for a, b, _ in _OPTION_LINE.findall(kept)] + _PAREN_LETTER.findall(kept)
+    marked = [a or b for a, b, _ in _OPTION_LINE.findall(kept)]
+    marked += _PAREN_LETTER.findall(kept) + _LONE_LINE.findall(kept)
     named = {x for x in marked if x in offered}
     if len(named) == 1:
         return named.pop()
