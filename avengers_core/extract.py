@@ -87,8 +87,10 @@ _PLAIN = re.compile(
 _LATEX_FRAC = re.compile(r"-?\\[dt]?frac(?:\{[^{}]*\}|\s*\d){2}")
 _MARK = re.compile(r"####\s*([^\n]*)")
 _ANSWER_IS = re.compile(
-    r"(?i:final answer|the answer|answer)[*_\s]*(?:is|:|=|would be|will be)[*_\s:=]*"
+    r"(?i:final answer|the answer|answer)(?i:\s+to\s+(?:this|the)\s+question)?"
+    r"[*_\s]*(?i:is|:|=|would be|will be)[*_\s:=]*"
 )
+_COMPLETE = re.compile(r"[.!?][\s*_`'\")\]$]*$")
 
 logging.getLogger("math_verify").addHandler(logging.NullHandler())  # no stderr noise
 
@@ -246,8 +248,15 @@ def _number_span(text: str) -> tuple[str | None, str]:
     return None, "last"
 
 
+def _ends_complete(text: str) -> bool:
+    """True if `text` ends a sentence, or its last line is only a number (`**72**`)."""
+    tail = text.rstrip().rsplit("\n", 1)[-1].strip(" *_`$")
+    return bool(_COMPLETE.search(text.rstrip())) or bool(_PLAIN.fullmatch(tail))
+
+
 def extract_number(text: str) -> str | None:
-    """GSM8K `#### n`, then `\\boxed{}`, then "the answer is", then the last number."""
+    """GSM8K `#### n`, then `\\boxed{}`, then "the answer is", then the last number of a
+    reply that ends a sentence (one cut off mid-sentence by the token limit states none)."""
     return _number_with_reason(text)[0]
 
 
@@ -263,7 +272,7 @@ def _number_with_reason(text: str) -> tuple[str | None, str | None]:
             if key is not None:
                 return key, None
         last = [m for p in (_PLAIN, _LATEX_FRAC) for m in p.finditer(text)]
-        if last:
+        if last and _ends_complete(text):  # a reply cut mid-sentence states no answer
             key = _parse_key(max(last, key=lambda m: (m.end(), -m.start())).group())
             if key is not None:
                 return key, None
@@ -282,7 +291,7 @@ _LETTER_ANCHOR = re.compile(
     r"([B-HJ]|[AI](?!\s+(?!(?:is|because|since|as)\b)[a-z])|\([a-j]\))(?![\w'’])"
 )
 _BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}")
-_PAREN_LETTER = re.compile(r"\(([A-J])\)")
+_PAREN_LETTER = re.compile(r"(?m)^[\s*_>-]*\(([A-J])\)")
 _LONE = re.compile(r"[\s*_`\"'(\[]*([A-Ja-j])[\s*_`\"')\].:]*")
 _LONE_LINE = re.compile(r"(?m)^[ \t*_`\"'(\[]*([A-J])[ \t*_`\"')\].:]*$")
 
@@ -311,8 +320,9 @@ def extract_choice(
 
     In order: an answer statement (`Answer: **B**`, `the correct option is (b)`), then
     `\\boxed{B}`, then a reply that is only a letter (`B`, `**B.**`), then letters set
-    apart (`(B)`, a line `B.` or an option line `B. …`) once the repeated options are
-    dropped, when they name one letter; last, the one option whose text the reply names. A capital `A`
+    apart (`(B)` first on a line, a line `B.`, an option line `B. …`) once the repeated
+    options are dropped, when they name one letter; last, the one option whose text the
+    reply names. A capital `A`
     or `I` followed by a lower-case word is a word, not a letter.
     """
     offered = offered_letters(choices, query)
