@@ -152,7 +152,7 @@ def _question(row: dict[str, Any], where: str, default_task: str | None, rid: st
     if kind and kind not in KINDS:
         raise InputError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
     if not kind:
-        kind = kind_for_task(task, default="") or _guess_kind(str(gold), choices)
+        kind = kind_for_task(task, default="") or _guess_kind(gold, choices)
     if kind == "choice" and not choices and not _is_letter(str(gold)):
         raise InputError(f"{where}: a choice question needs 'choices' or a letter answer")
     if kind == "choice":
@@ -202,9 +202,10 @@ def _is_letter(s: str) -> bool:
     return len(s.strip()) == 1 and s.strip().upper() in "ABCDEFGHIJ"
 
 
-def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
-    if choices and (_is_letter(gold) or gold.strip().isdigit()):
-        return "choice"
+def _guess_kind(raw: Any, choices: Sequence[str] | None) -> str:
+    gold = str(raw)
+    if choices and (_is_letter(gold) or gold.strip().isdigit() or isinstance(raw, int)):
+        return "choice"  # a JSON integer with choices is an index (see _choice_gold)
     if canonical_number(gold) is not None or "####" in gold:
         return "number"
     return "text"
