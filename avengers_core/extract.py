@@ -291,6 +291,7 @@ _LETTER_ANCHOR = re.compile(
     r"([B-HJ]|[AI](?!\s+(?!(?:is|because|since|as)\b)[a-z])|\([a-j]\))(?![\w'’])"
 )
 _BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}")
+_CLOSING_LETTER = re.compile(r"(?::\s*[*_(\[]*|[*_(\[]+)([A-J])[*_)\]]*\.?\s*$")
 _PAREN_LETTER = re.compile(r"(?m)^[\s*_>-]*\(([A-J])\)")
 _LONE = re.compile(r"[\s*_`\"'(\[]*([A-Ja-j])[\s*_`\"')\].:]*")
 _LONE_LINE = re.compile(r"(?m)^[ \t*_`\"'(\[]*([A-J])[ \t*_`\"')\].:]*$")
@@ -319,11 +320,11 @@ def extract_choice(
     """A letter the question offers, or None.
 
     In order: an answer statement (`Answer: **B**`, `the correct option is (b)`), then
-    `\\boxed{B}`, then a reply that is only a letter (`B`, `**B.**`), then letters set
-    apart (`(B)` first on a line, a line `B.`, an option line `B. …`) once the repeated
-    options are dropped, when they name one letter; last, the one option whose text the
-    reply names. A capital `A`
-    or `I` followed by a lower-case word is a word, not a letter.
+    `\\boxed{B}`, then a closing `So: **(B)**`, then a reply that is only a letter (`B`,
+    `**B.**`), then letters set apart (`(B)` first on a line, a line `B.`, an option line
+    `B. …`) once the repeated options are dropped, when they name one letter; last, the
+    one option whose text the reply names. A capital `A` or `I` followed by a lower-case
+    word is a word, not a letter.
     """
     offered = offered_letters(choices, query)
     texts = list(choices) if choices else list(query_options(query or "").values())
@@ -333,7 +334,7 @@ def extract_choice(
         letters = [x for x in letters if x in offered]
         return letters[-1] if letters else None
 
-    for pattern in (_LETTER_ANCHOR, _BOXED_LETTER):
+    for pattern in (_LETTER_ANCHOR, _BOXED_LETTER, _CLOSING_LETTER):
         got = pick(pattern.findall(text))
         if got:
             return got

