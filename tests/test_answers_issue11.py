@@ -70,6 +70,20 @@ def test_r1_vote_through_the_cli(tmp_path, monkeypatch, capsys):
     assert (out["answer"], out["votes"], out["confidence"]) == ("72", {"72": 5}, 1.0)
 
 
+def test_math_verify_runs_in_worker_threads_with_bounded_work():
+    """Votes extract in worker threads, where math-verify's SIGALRM timeout cannot work: the
+    span is capped and power towers are refused instead of evaluated forever."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    replies = ["#### 3/4", "\\boxed{\\frac{1}{3}}", "\\boxed{9^{9^{9}}}", "\\boxed{2^{100000}}",
+               "#### " + "1+" * 5000 + "1"]
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda r: extract_with_reason(r, "number"), replies))
+    assert got[:4] == [("0.75", None), ("1/3", None), (None, "unparsable in time"),
+                       (None, "unparsable in time")]
+    assert got[4] == ("1", None)  # the first number of a 10,000-character line
+
+
 # -- wrapped letters after repeated options ----------------------------------------------
 
 GASES = ["Oxygen", "Nitrogen", "Argon", "Helium"]
