@@ -87,7 +87,7 @@ _PLAIN = re.compile(
 _LATEX_FRAC = re.compile(r"-?\\[dt]?frac(?:\{[^{}]*\}|\s*\d){2}")
 _MARK = re.compile(r"####\s*([^\n]*)")
 _ANSWER_IS = re.compile(
-    r"(?i:final answer|the answer|answer)(?i:\s+to\s+(?:this|the)\s+question)?"
+    r"(?i:final answer|the answer|answer)(?i:\s+to\s+(?:this|the)(?:\s+\w+)?\s+question)?"
     r"[*_\s]*(?i:is|:|=|would be|will be)[*_\s:=]*"
 )
 _COMPLETE = re.compile(r"[.!?][\s*_`'\")\]$]*$")
@@ -410,17 +410,29 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def extract_text(text: str) -> str | None:
+_CLAUSE = re.compile(r",\s+(?:which|where|who|whose|when|because|since|as)\b|\s+because\b")
+_NO_ANSWER = re.compile(r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not known|(?:do not|don ?t|cannot|can ?t) (?:know|say|be "
+                        r"determined|answer|determine)|not sure|no information)\b")
+
+
+def extract_text(text: str, query: str | None = None) -> str | None:
     """A short answer: the sentence after the last "the answer is" / "Answer:", else the
-    first sentence of the first non-empty line; normalised by :func:`normalize_text`.
-    A full stop after an abbreviation or an initial (`St.`, `J.`) does not end it."""
+    first sentence of the first non-empty line, up to a relative clause (`, which …`);
+    normalised by :func:`normalize_text`. A full stop after an abbreviation or an initial
+    (`St.`, `J.`) does not end it. With `query`, a first sentence made only of the
+    question's words repeats the question and states no answer (None), and so does a
+    sentence that says it is unknown or that the model does not know."""
     said = list(_ANSWER_IS.finditer(text))
     if said:
         candidate = _sentence(text[said[-1].end():].split("\n", 1)[0])
     else:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         candidate = _sentence(lines[0].strip()) if lines else ""
-    key = normalize_text(candidate)
+    key = normalize_text(_CLAUSE.split(candidate, maxsplit=1)[0])
+    if query and key and not said and set(key.split()) <= set(normalize_text(query).split()):
+        return None
+    if _NO_ANSWER.search(key):  # "the answer is unknown", "I don't know"
+        return None
     return key or None
 
 
@@ -525,7 +537,7 @@ def extract_with_reason(
         got = extract_choice(answer, choices, query)
         return (got, None) if got else (None, NO_LETTER)
     if kind == "text":
-        got = extract_text(answer)
+        got = extract_text(answer, query)
         return (got, None) if got else (None, NO_TEXT)
     key = free_key(answer)
     return (key, None) if key else (None, EMPTY)
@@ -559,12 +571,18 @@ def gold_answer(gold: str, kind: str, choices: Sequence[str] | None = None) -> s
     return free_key(gold) or None
 
 
-def is_correct(reply: str, gold: str, kind: str, choices: Sequence[str] | None = None) -> bool:
-    """Whether `reply` answers `gold`: their vote keys are equal. Short text also counts
-    when the gold answer appears whole inside the extracted answer (`in paris france`
-    answers `Paris`)."""
+def is_correct(
+    reply: str,
+    gold: str,
+    kind: str,
+    choices: Sequence[str] | None = None,
+    query: str | None = None,
+) -> bool:
+    """Whether `reply` answers `gold`: their vote keys are equal (`query` as in
+    :func:`extract_with_reason`). Short text also counts when the gold answer appears whole
+    inside the extracted answer (`in paris france` answers `Paris`)."""
     want = gold_answer(gold, kind, choices)
-    got = extract(reply, kind, choices)
+    got = extract_with_reason(reply, kind, choices, query)[0]
     if want is None or got is None:
         return False
     if kind == "text":
