@@ -411,8 +411,10 @@ def normalize_text(text: str) -> str:
 
 
 _CLAUSE = re.compile(r",\s+(?:which|where|who|whose|when|because|since|as)\b|\s+because\b")
-_NO_ANSWER = re.compile(r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not known|(?:do not|don ?t|cannot|can ?t) (?:know|say|be "
-                        r"determined|answer|determine)|not sure|no information)\b")
+_NO_ANSWER = re.compile(
+    r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not known|not sure|no information"
+    r"|(?:do not|don ?t|cannot|can ?t) (?:know|say|be determined|answer|determine))\b"
+)
 
 
 def extract_text(text: str, query: str | None = None) -> str | None:
