@@ -214,8 +214,7 @@ def _sentence(text: str) -> str:
 
 _ABBREVIATIONS = frozenset(
     "st mt ft mr mrs ms dr jr sr prof gen col lt sgt capt rev hon no vs etc approx co inc ltd "
-    "corp dept univ ave blvd rd jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k d.c "
-    "e.g i.e a.m p.m".split()
+    "corp dept univ ave blvd rd jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
 
 
@@ -225,8 +224,8 @@ def _is_abbreviation(before: str) -> bool:
     `vitamin C.`)."""
     words = re.split(r"[\s(\"'*]+", before.strip())
     word = words[-1]
-    if word.lower() in _ABBREVIATIONS:
-        return True
+    if word.lower() in _ABBREVIATIONS or re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):
+        return True  # `St.`, or dotted initials `J.K.`, `U.S.`
     initial = len(word) == 1 and word.isupper()
     return initial and (len(words) == 1 or words[-2][:1].isupper())
 
@@ -342,14 +341,28 @@ def extract_choice(
     if lone and lone.group(1).upper() in offered:
         return lone.group(1).upper()
     kept = _drop_listed_options(text, texts)
-    marked = [a or b for a, b, _ in _OPTION_LINE.findall(kept)]
+    keys = [normalize_text(t) for t in texts]
+    marked = [a or b for a, b, body in _OPTION_LINE.findall(kept)
+              if not _conflicts(a or b, normalize_text(body), keys)]
     marked += _PAREN_LETTER.findall(kept) + _LONE_LINE.findall(kept)
     named = {x for x in marked if x in offered}
     if len(named) == 1:
         return named.pop()
-    if texts:
-        return _choice_by_text(kept, texts[: len(offered)])
-    return None
+    if not texts:
+        return None
+    said = list(_ANSWER_IS.finditer(kept))
+    if said:  # the option named in the answer statement, if one is
+        got = _choice_by_text(_sentence(kept[said[-1].end():]), texts[: len(offered)])
+        if got:
+            return got
+    return _choice_by_text(kept, texts[: len(offered)])
+
+
+def _conflicts(letter: str, body: str, keys: Sequence[str]) -> bool:
+    """True for an option line whose text is another option's (`B. Voluntary manslaughter`
+    when that is C): the letter is not to be trusted, the text is read instead."""
+    index = LETTERS.index(letter)
+    return body in keys and (index >= len(keys) or keys[index] != body)
 
 
 def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
@@ -410,7 +423,9 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-_CLAUSE = re.compile(r",\s+(?:which|where|who|whose|when|because|since|as)\b|\s+because\b")
+_CLAUSE = re.compile(
+    r",\s+(?:which|where|who|whose|when|because|since|as|but)\b|\s+because\b"
+)
 _NO_ANSWER = re.compile(
     r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not known|not sure|no information"
     r"|(?:do not|don ?t|cannot|can ?t) (?:know|say|be determined|answer|determine))\b"
@@ -421,7 +436,7 @@ def extract_text(text: str, query: str | None = None) -> str | None:
     """A short answer: the sentence after the last "the answer is" / "Answer:", else the
     first sentence of the first non-empty line, up to a relative clause (`, which …`);
     normalised by :func:`normalize_text`. A full stop after an abbreviation or an initial
-    (`St.`, `J.`) does not end it. With `query`, a first sentence made only of the
+    (`St.`, `J.`, `J.K.`) does not end it. With `query`, an answer made only of the
     question's words repeats the question and states no answer (None), and so does a
     sentence that says it is unknown or that the model does not know."""
     said = list(_ANSWER_IS.finditer(text))
@@ -431,7 +446,7 @@ def extract_text(text: str, query: str | None = None) -> str | None:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         candidate = _sentence(lines[0].strip()) if lines else ""
     key = normalize_text(_CLAUSE.split(candidate, maxsplit=1)[0])
-    if query and key and not said and set(key.split()) <= set(normalize_text(query).split()):
+    if query and key and set(key.split()) <= set(normalize_text(query).split()):
         return None
     if _NO_ANSWER.search(key):  # "the answer is unknown", "I don't know"
         return None

@@ -42,6 +42,15 @@ def read(row: dict[str, Any]) -> tuple[str | None, str | None]:
     return extract_with_reason(row["reply"], row["kind"], row.get("options"), row.get("query"))
 
 
+def agrees(kind: str, got: str | None, want: str | None) -> bool:
+    """Whether an extracted answer is the expected one. A short-text answer is the sentence
+    that states it, so the expected words need only appear whole in it (`in sport of
+    tennis` is `tennis`), as grading against a gold answer does."""
+    if kind == "text" and got is not None and want is not None:
+        return f" {want} " in f" {got} "
+    return got == want
+
+
 def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per kind and source, the misread replies, and the confidently wrong majorities."""
     from avengers_core.vote import Sample, count_votes
@@ -52,7 +61,8 @@ def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         got, reason = read(row)
         want = row["expected"]
-        verdict = "right" if got == want else ("missed" if got is None else "wrong")
+        verdict = "right" if agrees(row["kind"], got, want) else (
+            "missed" if got is None else "wrong")
         for key in (row["kind"], f"{row['kind']} / {row['source']}", "all"):
             by[key]["n"] += 1
             by[key][verdict] += 1
@@ -72,7 +82,8 @@ def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 samples.append(s)
             tallies.append(count_votes(samples, kind))
         got, want = tallies
-        if got.winner is not None and got.winner != want.winner and got.confidence >= CONFIDENT:
+        wrong = got.winner is not None and not agrees(kind, got.winner, want.winner)
+        if wrong and got.confidence >= CONFIDENT:
             wrong_majorities.append({"group": str(name)[:80], "kind": kind, "got": got.winner,
                                      "confidence": got.confidence, "expected": want.winner})
     return {"counts": dict(by), "misread": misread, "groups": len(groups),
@@ -99,7 +110,9 @@ def section(res: dict[str, Any]) -> str:
         "ARC/MMLU-style and short-answer questions, and hand-written replies in the styles of "
         "larger models (markdown, LaTeX, reasoning blocks). *Right*: the answer a careful "
         "reader takes from the reply (or none, when it states none); *wrong*: another "
-        "answer; *missed*: no answer where the reply states one.\n",
+        "answer; *missed*: no answer where the reply states one. A short-text answer is the "
+        "normalised sentence that states it, and is right when the expected words appear "
+        "whole in it (as grading against a gold answer does).\n",
         "| kind / source | replies | right | wrong | missed | accuracy |",
         "|---|---:|---:|---:|---:|---:|",
     ]
