@@ -3,7 +3,7 @@
 Each corpus reply carries the answer a careful reader takes from it (`expected`, None when
 the reply states none). Reported per kind and source: replies read right, read wrong (an
 answer that is not the expected one) and missed (no answer where there is one). Replies
-are then grouped into votes (by `group`, else by question) and counted with
+are then grouped into votes (by `group`, else by question; two replies or more) and counted with
 :func:`avengers_core.vote.count_votes`: a majority is *confidently wrong* when the winner
 of the extracted answers differs from the winner of the expected ones and holds at least
 half of the votes. Part of `python -m bench` (`--only extract`); tests/test_answers_corpus.py
@@ -23,6 +23,8 @@ from bench.common import ROOT, fmt, repeat
 CORPUS = ROOT / "tests" / "corpus" / "answers"
 CONFIDENT = 0.5
 """A majority at or above this share of the votes is a confident one."""
+MIN_VOTERS = 2
+"""Replies to one question (or of one `group`) form a vote when there are at least this many."""
 
 
 def load_corpus(folder: Path = CORPUS) -> list[dict[str, Any]]:
@@ -72,7 +74,8 @@ def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
         groups[(row["kind"], row.get("group") or row.get("query") or row["reply"])].append(
             (got, want))
     wrong_majorities = []
-    for (kind, name), pairs in groups.items():
+    votes = {k: v for k, v in groups.items() if len(v) >= MIN_VOTERS}
+    for (kind, name), pairs in votes.items():
         tallies = []
         for answers in ([g for g, _ in pairs], [w for _, w in pairs]):
             samples = []
@@ -86,7 +89,7 @@ def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if wrong and got.confidence >= CONFIDENT:
             wrong_majorities.append({"group": str(name)[:80], "kind": kind, "got": got.winner,
                                      "confidence": got.confidence, "expected": want.winner})
-    return {"counts": dict(by), "misread": misread, "groups": len(groups),
+    return {"counts": dict(by), "misread": misread, "groups": len(votes),
             "wrong_majorities": wrong_majorities}
 
 
@@ -128,7 +131,9 @@ def section(res: dict[str, Any]) -> str:
     lines += [
         f"\nConfidently wrong majorities (the winner over the extracted answers is not the "
         f"winner over the expected ones, with at least {CONFIDENT:.0%} of the votes): "
-        f"**{len(wm)}** of {res['groups']} votes (replies grouped by question).",
+        f"**{len(wm)}** of {res['groups']} votes (the replies to one question, two or more "
+        "each: the SmolLM2 GSM8K questions were sampled twice, the hand-written groups 2–7 "
+        "times).",
         f"\nExtraction time for the {res['replies_timed']} replies: "
         f"{fmt(res['seconds'])} ({per * 1000:.2f} ms per reply, median; math-verify parses "
         "each number span).",
