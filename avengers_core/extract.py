@@ -427,7 +427,7 @@ _CLAUSE = re.compile(
     r",\s+(?:which|where|who|whose|when|because|since|as|but)\b|\s+because\b"
 )
 _NO_ANSWER = re.compile(
-    r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not known|not sure|no information"
+    r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not (?:known|available|sure)|no information"
     r"|(?:do not|don ?t|cannot|can ?t) (?:know|say|be determined|answer|determine))\b"
 )
 
@@ -439,6 +439,7 @@ def extract_text(text: str, query: str | None = None) -> str | None:
     (`St.`, `J.`, `J.K.`) does not end it. With `query`, an answer made only of the
     question's words repeats the question and states no answer (None), and so does a
     sentence that says it is unknown or that the model does not know."""
+    text = re.sub(r"<answer>\s*:?", "", text)  # the prompt's placeholder, echoed
     said = list(_ANSWER_IS.finditer(text))
     if said:
         candidate = _sentence(text[said[-1].end():].split("\n", 1)[0])

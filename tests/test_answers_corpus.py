@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from avengers_core.extract import KINDS
-from bench.bench_extract import load_corpus, read, score_corpus
+from bench.bench_extract import load_corpus, read, run, score_corpus, section
 
 ROWS = load_corpus()
 
@@ -57,3 +57,10 @@ def test_accuracy_by_kind(kind):
 def test_hand_written_replies(row):
     """Each hand-written reply is read exactly as labeled (they are the issue's styles)."""
     assert read(row)[0] == row["expected"]
+
+
+def test_the_benchmark_section_reports_accuracy_and_wrong_majorities():
+    text = section(run(repeats=1, quick=True))
+    assert text.startswith("## Answer extraction")
+    assert "| **all** |" in text
+    assert "Confidently wrong majorities" in text and "**0**" in text
