@@ -366,9 +366,9 @@ def _conflicts(letter: str, body: str, keys: Sequence[str]) -> bool:
 
 
 def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
-    """`text` without the lines that repeat the options as the question lists them
-    (`C. Helium` when option C is Helium), when two or more do: a model restating the
-    options chooses none of them."""
+    """`text` without its option lines when two or more of them repeat the options as the
+    question lists them (`C. Helium` when option C is Helium): a model restating the
+    options chooses none of them, not even the one it restated a little differently."""
     keys = {LETTERS[i]: normalize_text(t) for i, t in enumerate(texts[: len(LETTERS)])}
 
     def repeats(line: str) -> str | None:
@@ -379,7 +379,7 @@ def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
     lines = text.split("\n")
     if len({r for r in map(repeats, lines) if r}) < 2:
         return text  # one option line is a choice, not a listing
-    return "\n".join(line for line in lines if not repeats(line))
+    return "\n".join(line for line in lines if not _OPTION_LINE.match(line))
 
 
 def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:
