@@ -282,7 +282,8 @@ def _number_with_reason(text: str) -> tuple[str | None, str | None]:
 
 # -- multiple choice ---------------------------------------------------------------------
 
-_OPTION_LINE = re.compile(r"(?m)^[\s>*_-]*(?:\(([A-J])\)|([A-J])[.):])[*_]*[ \t]+(\S[^\n]*)")
+_OPTION_LINE = re.compile(r"(?m)^[\s>*_-]*(?:\(([A-J])\)|([A-J])[.)])[*_]*[ \t]+(\S[^\n]*)")
+"""An option line `A. text`, `B) text` or `(C) text` (`A:` starts a dialogue's answer)."""
 _WRAP = r"[\s*_`\"'$\[({]*"
 _LETTER_ANCHOR = re.compile(
     r"(?i:\b(?:answer|option|choice)\b)(?:\s+(?i:is|would be|will be|should be))?"
