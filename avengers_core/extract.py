@@ -369,7 +369,8 @@ def _conflicts(letter: str, body: str, keys: Sequence[str]) -> bool:
 def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
     """`text` without its option lines when two or more of them repeat the options as the
     question lists them (`C. Helium` when option C is Helium): a model restating the
-    options chooses none of them, not even the one it restated a little differently."""
+    options chooses none of them, not even one restated a little differently or under
+    another letter (80 % character similarity to some option)."""
     keys = {LETTERS[i]: normalize_text(t) for i, t in enumerate(texts[: len(LETTERS)])}
 
     def repeats(line: str) -> str | None:
@@ -377,10 +378,15 @@ def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
         letter = m and (m.group(1) or m.group(2))
         return letter if m and normalize_text(m.group(3)) == keys.get(letter) else None
 
+    def restates(line: str) -> bool:  # an option line close to some option's text
+        m = _OPTION_LINE.match(line)
+        body = normalize_text(m.group(3)) if m else ""
+        return any(difflib.SequenceMatcher(None, body, k).ratio() >= 0.8 for k in keys.values())
+
     lines = text.split("\n")
     if len({r for r in map(repeats, lines) if r}) < 2:
         return text  # one option line is a choice, not a listing
-    return "\n".join(line for line in lines if not _OPTION_LINE.match(line))
+    return "\n".join(line for line in lines if not restates(line))
 
 
 def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:

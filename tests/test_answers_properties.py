@@ -77,6 +77,7 @@ CHOICE_FORMS = [
 ]
 
 
+@settings(deadline=None)
 @given(st.integers(2, 10).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1))),
        st.lists(st.sampled_from(CHOICE_FORMS), min_size=2, max_size=4))
 def test_equivalent_choice_forms_share_one_key(n_and_index, templates):
@@ -93,6 +94,7 @@ words = st.lists(st.text("abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=8),
                  min_size=1, max_size=3).map(" ".join).filter(lambda s: normalize_text(s) == s)
 
 
+@settings(deadline=None)
 @given(words)
 def test_equivalent_short_text_forms_share_one_key(answer):
     title = answer.title()
