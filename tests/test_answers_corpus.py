@@ -47,7 +47,7 @@ def test_no_number_or_letter_is_read_as_another_answer():
 @pytest.mark.parametrize("kind", ["number", "choice", "text"])
 def test_accuracy_by_kind(kind):
     """Floors a little under the figures in BENCHMARKS.md, so a regression fails."""
-    floors = {"number": 0.95, "choice": 0.9, "text": 0.9}
+    floors = {"number": 0.95, "choice": 0.95, "text": 0.8}
     c = score_corpus([r for r in ROWS if r["kind"] == kind])["counts"][kind]
     assert c["right"] / c["n"] >= floors[kind]
 
