@@ -247,6 +247,14 @@ def _number_span(text: str) -> tuple[str | None, str]:
     return None, "last"
 
 
+def _stated(span: str) -> str:
+    """The number an answer span states: the result of a chain `240 + 400 = 640` (the last
+    `= n`), else its first number."""
+    results = [m for part in span.split("=")[1:] if (m := _PLAIN.match(part.lstrip(" *$")))]
+    first = results[-1] if results else _PLAIN.search(span)
+    return first.group() if first else ""
+
+
 def _ends_complete(text: str) -> bool:
     """True if `text` ends a sentence, or its last line is only a number (`**72**`)."""
     tail = text.rstrip().rsplit("\n", 1)[-1].strip(" *_`$")
@@ -266,8 +274,8 @@ def _number_with_reason(text: str) -> tuple[str | None, str | None]:
         if span is not None:
             if how == "boxed" or "\\" in span:  # LaTeX: math-verify finds the expression
                 key = _parse_key(span)
-            else:  # the first number the span states
-                key = _parse_key(_PLAIN.search(span).group())  # type: ignore[union-attr]
+            else:
+                key = _parse_key(_stated(span))
             if key is not None:
                 return key, None
         last = [m for p in (_PLAIN, _LATEX_FRAC) for m in p.finditer(text)]
