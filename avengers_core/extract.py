@@ -247,18 +247,26 @@ def _number_span(text: str) -> tuple[str | None, str]:
     return None, "last"
 
 
+_CHAIN = re.compile(r"\s*[-$(]?\d[\d\s+\-*/×x÷().,$]*=")
+
+
 def _stated(span: str) -> str:
-    """The number an answer span states: the result of a chain `240 + 400 = 640` (the last
-    `= n`), else its first number."""
-    results = [m for part in span.split("=")[1:] if (m := _PLAIN.match(part.lstrip(" *$")))]
-    first = results[-1] if results else _PLAIN.search(span)
+    """The number an answer span states: the result of a chain it opens with (`240 + 400 =
+    640`: the last `= n`; none when no number follows an `=`), else its first number."""
+    if _CHAIN.match(span):
+        parts = span.split("=")[1:]
+        results = [m for part in parts if (m := _PLAIN.match(part.lstrip(" *$")))]
+        return results[-1].group() if results else ""
+    first = _PLAIN.search(span)
     return first.group() if first else ""
 
 
 def _ends_complete(text: str) -> bool:
-    """True if `text` ends a sentence, or its last line is only a number (`**72**`)."""
-    tail = text.rstrip().rsplit("\n", 1)[-1].strip(" *_`$")
-    return bool(_COMPLETE.search(text.rstrip())) or bool(_PLAIN.fullmatch(tail))
+    """True if `text` ends a sentence with its brackets closed (a reply cut mid-expression
+    leaves one open), or its last line is only a number (`**72**`)."""
+    tail = text.rstrip().rsplit("\n", 1)[-1]
+    closed = tail.count("(") == tail.count(")") and tail.count("[") == tail.count("]")
+    return (closed and bool(_COMPLETE.search(tail))) or bool(_PLAIN.fullmatch(tail.strip(" *_`$")))
 
 
 def extract_number(text: str) -> str | None:
