@@ -130,8 +130,8 @@ def section(res: dict[str, Any]) -> str:
     wm = res["wrong_majorities"]
     per = res["seconds"]["median"] / max(1, res["replies_timed"])
     lines += [
-        f"\nConfidently wrong majorities (the winner over the extracted answers is not the "
-        f"winner over the expected ones, with at least {CONFIDENT:.0%} of the votes): "
+        f"\nConfidently wrong majorities (the winner over the extracted answers is not an "
+        f"expected answer with the most votes, and holds at least {CONFIDENT:.0%} of them): "
         f"**{len(wm)}** of {res['groups']} votes (the replies to one question, two or more "
         "each: the SmolLM2 GSM8K questions were sampled twice, the hand-written groups 2–7 "
         "times).",
@@ -139,6 +139,12 @@ def section(res: dict[str, Any]) -> str:
         f"{fmt(res['seconds'])} ({per * 1000:.2f} ms per reply, median; math-verify parses "
         "each number span).",
     ]
+    wrong_text = counts.get("text", {}).get("wrong", 0)
+    if wrong_text:
+        lines.append(f"\nReading: the {wrong_text} wrong short answers are SmolLM2 sentences "
+                     "that answer nothing (a description, a restated question) yet are read "
+                     "as an answer sentence: in a vote each counts for a non-answer, and "
+                     "grading finds no gold answer in them. No number or letter is read wrong.")
     if res["misread"]:
         lines.append("\nMisread replies (file:line, expected → got, reason):\n")
         for m in res["misread"]:
