@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from avengers_core.backends import Backend, SampleError, StreamCall
 from avengers_core.endpoints import Engines, as_engines
 from avengers_core.errors import InputError
-from avengers_core.extract import KINDS, canonical_number, kind_for_task, parse_choices
+from avengers_core.extract import (
+    KINDS,
+    LETTERS,
+    canonical_number,
+    gold_answer,
+    kind_for_task,
+    normalize_text,
+    parse_choices,
+)
 from avengers_core.fileio import atomic_open
 from avengers_core.model_names import find_listed
 from avengers_core.thinking import split_thinking
@@ -62,7 +70,9 @@ class QuestionSet:
 def load_questions(source: str | Path, limit: int | None = None) -> QuestionSet:
     """A labeled question set: `gsm8k` (the GSM8K test demo), `llmrouter` (the labeled
     questions behind the demo table), or a JSONL/CSV file with `question`, `answer` and
-    optional `task`, `kind`, `choices`, `id`. Raises InputError naming file and line."""
+    optional `task`, `kind`, `choices`, `id`. A choice question's answer is a letter, an
+    option's text, or a 0-based index into `choices` as in the Hugging Face MMLU files
+    (`"answer": 2` is C). Raises InputError naming file and line."""
     from avengers_core.datasets import demo_file
 
     name = str(source)
@@ -143,9 +153,11 @@ def _question(row: dict[str, Any], where: str, default_task: str | None, rid: st
     if kind and kind not in KINDS:
         raise InputError(f"{where}: unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
     if not kind:
-        kind = kind_for_task(task, default="") or _guess_kind(str(gold), choices)
+        kind = kind_for_task(task, default="") or _guess_kind(gold, choices)
     if kind == "choice" and not choices and not _is_letter(str(gold)):
         raise InputError(f"{where}: a choice question needs 'choices' or a letter answer")
+    if kind == "choice":
+        gold = _choice_gold(gold, choices, where)
     qid = row.get("id") or row.get("task_id")
     return Question(
         id=str(qid) if qid not in (None, "") else rid,
@@ -164,13 +176,37 @@ def _field(row: dict[str, Any], *names: str) -> Any:
     return None
 
 
+def _choice_gold(gold: Any, choices: Sequence[str] | None, where: str) -> str:
+    """A choice question's gold answer as its letter where it is an index: a JSON integer, or
+    a CSV cell of digits that is no option's text, is 0-based, as in the Hugging Face MMLU
+    files (`"answer": 2` is C). Letters and option texts are kept. Raises InputError for
+    an index outside the choices or an answer that names no option."""
+    n = len(choices or ())
+    text = str(gold).strip()
+    is_option = any(normalize_text(c) == normalize_text(text) for c in choices or ())
+    if isinstance(gold, bool) or isinstance(gold, float):
+        raise InputError(f"{where}: expected 'answer' to be a letter, an option's text or a "
+                         f"0-based index, got {gold!r}")
+    if isinstance(gold, int) or (text.isdigit() and not is_option):
+        index = int(text)
+        if not 0 <= index < n:
+            raise InputError(f"{where}: answer index {index} is outside the {n} choices "
+                             f"(expected a 0-based index from 0 to {n - 1}, or a letter)")
+        return LETTERS[index]
+    if gold_answer(text, "choice", choices) is None:
+        raise InputError(f"{where}: answer {text!r} is not a letter, a 0-based index or one "
+                         "of the choices")
+    return text
+
+
 def _is_letter(s: str) -> bool:
     return len(s.strip()) == 1 and s.strip().upper() in "ABCDEFGHIJ"
 
 
-def _guess_kind(gold: str, choices: Sequence[str] | None) -> str:
-    if choices and _is_letter(gold):
-        return "choice"
+def _guess_kind(raw: Any, choices: Sequence[str] | None) -> str:
+    gold = str(raw)
+    if choices and (_is_letter(gold) or gold.strip().isdigit() or isinstance(raw, int)):
+        return "choice"  # a JSON integer with choices is an index (see _choice_gold)
     if canonical_number(gold) is not None or "####" in gold:
         return "number"
     return "text"
@@ -350,6 +386,7 @@ def calibrate(
             f"model(s) {', '.join(missing)} not available on {engines.describe()} "
             f"(available: {', '.join(local) or 'none'}{pull})"
         )
+    models = [find_listed(m, local) or m for m in models]  # `llama3.2` is `llama3.2:latest`
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):  # one run per file at a time
@@ -460,5 +497,6 @@ def _grade(call: StreamCall, model: str, q: Question) -> QuestionResult:
     except SampleError as e:
         return QuestionResult(model, q, None, "", e.reason)
     split = split_thinking(reply, call.thinking)
-    correct = not split.cut_off and is_correct(split.answer, q.answer, q.kind, q.choices)
+    correct = not split.cut_off and is_correct(split.answer, q.answer, q.kind, q.choices,
+                                               q.question)
     return QuestionResult(model, q, correct, reply)

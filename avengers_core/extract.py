@@ -1,22 +1,45 @@
 """Answer extraction: turn a model's free-form reply into a canonical answer that can be voted on.
 
 Why: repeated samples only agree if `1,000`, `1000` and `\\boxed{1000.0}` count as the same
-answer. The kind of answer (number, choice, text, free) comes from the task or the user.
+answer, and only help if a wrong reading never wins. The kind of answer (number, choice,
+text, free) comes from the task or the user. Every kind goes through one canonical vote
+key: equal keys vote together, and grading compares the same keys (issue 11).
+
+What is read, per kind (the README's "Limits and safety" lists it for users):
+- every kind: inline reasoning is dropped first (:func:`avengers_core.thinking.split_thinking`:
+  text before the first `</think>`); a reply cut off inside `<think>` has no answer.
+- number: the GSM8K `#### n` line, else the last `\\boxed{}`, else the sentence after
+  "the answer is" / "Answer:", else the last number. The span found is parsed by
+  math-verify (LaTeX, `\\frac`, plain fractions, unicode minus) and keyed by its exact value.
+- choice: only the letters the question offers; see :func:`extract_choice`.
+- text: TriviaQA/SQuAD normalisation of the answer sentence; see :func:`extract_text`.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import logging
 import re
 import string
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
+from typing import Any
+
+from avengers_core.thinking import CUT_OFF, split_thinking
 
 KINDS = ("number", "choice", "text", "free")
 LETTERS = "ABCDEFGHIJ"
+
+NO_NUMBER = "no number found"
+NO_LETTER = "no offered letter found"
+NO_TEXT = "no answer text found"
+EMPTY = "empty reply"
+TOO_SLOW = "unparsable in time"
+"""Reasons given by :func:`extract_with_reason` when there is no answer."""
 
 _TASK_KINDS = {
     "number": ("gsm8k", "math", "mgsm", "svamp", "aqua_num", "asdiv"),
@@ -47,37 +70,105 @@ def kind_for_task(task: str | None, default: str = "free") -> str:
 
 # -- numbers -----------------------------------------------------------------------------
 
-_NUM = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
-_NUM_RE = re.compile(rf"(?<![\w.])({_NUM})(?:\s?%)?")
-_FRAC_RE = re.compile(r"(-?)\\d?frac\{\s*(-?[\d.,]+)\s*\}\{\s*(-?[\d.,]+)\s*\}")
-_SLASH_RE = re.compile(r"^\s*(-?\d+)\s*/\s*(\d+)\s*$")
+MAX_SPAN = 200
+"""Characters of an answer span handed to math-verify. Its own timeout (SIGALRM) works only
+in the main thread and votes run in worker threads, so the work is bounded here instead."""
+MAX_EXPONENT = 10_000
+"""Powers and factorials above this are not evaluated (`9^{9^9}` would never finish)."""
+PARSE_SECONDS = 5
+"""math-verify's own timeout, used where it can be (the main thread)."""
+
+_MINUS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})
+_SPACES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " "})
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_PLAIN = re.compile(
+    rf"(?<![\w.])-?\\?\$?\s?(?:{_NUM})(?:\s?/\s?-?\$?(?:{_NUM}))?(?![\w/])(?:\s?\\?%)?"
+)
+_LATEX_FRAC = re.compile(r"-?\\[dt]?frac(?:\{[^{}]*\}|\s*\d){2}")
+_MARK = re.compile(r"####\s*([^\n]*)")
+_ANSWER_IS = re.compile(
+    r"(?i:final answer|the answer|answer)(?i:\s+to\s+(?:this|the)(?:\s+\w+)?\s+question)?"
+    r"[*_\s]*(?i:is|:|=|would be|will be)[*_\s:=]*"
+)
+_COMPLETE = re.compile(r"[.!?][\s*_`'\")\]$]*$")
+
+logging.getLogger("math_verify").addHandler(logging.NullHandler())  # no stderr noise
+
+
+class _Unparsable(Exception):
+    """A span math-verify could not turn into a value in time (the reason is the message)."""
 
 
 def canonical_number(s: str) -> str | None:
-    """`1,000` / `1000.0` / `$1000` / `2000/2` -> `1000`; fractions stay exact (`1/3`)."""
-    s = s.strip().strip("$").replace("\\!", "").replace("{,}", ",")
-    frac = _FRAC_RE.search(s)
-    if frac:
-        num, den = _to_fraction(frac.group(2)), _to_fraction(frac.group(3))
-        if num is None or not den:
-            return None
-        value = num / den * (-1 if frac.group(1) else 1)
-        return _format(value)
-    slash = _SLASH_RE.match(s)
-    if slash and int(slash.group(2)):
-        return _format(Fraction(int(slash.group(1)), int(slash.group(2))))
-    s = s.replace("$", "").replace(" ", "").removesuffix("%").removesuffix("\\%")
-    value = _to_fraction(s)
-    return None if value is None else _format(value)
-
-
-def _to_fraction(s: str) -> Fraction | None:
-    s = s.replace(",", "")
-    try:
-        d = Decimal(s)
-    except InvalidOperation:
+    """The vote key of a lone number or fraction: `1,000` / `1000.0` / `$1000` / `2000/2`
+    -> `1000`; `3/4` / `\\frac34` -> `0.75`; `1/3` stays exact; `−5` (U+2212) -> `-5`.
+    None when `s` is not just a number."""
+    s = s.strip().translate(_MINUS).translate(_SPACES).rstrip(".")
+    if not s or len(s) > MAX_SPAN:
         return None
-    return Fraction(d) if d.is_finite() else None
+    whole = _PLAIN.fullmatch(s) or _LATEX_FRAC.fullmatch(s)
+    if whole is None:
+        inner = _boxed(s)
+        if inner is None or not s.startswith("\\boxed"):
+            return None
+        s = f"\\boxed{{{inner}}}"
+    try:
+        return _parse_key(s)
+    except _Unparsable:
+        return None
+
+
+def _parse_key(span: str) -> str | None:
+    """The canonical key of the value math-verify reads in `span` (None: no value)."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+    from math_verify.errors import TimeoutException
+
+    span = span.translate(_MINUS)[:MAX_SPAN]
+    span = re.sub(r"\\?%", "", span)  # GSM8K golds write `25%` as 25: percent signs drop
+    span = re.sub(r"\\?\$(?=\s?[\d.])", "", span)  # currency, not a math delimiter
+    configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    main = threading.current_thread() is threading.main_thread()
+    try:
+        found = parse(span, configs, parsing_timeout=PARSE_SECONDS if main else None,
+                      raise_on_error=True)
+    except TimeoutException:
+        raise _Unparsable(TOO_SLOW) from None
+    except Exception:  # math-verify's LaTeX grammar refused it: no value here
+        return None
+    values = [v for v in found if not isinstance(v, str)]
+    return _value_key(values[0]) if values else None
+
+
+def _value_key(value: Any) -> str | None:
+    """Exact numbers as `_format` writes them; other expressions as sympy prints them."""
+    import sympy
+
+    if isinstance(value, sympy.Eq) and isinstance(value.lhs, sympy.Symbol):
+        value = value.rhs  # `x = 5` answers 5
+    if _too_big(value):
+        raise _Unparsable(TOO_SLOW)
+    value = value.doit()
+    if getattr(value, "is_Rational", False):
+        return _format(Fraction(int(value.p), int(value.q)))
+    if getattr(value, "is_Float", False):
+        return _format(Fraction(Decimal(str(value))))
+    return re.sub(r"\s+", "", sympy.sstr(value)) or None
+
+
+def _too_big(value: Any) -> bool:
+    """True if evaluating `value` could take unbounded time: a power or factorial whose
+    size is itself a power, or over MAX_EXPONENT."""
+    import sympy
+
+    for node in sympy.preorder_traversal(value):
+        if isinstance(node, sympy.Pow | sympy.factorial):
+            size = node.args[1] if isinstance(node, sympy.Pow) else node.args[0]
+            if any(isinstance(n, sympy.Pow | sympy.factorial)
+                   for n in sympy.preorder_traversal(size)):
+                return True
+            if size.is_number and abs(size) > MAX_EXPONENT:
+                return True
+    return False
 
 
 def _format(value: Fraction) -> str:
@@ -112,82 +203,206 @@ def _boxed(text: str) -> str | None:
     return None
 
 
-def _last_number(text: str) -> str | None:
-    frac = list(_FRAC_RE.finditer(text))
-    nums = list(_NUM_RE.finditer(text))
-    if frac and (not nums or frac[-1].end() >= nums[-1].end()):
-        return canonical_number(frac[-1].group(0))
-    return canonical_number(nums[-1].group(1)) if nums else None
+def _sentence(text: str) -> str:
+    """`text` up to the end of its first sentence: a full stop before a space, a capital or
+    the end, that is not a decimal point or an abbreviation's (see :func:`_is_abbreviation`)."""
+    for m in re.finditer(r"[.!?](?=\s|$)", text):
+        if m.group() != "." or not _is_abbreviation(text[: m.start()]):
+            return text[: m.start()]
+    return text
 
 
-_ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*[:=]?\s*", re.I)
+_ABBREVIATIONS = frozenset(
+    "st mt ft mr mrs ms dr jr sr prof gen col lt sgt capt rev hon no vs etc approx co inc ltd "
+    "corp dept univ ave blvd rd jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
 
 
-def _after_answer_is(text: str) -> str | None:
-    """The rest of the line after the last "the answer is" / "Answer:", if any."""
-    matches = list(_ANSWER_IS.finditer(text))
-    if not matches:
-        return None
-    return text[matches[-1].end() :].split("\n", 1)[0]
+def _is_abbreviation(before: str) -> bool:
+    """True if the word ending `before` is an abbreviation (`St`) or an initial: a capital
+    letter first in `before` or after a capitalised word (`J. K. Rowling`, `John F.`; not
+    `vitamin C.`)."""
+    words = re.split(r"[\s(\"'*]+", before.strip())
+    word = words[-1]
+    if word.lower() in _ABBREVIATIONS or re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):
+        return True  # `St.`, or dotted initials `J.K.`, `U.S.`
+    initial = len(word) == 1 and word.isupper()
+    return initial and (len(words) == 1 or words[-2][:1].isupper())
+
+
+def _number_span(text: str) -> tuple[str | None, str]:
+    """The part of `text` that states the number, and how it was found."""
+    marks = _MARK.findall(text)
+    for line in reversed(marks):
+        if _PLAIN.search(line) or "\\" in line:
+            return line, "mark"
+    boxed = _boxed(text)
+    if boxed is not None:
+        return f"\\boxed{{{boxed}}}", "boxed"
+    said = list(_ANSWER_IS.finditer(text))
+    if said:
+        rest = _sentence(text[said[-1].end():].split("\n", 1)[0])
+        if _PLAIN.search(rest) or "\\" in rest:
+            return rest, "said"
+    return None, "last"
+
+
+_CHAIN = re.compile(r"\s*[-$(]?\d[\d\s+\-*/×x÷().,$]*=")
+
+
+def _stated(span: str) -> str:
+    """The number an answer span states: the result of a chain it opens with (`240 + 400 =
+    640`: the last `= n`; none when no number follows an `=`), else its first number."""
+    if _CHAIN.match(span):
+        parts = span.split("=")[1:]
+        results = [m for part in parts if (m := _PLAIN.match(part.lstrip(" *$")))]
+        return results[-1].group() if results else ""
+    first = _PLAIN.search(span)
+    return first.group() if first else ""
+
+
+def _ends_complete(text: str) -> bool:
+    """True if `text` ends a sentence with its brackets closed (a reply cut mid-expression
+    leaves one open), or its last line is only a number (`**72**`)."""
+    tail = text.rstrip().rsplit("\n", 1)[-1]
+    closed = tail.count("(") == tail.count(")") and tail.count("[") == tail.count("]")
+    return (closed and bool(_COMPLETE.search(tail))) or bool(_PLAIN.fullmatch(tail.strip(" *_`$")))
 
 
 def extract_number(text: str) -> str | None:
-    """GSM8K `#### n`, then `\\boxed{}`, then "the answer is", then the last number."""
-    marks = re.findall(r"####\s*([^\n]+)", text)
-    if marks:
-        n = _last_number(marks[-1])
-        if n is not None:
-            return n
-    boxed = _boxed(text)
-    if boxed is not None:
-        inner = re.sub(r"\\(?:text|mbox|mathrm)\{[^{}]*\}", "", boxed)
-        inner = re.sub(r"^\s*[a-zA-Z]\s*=", "", inner)
-        return canonical_number(inner) or _latex_key(inner) or None
-    said = _after_answer_is(text)
-    if said:
-        n = _first_number(said)
-        if n is not None:
-            return n
-    return _last_number(text)
+    """GSM8K `#### n`, then `\\boxed{}`, then "the answer is", then the last number of a
+    reply that ends a sentence (one cut off mid-sentence by the token limit states none)."""
+    return _number_with_reason(text)[0]
 
 
-def _first_number(text: str) -> str | None:
-    m = _NUM_RE.search(text)
-    return canonical_number(m.group(1)) if m else None
-
-
-def _latex_key(s: str) -> str:
-    s = re.sub(r"\\(left|right|displaystyle|,|;|!|\s)", "", s)
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return re.sub(r"\s+", "", s).strip("$.")
+def _number_with_reason(text: str) -> tuple[str | None, str | None]:
+    text = text.translate(_MINUS).translate(_SPACES)
+    span, how = _number_span(text)
+    try:
+        if span is not None:
+            if how == "boxed" or "\\" in span:  # LaTeX: math-verify finds the expression
+                key = _parse_key(span)
+            else:
+                key = _parse_key(_stated(span))
+            if key is not None:
+                return key, None
+        last = [m for p in (_PLAIN, _LATEX_FRAC) for m in p.finditer(text)]
+        if last and _ends_complete(text):  # a reply cut mid-sentence states no answer
+            key = _parse_key(max(last, key=lambda m: (m.end(), -m.start())).group())
+            if key is not None:
+                return key, None
+    except _Unparsable as e:
+        return None, str(e)
+    return None, NO_NUMBER
 
 
 # -- multiple choice ---------------------------------------------------------------------
 
-_CHOICE_PATTERNS = [
-    re.compile(
-        r"(?i:answer)\s*(?:is|:)?\s*[:\-]?\s*(?:(?i:option)\s*)?(?:\(([A-Ja-j])\)|([A-J]))(?!\w)"
-    ),
-    re.compile(r"\\boxed\{\s*\(?([A-J])\)?\s*\}"),
-    re.compile(r"(?m)^\s*\(?([A-J])[.):](?:\s|$)"),
-    re.compile(r"\(([A-J])\)"),
-    re.compile(r"(?:^|\s)([A-J])[.)](?:\s|$)"),
-]
+_OPTION_LINE = re.compile(r"(?m)^[\s>*_-]*(?:\(([A-J])\)|([A-J])[.)])[*_]*[ \t]+(\S[^\n]*)")
+"""An option line `A. text`, `B) text` or `(C) text` (`A:` starts a dialogue's answer)."""
+_WRAP = r"[\s*_`\"'$\[({]*"
+_LETTER_ANCHOR = re.compile(
+    r"(?i:\b(?:answer|option|choice)\b)(?:\s+(?i:is|would be|will be|should be))?"
+    rf"[\s*_:=\-]*(?i:option\s+|choice\s+|\\boxed\{{|\\text\{{)?{_WRAP}"
+    r"([B-HJ]|[AI](?!\s+(?!(?:is|because|since|as)\b)[a-z])|\([a-j]\))(?![\w'’])"
+)
+_BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{)?\s*\(?([A-J])\)?\s*\}")
+_CLOSING_LETTER = re.compile(r"(?::\s*[*_(\[]*|[*_(\[]+)([A-J])[*_)\]]*\.?\s*$")
+_PAREN_LETTER = re.compile(r"(?m)^[\s*_>-]*\(([A-J])\)")
+_LONE = re.compile(r"[\s*_`\"'(\[]*([A-Ja-j])[\s*_`\"')\].:]*")
+_LONE_LINE = re.compile(r"(?m)^[ \t*_`\"'(\[]*([A-J])[ \t*_`\"')\].:]*$")
 
 
-def extract_choice(text: str, choices: Sequence[str] | None = None) -> str | None:
-    """A letter A–J: `Answer: C`, `\\boxed{C}`, `(C)`, `C.`, a bare `C`, or the option text."""
-    for pat in _CHOICE_PATTERNS:
-        found = pat.findall(text)
-        if found:
-            last = found[-1]
-            return "".join(last).upper() if isinstance(last, tuple) else last.upper()
-    stripped = text.strip().strip(".*()").strip()
-    if len(stripped) == 1 and stripped.upper() in LETTERS:
-        return stripped.upper()
+def offered_letters(choices: Sequence[str] | None = None, query: str | None = None) -> str:
+    """The letters a question offers: one per option in `choices`, else the option lines of
+    `query` (`A)`, `(B)`, `C.`; at least two), else all of A–J."""
     if choices:
-        return _choice_by_text(text, choices)
-    return None
+        return LETTERS[: min(len(choices), len(LETTERS))]
+    options = query_options(query or "")
+    return "".join(options) if options else LETTERS
+
+
+def query_options(query: str) -> dict[str, str]:
+    """Option lines in a query: `{"A": "Oxygen", ...}` when at least two are listed."""
+    found: dict[str, str] = {}
+    for m in _OPTION_LINE.finditer(query):
+        found.setdefault(m.group(1) or m.group(2), m.group(3).strip())
+    return found if len(found) >= 2 else {}
+
+
+def extract_choice(
+    text: str, choices: Sequence[str] | None = None, query: str | None = None
+) -> str | None:
+    """A letter the question offers, or None.
+
+    In order: an answer statement (`Answer: **B**`, `the correct option is (b)`), then
+    `\\boxed{B}`, then a closing `So: **(B)**`, then a reply that is only a letter (`B`,
+    `**B.**`), then letters set apart (`(B)` first on a line, a line `B.`, an option line
+    `B. …`) once the repeated options are dropped, when they name one letter; last, the
+    one option whose text the reply names. A capital `A` or `I` followed by a lower-case
+    word is a word, not a letter.
+    """
+    offered = offered_letters(choices, query)
+    texts = list(choices) if choices else list(query_options(query or "").values())
+
+    def pick(found: Sequence[str]) -> str | None:
+        letters = [f.strip("()").upper() for f in found]
+        letters = [x for x in letters if x in offered]
+        return letters[-1] if letters else None
+
+    for pattern in (_LETTER_ANCHOR, _BOXED_LETTER, _CLOSING_LETTER):
+        got = pick(pattern.findall(text))
+        if got:
+            return got
+    lone = _LONE.fullmatch(text)
+    if lone and lone.group(1).upper() in offered:
+        return lone.group(1).upper()
+    kept = _drop_listed_options(text, texts)
+    keys = [normalize_text(t) for t in texts]
+    marked = [a or b for a, b, body in _OPTION_LINE.findall(kept)
+              if not _conflicts(a or b, normalize_text(body), keys)]
+    marked += _PAREN_LETTER.findall(kept) + _LONE_LINE.findall(kept)
+    named = {x for x in marked if x in offered}
+    if len(named) == 1:
+        return named.pop()
+    if not texts:
+        return None
+    said = list(_ANSWER_IS.finditer(kept))
+    if said:  # the option named in the answer statement, if one is
+        got = _choice_by_text(_sentence(kept[said[-1].end():]), texts[: len(offered)])
+        if got:
+            return got
+    return _choice_by_text(kept, texts[: len(offered)])
+
+
+def _conflicts(letter: str, body: str, keys: Sequence[str]) -> bool:
+    """True for an option line whose text is another option's (`B. Voluntary manslaughter`
+    when that is C): the letter is not to be trusted, the text is read instead."""
+    index = LETTERS.index(letter)
+    return body in keys and (index >= len(keys) or keys[index] != body)
+
+
+def _drop_listed_options(text: str, texts: Sequence[str]) -> str:
+    """`text` without its option lines when two or more of them repeat the options as the
+    question lists them (`C. Helium` when option C is Helium): a model restating the
+    options chooses none of them, not even one restated a little differently or under
+    another letter (80 % character similarity to some option)."""
+    keys = {LETTERS[i]: normalize_text(t) for i, t in enumerate(texts[: len(LETTERS)])}
+
+    def repeats(line: str) -> str | None:
+        m = _OPTION_LINE.match(line)
+        letter = m and (m.group(1) or m.group(2))
+        return letter if m and normalize_text(m.group(3)) == keys.get(letter) else None
+
+    def restates(line: str) -> bool:  # an option line close to some option's text
+        m = _OPTION_LINE.match(line)
+        body = normalize_text(m.group(3)) if m else ""
+        return any(difflib.SequenceMatcher(None, body, k).ratio() >= 0.8 for k in keys.values())
+
+    lines = text.split("\n")
+    if len({r for r in map(repeats, lines) if r}) < 2:
+        return text  # one option line is a choice, not a listing
+    return "\n".join(line for line in lines if not restates(line))
 
 
 def _choice_by_text(text: str, choices: Sequence[str]) -> str | None:
@@ -221,24 +436,44 @@ def parse_choices(raw: object) -> list[str] | None:
 # -- short text --------------------------------------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans({c: " " for c in string.punctuation})
+_PUNCT = str.maketrans({c: " " for c in string.punctuation + "‘’´`“”"})
 
 
 def normalize_text(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces."""
+    """TriviaQA's `normalize_answer` (its evaluation script, as SQuAD's): lower case,
+    punctuation to spaces, no articles (a, an, the), single spaces."""
     text = _ARTICLES.sub(" ", text.lower().translate(_PUNCT))
     return " ".join(text.split())
 
 
-def extract_text(text: str) -> str | None:
-    """A short answer: after "the answer is" / "Answer:", else the first non-empty line."""
-    said = _after_answer_is(text)
+_CLAUSE = re.compile(
+    r",\s+(?:which|where|who|whose|when|because|since|as|but)\b|\s+because\b"
+)
+_NO_ANSWER = re.compile(
+    r"^unknown$|\b(?:(?:is|was|are|remains) unknown|not (?:known|available|sure)|no information"
+    r"|(?:do not|don ?t|cannot|can ?t) (?:know|say|be determined|answer|determine))\b"
+)
+
+
+def extract_text(text: str, query: str | None = None) -> str | None:
+    """A short answer: the sentence after the last "the answer is" / "Answer:", else the
+    first sentence of the first non-empty line, up to a relative clause (`, which …`);
+    normalised by :func:`normalize_text`. A full stop after an abbreviation or an initial
+    (`St.`, `J.`, `J.K.`) does not end it. With `query`, an answer made only of the
+    question's words repeats the question and states no answer (None), and so does a
+    sentence that says it is unknown or that the model does not know."""
+    text = re.sub(r"<answer>\s*:?", "", text)  # the prompt's placeholder, echoed
+    said = list(_ANSWER_IS.finditer(text))
     if said:
-        candidate = re.split(r"(?<=[^\d])\.(?:\s|$)", said)[0]
+        candidate = _sentence(text[said[-1].end():].split("\n", 1)[0])
     else:
         lines = [ln for ln in text.splitlines() if ln.strip()]
-        candidate = lines[0] if lines else ""
-    key = normalize_text(candidate)
+        candidate = _sentence(lines[0].strip()) if lines else ""
+    key = normalize_text(_CLAUSE.split(candidate, maxsplit=1)[0])
+    if query and key and set(key.split()) <= set(normalize_text(query).split()):
+        return None
+    if _NO_ANSWER.search(key):  # "the answer is unknown", "I don't know"
+        return None
     return key or None
 
 
@@ -318,29 +553,49 @@ def _unit(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
 # -- dispatch and grading ----------------------------------------------------------------
 
 
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)
+def extract_with_reason(
+    text: str, kind: str, choices: Sequence[str] | None = None, query: str | None = None
+) -> tuple[str | None, str | None]:
+    """`(answer, None)`, or `(None, reason)` when `text` holds no answer of `kind`.
+
+    The answer is the canonical vote key: equal keys are one answer. Reasons: "reasoning
+    cut off" (an unclosed `<think>`), "empty reply", "no number found", "unparsable in
+    time", "no offered letter found", "no answer text found". `choices` (or, without
+    them, the option lines of `query`) say which letters a choice question offers.
+    Raises ValueError for an unknown kind.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown answer kind {kind!r}; expected one of {KINDS}")
+    split = split_thinking(text)
+    if split.cut_off:
+        return None, CUT_OFF
+    answer = split.answer
+    if not answer.strip():
+        return None, EMPTY
+    if kind == "number":
+        return _number_with_reason(answer)
+    if kind == "choice":
+        got = extract_choice(answer, choices, query)
+        return (got, None) if got else (None, NO_LETTER)
+    if kind == "text":
+        got = extract_text(answer, query)
+        return (got, None) if got else (None, NO_TEXT)
+    key = free_key(answer)
+    return (key, None) if key else (None, EMPTY)
 
 
 def extract(text: str, kind: str, choices: Sequence[str] | None = None) -> str | None:
-    """The canonical answer in `text` for `kind`, or None when none is found.
+    """The canonical answer (vote key) in `text` for `kind`, or None when none is found.
 
-    A reasoning model's `<think>...</think>` block is ignored: its numbers are drafts.
+    Reasoning (`<think>…</think>`, or anything before a lone `</think>`) is dropped first:
+    its numbers are drafts. See :func:`extract_with_reason` for why an answer is missing.
     """
-    text = _THINK.sub("", text)
-    if kind == "number":
-        return extract_number(text)
-    if kind == "choice":
-        return extract_choice(text, choices)
-    if kind == "text":
-        return extract_text(text)
-    if kind == "free":
-        return free_key(text) or None
-    raise ValueError(f"unknown answer kind {kind!r}; expected one of {KINDS}")
+    return extract_with_reason(text, kind, choices)[0]
 
 
 def gold_answer(gold: str, kind: str, choices: Sequence[str] | None = None) -> str | None:
     """The canonical form of a labeled answer (`... #### 42` -> `42`, `C` -> `C`, option
-    text -> its letter)."""
+    text -> its letter), keyed as :func:`extract` keys replies."""
     gold = str(gold).strip()
     if kind == "number":
         return canonical_number(gold) or extract_number(gold)
@@ -357,11 +612,18 @@ def gold_answer(gold: str, kind: str, choices: Sequence[str] | None = None) -> s
     return free_key(gold) or None
 
 
-def is_correct(reply: str, gold: str, kind: str, choices: Sequence[str] | None = None) -> bool:
-    """Whether `reply` answers `gold`. Short text also counts when the gold answer appears
-    whole inside the extracted answer (`in paris france` answers `Paris`)."""
+def is_correct(
+    reply: str,
+    gold: str,
+    kind: str,
+    choices: Sequence[str] | None = None,
+    query: str | None = None,
+) -> bool:
+    """Whether `reply` answers `gold`: their vote keys are equal (`query` as in
+    :func:`extract_with_reason`). Short text also counts when the gold answer appears whole
+    inside the extracted answer (`in paris france` answers `Paris`)."""
     want = gold_answer(gold, kind, choices)
-    got = extract(reply, kind, choices)
+    got = extract_with_reason(reply, kind, choices, query)[0]
     if want is None or got is None:
         return False
     if kind == "text":

@@ -1,8 +1,9 @@
 """Model names across engines: a routing table's names against the tags a server offers.
 
-A table names models as their authors do (`qwen2.5-7b-instruct`, `Qwen/Qwen2.5-7B-Instruct`);
-an engine lists its own tags (`qwen2.5:7b-instruct`). :func:`map_models` pairs them: the
-user's mapping first, then the same name, then a suggestion.
+A table names models as their authors do (`qwen2.5-7b-instruct`, `Qwen/Qwen2.5-7B-Instruct`,
+RouterBench's `meta/llama-2-70b-chat`); an engine lists its own tags (`qwen2.5:7b-instruct`,
+`llama3.2:latest`). :func:`map_models` pairs them: the user's mapping first, then the same
+name, then a suggestion. As in Ollama, a tag without `:` means `:latest` (issue 11).
 """
 
 from __future__ import annotations
@@ -14,24 +15,29 @@ _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)b(?![a-z0-9])")
 
 
 def _key(name: str) -> str:
-    name = name.lower()
+    """The comparable core of a name: no organisation (`Qwen/`, `meta-llama/`, `hf.co/x/`),
+    no `:latest`, lower case letters and digits only."""
+    name = name.lower().rsplit("/", 1)[-1]
     name = name.removesuffix(":latest")
     return re.sub(r"[^a-z0-9]", "", name)
 
 
 def _sizes(name: str) -> set[str]:
-    return set(_SIZE.findall(re.sub(r"[:_/-]", " ", name.lower())))
+    return set(_SIZE.findall(re.sub(r"[:_/-]", " ", name.lower().rsplit("/", 1)[-1])))
 
 
 def suggest_tag(name: str, local: Iterable[str]) -> str | None:
     """Best-effort local tag for a routing-table model name, or None.
 
-    `qwen2.5-7b-instruct` -> `qwen2.5:7b-instruct`; `gemma-2-9b-it` -> `gemma2:9b`.
-    Names must agree on the parameter size (7b, 70b...) when the name states one.
+    `qwen2.5-7b-instruct` and `Qwen/Qwen2.5-7B-Instruct` -> `qwen2.5:7b-instruct`;
+    `gemma-2-9b-it` -> `gemma2:9b`; `meta/llama-2-70b-chat` -> `llama2:70b-chat`;
+    `llama3.2` -> `llama3.2:latest`. Names must agree on the parameter size (7b, 70b...)
+    when the name states one; an organisation prefix is ignored.
     """
     local = list(local)
-    if name in local:
-        return name
+    listed = find_listed(name, local)
+    if listed is not None:
+        return listed
     key, sizes = _key(name), _sizes(name)
     best: tuple[int, str] | None = None
     for tag in local:
@@ -50,14 +56,15 @@ def suggest_tag(name: str, local: Iterable[str]) -> str | None:
 def map_models(
     names: Iterable[str], local: Iterable[str], mapping: Mapping[str, str] | None = None
 ) -> dict[str, str | None]:
-    """Routing-table name -> local tag: the user's mapping first, then identity, then a
-    suggestion; None when nothing local fits."""
+    """Routing-table name -> local tag: the user's mapping first (a mapped `llama3.2` is the
+    listed `llama3.2:latest`), then identity, then a suggestion; None when nothing local
+    fits. A mapped tag that is not listed is kept as given (the caller reports it)."""
     local = list(local)
     mapping = dict(mapping or {})
     out: dict[str, str | None] = {}
     for name in names:
         if name in mapping:
-            out[name] = mapping[name]
+            out[name] = find_listed(mapping[name], local) or mapping[name]
         else:
             out[name] = suggest_tag(name, local)
     return out
@@ -65,7 +72,8 @@ def map_models(
 
 def same_model(a: str, b: str) -> bool:
     """True when two tags name one model: Ollama treats `llama3.2` and `llama3.2:latest`
-    as the same (issue 11)."""
+    as the same (issue 11). Tags are compared exactly otherwise (case and organisation
+    count: `meta/llama3` is not `llama3`)."""
     return a == b or a.removesuffix(":latest") == b.removesuffix(":latest")
 
 

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -410,7 +411,32 @@ def _wide_rows(columns: list[str], records: list[tuple[int, dict]], path: Path,
     return from_rows(rows, str(path), where)
 
 
-def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
+def sniff_delimiter(text: str) -> str:
+    """`;` when the header row has more columns split at `;` than at `,` (a spreadsheet
+    saved in a European locale: `query;m1;m2`), else `,`."""
+    head = next((line for line in text.splitlines() if line.strip()), "")
+
+    def width(d: str) -> int:
+        try:
+            return len(next(csv.reader([head], delimiter=d), []))
+        except csv.Error:
+            return 0
+
+    return ";" if width(";") > width(",") else ","
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?\d*,\d+\s*")
+
+
+def _decimal_point(cell: str) -> str:
+    """`0,5` -> `0.5` (a European decimal comma); other cells unchanged."""
+    return cell.replace(",", ".") if _DECIMAL_COMMA.fullmatch(cell) else cell
+
+
+def _read_csv(path: Path, text: str, delimiter: str | None = None) -> RoutingTable:
+    """A wide CSV. Without `delimiter` it is sniffed (:func:`sniff_delimiter`); in a
+    `;`-separated file, number cells may use a decimal comma (`0,5`)."""
+    delimiter = delimiter or sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     header: list[str] = []
     header_line = last_line = 0  # the line where the header ends, and the last good record
@@ -428,8 +454,12 @@ def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
                 if len(cells) > len(header):
                     raise InputError(f"{path} line {reader.line_num}: {len(cells)} cells but "
                                      f"the header has {len(header)} columns (expected at most "
-                                     f"{len(header)})")
-                records.append((rowno, dict(zip(header, map(unescape_cell, cells)))))
+                                     f"{len(header)}){_semicolon_hint(delimiter, text)}")
+                rec = dict(zip(header, map(unescape_cell, cells)))
+                if delimiter == ";":
+                    rec = {k: v if k.strip() in RESERVED_COLUMNS else _decimal_point(v)
+                           for k, v in rec.items()}
+                records.append((rowno, rec))
             last_line = reader.line_num
     except csv.Error as e:
         if "field larger" in str(e):
@@ -441,6 +471,12 @@ def _read_csv(path: Path, text: str, delimiter: str = ",") -> RoutingTable:
     if not header:
         raise InputError(f"{path}: no header row (expected 'query' and model columns)")
     return _wide_rows(header, records, path, head=f"{path} line {header_line}")
+
+
+def _semicolon_hint(delimiter: str, text: str) -> str:
+    if delimiter == "," and ";" in text.split("\n", 1)[0]:
+        return "; the header holds ';': is the file ;-separated? (use one separator)"
+    return ""
 
 
 def _read_parquet(path: Path) -> RoutingTable:
@@ -471,7 +507,7 @@ def read_table(path: str | Path) -> RoutingTable:
     if suffix in (".jsonl", ".json", ".ndjson"):
         return _read_jsonl(path, text)
     if suffix in (".csv", ".tsv"):
-        return _read_csv(path, text, "\t" if suffix == ".tsv" else ",")
+        return _read_csv(path, text, "\t" if suffix == ".tsv" else None)
     raise InputError(f"{path}: unknown table format {suffix!r} (expected one of "
                      f"{', '.join(SUFFIXES)})")
 

@@ -28,7 +28,7 @@ from avengers_core.backends import (
     Timeouts,
 )
 from avengers_core.endpoints import Engines, as_engines
-from avengers_core.extract import LETTERS, extract, group_free
+from avengers_core.extract import LETTERS, extract_with_reason, group_free
 from avengers_core.model_names import map_models
 from avengers_core.thinking import CUT_OFF, split_thinking
 
@@ -553,7 +553,8 @@ class VoteRun:
             if split.cut_off:
                 sample.no_answer = CUT_OFF
             else:
-                sample.answer = extract(sample.text, self.kind, self.choices)
+                sample.answer, sample.no_answer = extract_with_reason(
+                    sample.text, self.kind, self.choices, self.query)
         self._samples.append(sample)
         yield SampleFinished(sample)
         if sample.error is None:
