@@ -66,3 +66,19 @@ def choose_device(requested: str | None = None) -> str:
 def is_gpu(device: str) -> bool:
     """True for a CUDA or MPS device name."""
     return device.startswith("cuda") or device == "mps"
+
+
+def add_device_option(parser) -> None:
+    """`--device` on a command that embeds (fit, evaluate, route, vote, serve)."""
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="where the embedder and large K-means run: auto (default: "
+                             f"${ENV}, else CUDA, then Apple MPS, then CPU), cuda, cuda:N, "
+                             "mps or cpu")
+
+
+def use_device(device: str | None) -> None:
+    """Make `device` (a `--device` value; None: leave as is) this process's default, as
+    `$AVENGERS_DEVICE`, so every embedder and K-means of the command follows it. Raises
+    InputError for an unknown name or an absent CUDA/MPS device."""
+    if device:
+        os.environ[ENV] = choose_device(check_device(device))

@@ -172,11 +172,13 @@ class AvengersRouter(Router):
         config: RouterConfig | None = None,
         embedder_id: str = "",
         progress=None,
+        device: str | None = None,
     ) -> AvengersRouter:
         """Cluster the table's query vectors, build the profile, choose prior and τ if 'auto'.
 
         With prior "task" or "auto" and a table with tasks, a task classifier is fitted on
         the vectors (`TaskPrior`); "auto" keeps it only if cross-validation prefers it.
+        `device` places K-means on large tables (`cluster.method_for`; None: the default).
         """
         config = (config or RouterConfig()).validate()
         check_enough_rows(table, config.k)
@@ -185,7 +187,7 @@ class AvengersRouter(Router):
         step = f"fitting K = {config.k} (K-means, then scoring)"
         if progress:
             progress(0, 2, step)
-        clus = kmeans(x, config.k, config.seed)
+        clus = kmeans(x, config.k, config.seed, device=device)
         if progress:
             progress(1, 2, step)
         task_prior = None
