@@ -162,7 +162,19 @@ class SentenceTransformerEmbedder(Embedder):
         return out
 
 
-class OllamaEmbedder(Embedder):
+class ServedEmbedder(Embedder):
+    """An embedder behind a server: its width is learnt from one request, on first use."""
+
+    _dim: int | None = None
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self._encode(["dimension probe"]).shape[1])
+        return self._dim
+
+
+class OllamaEmbedder(ServedEmbedder):
     """An embedding model served by Ollama's `/api/embed` (e.g. nomic-embed-text)."""
 
     def __init__(self, model: str, host: str | None = None):
@@ -171,13 +183,6 @@ class OllamaEmbedder(Embedder):
         self.model = model
         self.id = f"ollama:{model}"
         self._client = ollama.Client(host=host or os.environ.get("OLLAMA_HOST"), timeout=120)
-        self._dim: int | None = None
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self._encode(["dimension probe"]).shape[1])
-        return self._dim
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         import httpx

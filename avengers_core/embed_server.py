@@ -23,7 +23,7 @@ import numpy as np
 
 from avengers_core.backends import SampleError
 from avengers_core.backends.openai import OpenAIBackend
-from avengers_core.embed import Embedder, Progress, normalise
+from avengers_core.embed import Progress, ServedEmbedder, normalise
 from avengers_core.endpoints import Endpoint, api_key, load_endpoints
 from avengers_core.errors import InputError
 
@@ -32,7 +32,7 @@ CONCURRENCY = 4  # requests in flight
 SERVER_CHUNK = 4096  # texts between two cache writes
 
 
-class ServerEmbedder(Embedder):
+class ServerEmbedder(ServedEmbedder):
     """Vectors from `POST <url>/embeddings` of one or more replicas of one model.
 
     `urls`: base URLs ending in /v1; `model`: the engine's model name; `batch_size` texts
@@ -52,14 +52,7 @@ class ServerEmbedder(Embedder):
         self.concurrency = max(1, concurrency)
         self._backends = [OpenAIBackend(u, api_key=key) for u in urls]
         self._next = itertools.cycle(range(len(self._backends)))
-        self._dim: int | None = None
         self._per_token = False  # the server returns token vectors: one text per request
-
-    @property
-    def dim(self) -> int:
-        if self._dim is None:
-            self._dim = int(self._encode(["dimension probe"]).shape[1])
-        return self._dim
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._per_token and len(texts) > 1:

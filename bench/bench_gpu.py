@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench.bench_speed import GB, SIGMA, _demo, resample, reset_peak, status_kib, verdict
-from bench.common import ROOT, fmt, spread
+from bench.common import fmt, spread
 
 K = 64
 BIG = {"full": 1_000_000, "quick": 60_000}
@@ -170,12 +168,9 @@ WORKERS = {"write": worker_write, "fit": worker_fit, "heldout": worker_heldout,
 
 
 def _call(kind: str, cache: Path, **kw: Any) -> dict[str, Any]:
-    args = [sys.executable, "-m", "bench.bench_gpu", kind, json.dumps(kw)]
-    env = {**os.environ, "AVENGERS_CACHE_DIR": str(cache)}
-    p = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"gpu worker {kind} {kw} failed:\n{p.stderr[-2000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    from bench.bench_speed import _call as call
+
+    return call(kind, cache, module="bench.bench_gpu", **kw)
 
 
 def _log(msg: str) -> None:
