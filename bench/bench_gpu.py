@@ -230,6 +230,9 @@ def section(res: dict[str, Any]) -> str:
         f"| `AvengersRouter.fit` | {f['fit_s']:.1f} s |",
         f"| total | {f['total_s']:.1f} s |",
         f"| peak RSS | {f['peak_kib'] / GB:.2f} GB |",
+        f"| increase over the RSS before reading (vectors included) | "
+        f"{(f['peak_kib'] - f['rss_before_kib']) / GB:.2f} GB = "
+        f"{(f['peak_kib'] - f['rss_before_kib']) / GB / f['vectors_gb']:.2f}× the vectors |",
         "",
         f"Chosen: prior {f['prior']}, τ = {f['shrinkage']:g}. Targets: under "
         f"{tg['cpu_fit_1m_s']:g} s — **{verdict(f['total_s'], tg['cpu_fit_1m_s'], ' s', 1)}**; "
