@@ -46,7 +46,7 @@ def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
     return progress
 
 
-def _embedded(table_arg: str, embedder: str, k: int, progress):
+def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | None = None):
     """Load and check the table (before the slow part), then embed its queries."""
     from avengers_core.embed import embed_texts, get_embedder
     from avengers_core.table import check_enough_rows, load_table
@@ -57,7 +57,7 @@ def _embedded(table_arg: str, embedder: str, k: int, progress):
     check_enough_rows(table, k)
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
-    emb = get_embedder(embedder)
+    emb = get_embedder(embedder, endpoints=endpoints)
     return table, emb, embed_texts(table.queries, emb, progress=progress)
 
 
@@ -78,7 +78,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from avengers_core.profile import save_profile
     from avengers_core.route import AvengersRouter, RouterConfig
 
-    table, emb, x = _embedded(args.table, args.embedder, args.k, _bar())
+    table, emb, x = _embedded(args.table, args.embedder, args.k, _bar(), args.endpoints)
     config = RouterConfig(k=args.k, seed=args.seed, prior=args.prior)
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
@@ -96,7 +96,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     router = load_profile(args.dir)
     changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
-    emb = get_embedder(router.embedder_id)
+    emb = get_embedder(router.embedder_id, endpoints=args.endpoints)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     if args.json:
@@ -124,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.test_size < 1.0:
         raise InputError(f"--test-size must be between 0 and 1, got {args.test_size}")
-    table, _, x = _embedded(args.table, args.embedder, args.k, _bar())
+    table, _, x = _embedded(args.table, args.embedder, args.k, _bar(), args.endpoints)
     config = RouterConfig(k=args.k, prior=args.prior)
     fitted = fit_split(table, x, config, args.test_size, args.seed)  # one fit for both below
     res = evaluate(table, x, fitted=fitted)
@@ -146,9 +146,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedder_options(s: argparse.ArgumentParser, embedder: bool = True) -> None:
+    """--embedder (fit, evaluate), --endpoints and --device: how and where queries embed."""
+    from avengers_core.device import add_device_option
+    from avengers_core.embed import DEFAULT_EMBEDDER
+
+    if embedder:
+        s.add_argument("--embedder", default=DEFAULT_EMBEDDER,
+                       help="minilm, a sentence-transformers name/path, ollama:<model>, "
+                            "openai:<model>@<base URL> or openai:<name in --endpoints>")
+    s.add_argument("--endpoints", metavar="FILE",
+                   help="endpoints file (TOML/JSON) naming an openai:<name> embedder's servers")
+    add_device_option(s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from avengers_core.cluster import DEFAULT_K
-    from avengers_core.embed import DEFAULT_EMBEDDER
 
     p = Parser(
         prog="avengers",
@@ -164,8 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("table", help="a table file (.jsonl/.csv/.parquet) or a demo name (llmrouter)")
     s.add_argument("--out", required=True, help="profile folder to write")
     s.add_argument("--k", type=int, default=DEFAULT_K, help="number of clusters (default 64)")
-    s.add_argument("--embedder", default=DEFAULT_EMBEDDER,
-                   help="minilm, a sentence-transformers name/path, or ollama:<model>")
+    _embedder_options(s)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--paper", action="store_true",
                    help="paper-exact: nearest cluster, raw accuracies (no shrinkage)")
@@ -179,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-n", type=int, help="models to choose")
     s.add_argument("--beta", type=float, help="softmax sharpness over cosine distance")
     s.add_argument("--alpha", type=float, help="1 = performance only, 0 = cost only")
+    _embedder_options(s, embedder=False)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_route)
 
@@ -187,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=DEFAULT_K)
     s.add_argument("--test-size", type=float, default=0.3)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--embedder", default=DEFAULT_EMBEDDER)
+    _embedder_options(s)
     s.add_argument("--prior", **PRIOR)
     s.add_argument("--sweeps", action="store_true",
                    help="also sweep K and the number of selected models (paper's Fig. 2, 3)")
@@ -202,8 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avengers_core.device import use_device
+
     args = build_parser().parse_args(argv)
     try:
+        use_device(getattr(args, "device", None))
         return int(args.func(args) or 0)
     except (InputError, OSError) as e:
         msg = str(e)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avengers_core.backends import BACKENDS
+from avengers_core.device import add_device_option
 from avengers_core.errors import InputError
 
 EXIT_INPUT = 2
@@ -90,6 +91,7 @@ def register(subparsers: Any) -> None:
         metavar="SHARE",
         help="Model-Switch: sample the next model while the winner's share < SHARE",
     )
+    add_device_option(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_vote)
 
@@ -138,13 +140,14 @@ def parse_model_map(value: str | None) -> dict[str, str]:
 
 
 def profile_embedder(embedder_id: str, engines: Any):
-    """The profile's embedder; an Ollama one is asked on the Ollama host of the samples."""
+    """The profile's embedder; an Ollama one is asked on the Ollama host of the samples, an
+    `openai:<name>` one on the servers the endpoints file gives that name."""
     from avengers_core.embed import OllamaEmbedder, get_embedder
 
     default = engines.default
     if embedder_id.startswith("ollama:") and default is not None and default.name == "ollama":
         return OllamaEmbedder(embedder_id.split(":", 1)[1], host=default.host)
-    return get_embedder(embedder_id)
+    return get_embedder(embedder_id, endpoints=engines.endpoints)
 
 
 def available_models(engines: Any) -> list[str]:

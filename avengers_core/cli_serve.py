@@ -24,6 +24,7 @@ from avengers_core.cli_engines import (
     profile_embedder,
     request_options,
 )
+from avengers_core.device import add_device_option
 from avengers_core.errors import InputError
 
 DEFAULT_PORT = 11500
@@ -55,6 +56,7 @@ def register(subparsers: Any) -> None:
                    help="chat requests waiting beyond those; more get 429/503 (default 32)")
     s.add_argument("--keepalive", type=float,
                    help="seconds between keep-alives while a vote runs (default 5)")
+    add_device_option(s)
     s.set_defaults(func=cmd_serve)
 
 

@@ -19,6 +19,7 @@ from avengers_core.score import CapabilityProfile, TaskPrior, cost_aware, ranks,
 from avengers_core.table import RoutingTable, check_enough_rows
 
 SHRINKAGE_GRID = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0)  # 1000 ≈ the prior alone
+CV_ROWS = 50_000  # issue 13: queries scored per fold at most (a seeded sample of the fold)
 PRIORS = ("global", "task")  # what cluster scores shrink toward; "auto" = chosen by CV
 
 
@@ -172,11 +173,13 @@ class AvengersRouter(Router):
         config: RouterConfig | None = None,
         embedder_id: str = "",
         progress=None,
+        device: str | None = None,
     ) -> AvengersRouter:
         """Cluster the table's query vectors, build the profile, choose prior and τ if 'auto'.
 
         With prior "task" or "auto" and a table with tasks, a task classifier is fitted on
         the vectors (`TaskPrior`); "auto" keeps it only if cross-validation prefers it.
+        `device` places K-means on large tables (`cluster.method_for`; None: the default).
         """
         config = (config or RouterConfig()).validate()
         check_enough_rows(table, config.k)
@@ -185,7 +188,7 @@ class AvengersRouter(Router):
         step = f"fitting K = {config.k} (K-means, then scoring)"
         if progress:
             progress(0, 2, step)
-        clus = kmeans(x, config.k, config.seed)
+        clus = kmeans(x, config.k, config.seed, device=device)
         if progress:
             progress(1, 2, step)
         task_prior = None
@@ -385,7 +388,10 @@ def choose_evidence(
 
     The clustering is held fixed; each fold's profile, and its task classifier, are rebuilt
     from the other folds (the classifier warm-started from `task_prior`), and the fold's
-    queries are routed with the configured top-k, β and fusion. One criterion picks both:
+    queries are routed with the configured top-k, β and fusion (on a large table, a seeded
+    sample of `CV_ROWS` of them per fold, and the fold's classifier from the sample
+    `TaskPrior.FIT_ROWS` of its training rows; the profile counts every row: issue 13).
+    One criterion picks both:
     the candidates whose mean score is within one paired standard error of the best are
     kept, then the recipe's global prior is preferred over the task prior, and the strongest
     τ over weaker ones: a difference smaller than the noise does not justify the extra level,
@@ -399,30 +405,41 @@ def choose_evidence(
     rng = np.random.default_rng(config.seed)
     fold = rng.integers(0, folds, len(table))
     filled = np.nan_to_num(table.scores, nan=0.0)
-    got = np.zeros((len(cands), len(table)))
     tasks = np.array(table.tasks) if table.tasks is not None else None
+    scored: list[np.ndarray] = []
     for f in range(folds):
-        train, test = fold != f, fold == f
-        if not test.any() or not train.any():
+        train, rows = fold != f, np.flatnonzero(fold == f)
+        if not len(rows) or not train.any():
             continue
+        if len(rows) > CV_ROWS:
+            rows = np.sort(rng.choice(rows, CV_ROWS, replace=False))
+        scored.append(rows)
+    got = np.zeros((len(cands), len(table)))
+    for f, rows in zip(range(folds), scored):
+        train = fold != f
         base = CapabilityProfile.build(
             labels[train], table.scores[train], len(centroids), table.models,
             None if table.costs is None else table.costs[train],
         )
         fold_prior = None
         if "task" in priors:
-            fold_prior = TaskPrior.fit(x[train], list(tasks[train]), table.scores[train],
+            fit = np.flatnonzero(train)
+            if len(fit) > TaskPrior.FIT_ROWS:
+                fit = np.sort(rng.choice(fit, TaskPrior.FIT_ROWS, replace=False))
+            fold_prior = TaskPrior.fit(x[fit], list(tasks[fit]), table.scores[fit],
                                        config.seed, init=task_prior)
-        rows = np.flatnonzero(test)
-        near = AvengersRouter(centroids, base, config).nearest(x[test])  # same for all
+        xt = x[rows]
+        near = AvengersRouter(centroids, base, config).nearest(xt)  # same for all
         for g, (prior, tau) in enumerate(cands):
             prof = replace(base, shrinkage=tau)
             cfg = replace(config, shrinkage=tau, prior=prior)
             r = AvengersRouter(centroids, prof, cfg, task_prior=fold_prior)
-            got[g, rows] = filled[rows, r.predict(x[test], near).argmax(axis=1)]
+            got[g, rows] = filled[rows, r.predict(xt, near).argmax(axis=1)]
+    used = np.concatenate(scored) if scored else np.arange(0)
+    got = got[:, np.sort(used)] if len(used) < len(table) else got
     best = int(np.argmax(got.mean(axis=1)))
     diff = got[best] - got
-    n = len(table)
+    n = got.shape[1]
     se = diff.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(cands))
     ok = [g for g in range(len(cands)) if diff[g].mean() <= se[g]]
     prior = next(p for p in priors if any(cands[g][0] == p for g in ok))

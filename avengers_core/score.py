@@ -146,6 +146,7 @@ class TaskPrior:
     count: np.ndarray  # (T, M) scored queries per task
 
     C = 10.0  # inverse regularisation of the task classifier (issue 15: 1, 10, 100 within noise)
+    FIT_ROWS = 100_000  # issue 13: the classifier learns from a seeded sample of this many
 
     @classmethod
     def fit(cls, x: np.ndarray, tasks: list[str] | None, scores: np.ndarray,
@@ -179,12 +180,16 @@ class TaskPrior:
             return None
         keep = np.isin(labels, names[counts >= 2])
         names = names[counts >= 2]
+        rows = np.flatnonzero(keep)
+        if len(rows) > cls.FIT_ROWS:  # T × d weights need no more; a 1M table takes minutes
+            rng = np.random.default_rng(seed)
+            rows = np.sort(rng.choice(rows, cls.FIT_ROWS, replace=False))
         with threadpool_limits(limits=1, user_api="blas"):
             clf = LogisticRegression(C=cls.C, tol=1e-3, max_iter=200, random_state=seed)
             if init is not None and init.tasks == [str(t) for t in names] and len(names) > 2:
                 clf.set_params(warm_start=True)
                 clf.coef_, clf.intercept_ = init.coef.astype(float), init.intercept.astype(float)
-            clf.fit(np.asarray(x, dtype=np.float64)[keep], labels[keep])
+            clf.fit(np.asarray(x[rows], dtype=np.float64), labels[rows])
         onehot = (labels[keep][None, :] == clf.classes_[:, None]).astype(float)
         seen = ~np.isnan(scores[keep])
         sums = onehot @ np.where(seen, scores[keep], 0.0)

@@ -244,13 +244,14 @@ WORKERS = {"fit": worker_fit, "cold": worker_cold, "warm": worker_warm, "route":
            "busy": worker_busy}
 
 
-def _call(kind: str, cache: Path, **kw: Any) -> dict[str, Any]:
-    """Run one worker in a fresh process with `cache` as AVENGERS_CACHE_DIR."""
-    args = [sys.executable, "-m", "bench.bench_speed", kind, json.dumps(kw)]
+def _call(kind: str, cache: Path, module: str = "bench.bench_speed", **kw: Any
+          ) -> dict[str, Any]:
+    """Run one worker of `module` in a fresh process with `cache` as AVENGERS_CACHE_DIR."""
+    args = [sys.executable, "-m", module, kind, json.dumps(kw)]
     env = {**os.environ, "AVENGERS_CACHE_DIR": str(cache)}
     p = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     if p.returncode != 0:
-        raise RuntimeError(f"speed worker {kind} {kw} failed:\n{p.stderr[-2000:]}")
+        raise RuntimeError(f"{module} worker {kind} {kw} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

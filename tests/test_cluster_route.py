@@ -114,3 +114,116 @@ def test_reason_reads_well_without_scores_and_for_one_question():
     text = res.reason()
     assert "1 question," in text and "mixed tasks" in text
     assert "A has no scores in this cluster" in text
+
+
+# --- K-means at scale (issue 13): torch on a GPU, MiniBatchKMeans past 200k on CPU ------
+
+
+def _blobs(n: int, k: int, d: int = 24, noise: float = 0.15, seed: int = 0):
+    from avengers_core.embed import normalise
+
+    rng = np.random.default_rng(seed)
+    centres = normalise(rng.standard_normal((k, d)))
+    truth = rng.integers(0, k, n)
+    x = normalise(centres[truth] + noise * rng.standard_normal((n, d)).astype(np.float32))
+    return x, truth
+
+
+def _inertia(x, labels, k):
+    cen = np.stack([x[labels == j].mean(axis=0) for j in range(k)])
+    return float(((x - cen[labels]) ** 2).sum())
+
+
+def test_torch_kmeans_on_cpu_is_seeded_and_agrees_with_scikit_learn():
+    from sklearn.metrics import adjusted_rand_score
+
+    from avengers_core.cluster import torch_kmeans
+
+    x, truth = _blobs(4000, 8)
+    a, b = torch_kmeans(x, 8, seed=3, device="cpu"), torch_kmeans(x, 8, seed=3, device="cpu")
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    np.testing.assert_allclose(np.linalg.norm(a.centroids, axis=1), 1.0, rtol=1e-5)
+    ref = kmeans(x, 8, seed=3)  # scikit-learn KMeans
+    assert adjusted_rand_score(a.labels, ref.labels) > 0.95
+    assert adjusted_rand_score(a.labels, truth) > 0.95
+    # overlapping clusters: the objective within 2% of scikit-learn's
+    y, _ = _blobs(3000, 16, noise=0.6, seed=1)
+    mine, theirs = torch_kmeans(y, 16, seed=0, device="cpu"), kmeans(y, 16, seed=0)
+    assert _inertia(y, mine.labels, 16) <= 1.02 * _inertia(y, theirs.labels, 16)
+
+
+def test_torch_kmeans_refills_an_empty_cluster():
+    from avengers_core.cluster import torch_kmeans
+    from avengers_core.embed import normalise
+
+    points = normalise(np.random.default_rng(0).standard_normal((6, 8)))
+    x = np.repeat(points, 50, axis=0)  # six distinct points, K = 6
+    c = torch_kmeans(x, 6, seed=0, device="cpu")
+    assert sorted(c.sizes().tolist()) == [50] * 6
+
+
+def test_method_by_size_and_device(monkeypatch):
+    import torch
+
+    from avengers_core import cluster
+
+    monkeypatch.delenv("AVENGERS_DEVICE", raising=False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cluster.method_for(cluster.GPU_MIN) == ("torch", "cuda")
+    assert cluster.method_for(cluster.GPU_MIN - 1) == ("lloyd", "cpu")
+    assert cluster.method_for(1_000_000, device="cpu") == ("minibatch", "cpu")
+    monkeypatch.setenv("AVENGERS_DEVICE", "cpu")
+    assert cluster.method_for(cluster.GPU_MIN) == ("lloyd", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("AVENGERS_DEVICE")
+    assert cluster.method_for(cluster.MINIBATCH_MIN) == ("lloyd", "cpu")
+    assert cluster.method_for(cluster.MINIBATCH_MIN + 1) == ("minibatch", "cpu")
+
+
+def test_minibatch_path_is_seeded_and_finds_the_clusters(monkeypatch):
+    from sklearn.metrics import adjusted_rand_score
+
+    from avengers_core import cluster
+
+    monkeypatch.setenv("AVENGERS_DEVICE", "cpu")
+    monkeypatch.setattr(cluster, "MINIBATCH_MIN", 1000)
+    monkeypatch.setattr(cluster, "MINIBATCH_SIZE", 256)
+    x, truth = _blobs(5000, 8, seed=2)
+    assert cluster.method_for(len(x)) == ("minibatch", "cpu")
+    a, b = kmeans(x, 8, seed=5), kmeans(x, 8, seed=5)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    # over seeds, the objective within 3% of scikit-learn's KMeans (a seed may merge blobs)
+    mini = [kmeans(x, 8, seed=s).labels for s in range(4)]
+    monkeypatch.setattr(cluster, "MINIBATCH_MIN", 10**9)
+    full = [kmeans(x, 8, seed=s).labels for s in range(4)]
+    assert (np.mean([_inertia(x, m, 8) for m in mini])
+            <= 1.03 * np.mean([_inertia(x, f, 8) for f in full]))
+    assert max(adjusted_rand_score(m, truth) for m in mini) > 0.95
+
+
+def test_unit_vectors_are_clustered_in_place():
+    from avengers_core.cluster import unit_rows
+
+    x, _ = _blobs(100, 3)
+    assert unit_rows(x) is x  # no second copy of a large table
+    y = unit_rows(3 * x)
+    assert y is not x and np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+    assert unit_rows(x.astype(np.float64)).dtype == np.float32
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_kmeans_repeats_and_matches_the_cpu():
+    from sklearn.metrics import adjusted_rand_score
+
+    from avengers_core import cluster
+
+    x, truth = _blobs(cluster.GPU_MIN, 32, d=64, noise=0.2)
+    assert cluster.method_for(len(x), "cuda") == ("torch", "cuda")
+    a, b = kmeans(x, 32, seed=0, device="cuda"), kmeans(x, 32, seed=0, device="cuda")
+    np.testing.assert_array_equal(a.labels, b.labels)  # one-hot sums: bit for bit
+    ref = cluster.torch_kmeans(x, 32, seed=0, device="cpu")
+    assert adjusted_rand_score(a.labels, ref.labels) > 0.9
+    assert _inertia(x, a.labels, 32) <= 1.02 * _inertia(x, kmeans(x, 32, 0, device="cpu")
+                                                        .labels, 32)
