@@ -7,7 +7,7 @@ page URL opened right after a server start would skip this file (no sidebar, no 
 
 import streamlit as st
 
-import app_state
+from app_state import compute, session, sidebar
 
 st.set_page_config(page_title="Avengers Lab", page_icon=":material/hub:", layout="wide")
 
@@ -23,7 +23,15 @@ PAGES = [
 
 page = st.navigation(PAGES)
 side = st.sidebar.empty()
-app_state.sidebar(side.container(), compute=False)  # first: a page may st.stop() early
+progress = st.sidebar.empty()
+dataset = session.current_dataset()
+if dataset is not None:  # embed while the user looks around (Data, Vote, Calibrate need none)
+    compute.start_embeddings(dataset)
+sidebar.sidebar(side.container(), compute_now=False)  # first: a page may st.stop() early
+sidebar.embedding_status(progress.container())
 page.run()
-app_state.sidebar(side.container())  # again, with what the page just computed
-app_state.preload_embedder()  # after the page, not competing with it: MiniLM for Route
+sidebar.sidebar(side.container())  # again, with what the page just computed
+dataset = session.current_dataset()  # the page may have changed it (an upload)
+if dataset is not None:
+    compute.start_embeddings(dataset)
+    compute.preload_embedder(dataset)  # after the page, not competing with it: MiniLM for Route

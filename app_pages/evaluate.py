@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots
 from avengers_core.evaluate import METHODS
 
@@ -12,17 +12,17 @@ LABELS = {"router": "router (default)", "paper": "router (paper-exact)",
           "oracle": "oracle"}
 
 st.title("Evaluate")
-ds = app_state.require_dataset()
+ds = session.require_dataset()
 t = ds.table
 st.caption(f"Train on 70 % of {len(t)} queries (split inside each task), score the picks on "
-           f"the other 30 %. K = {app_state.k_of(ds)}, seed {app_state.get('seed')}.")
+           f"the other 30 %. K = {session.k_of(ds)}, seed {session.get('seed')}.")
 
-res = app_state.evaluation(ds)
+res = compute.evaluation(ds)
 st.plotly_chart(plots.evaluation_bars({LABELS[m]: res[m] for m in METHODS if m in res}),
                 key="eval_bars")
 st.caption(
     f"{res['n_train']} train / {res['n_test']} test queries. Best single model (chosen on "
-    f"train): {app_state.md_escape(res['best_single_model'])}. Shrinkage τ = "
+    f"train): {fmt.md_escape(res['best_single_model'])}. Shrinkage τ = "
     f"{res['shrinkage']:g}. The oracle picks the best model per query: an upper bound."
 )
 
@@ -38,7 +38,7 @@ st.subheader("Number of clusters K")
 ks = [k for k in (4, 8, 16, 32, 64, 128) if k <= max(4, res["n_train"] // 4)]
 if st.session_state.get("k_sweep_run") or st.button(f"Run the K sweep ({ks})"):
     st.session_state["k_sweep_run"] = True
-    rows = app_state.sweep(ds, "k", ks=ks)
+    rows = compute.sweep(ds, "k", ks=ks)
     st.plotly_chart(plots.k_sweep([row["k"] for row in rows], {
         "router (default)": [row["router"] for row in rows],
         "router (paper-exact)": [row["paper"] for row in rows],
@@ -50,7 +50,7 @@ else:
 
 if t.costs is not None:
     st.subheader("Score against cost (Avengers-Pro)")
-    curve = app_state.sweep(ds, "alpha")
+    curve = compute.sweep(ds, "alpha")
     pts = curve["curve"]
     singles = {m["model"]: (m["cost"], m["score"]) for m in curve["models"]}
     st.plotly_chart(plots.cost_curve([p["alpha"] for p in pts], [p["score"] for p in pts],

@@ -4,14 +4,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots
 from avengers_core.score import select_models
 
 st.title("Leaderboard")
-ds = app_state.require_dataset()
-r = app_state.router(ds)
-names = app_state.labels(ds, r)
+ds = session.require_dataset()
+r = compute.router(ds)
+names = compute.labels(ds, r)
 prof = r.profile
 sizes = np.bincount(r.labels, minlength=r.config.k)
 
@@ -44,18 +44,18 @@ st.dataframe(pd.DataFrame({
 })
 tasks = r.cluster_tasks[c]
 if tasks:
-    st.caption("Tasks here: " + app_state.md_escape(", ".join(f"{k} ({v})"
+    st.caption("Tasks here: " + fmt.md_escape(", ".join(f"{k} ({v})"
                                                          for k, v in tasks.items())))
 rows = [int(i) for i in np.flatnonzero(r.labels == c)]
-st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=260)
+st.dataframe(compute.query_rows(ds, r, rows), hide_index=True, height=260)
 
 st.subheader("Model selection")
-n = app_state.int_slider("How many models", 1, len(r.models), value=3)
+n = session.int_slider("How many models", 1, len(r.models), value=3)
 st.write("The paper's recipe picks, by how often a model ranks first, then second, …: "
-         + ", ".join(f"**{app_state.md_escape(m)}**" for m in select_models(prof, n)))
+         + ", ".join(f"**{fmt.md_escape(m)}**" for m in select_models(prof, n)))
 if st.toggle("Show the held-out curve of routed score against the number of models",
              value=True):
-    rows_n = app_state.sweep(ds, "models")
+    rows_n = compute.sweep(ds, "models")
     st.plotly_chart(plots.models_curve([row["n"] for row in rows_n],
                                        {"router": [row["router"] for row in rows_n]}),
                     key="models_curve")

@@ -128,7 +128,7 @@ def test_an_uploaded_table_works_on_every_page():
 def test_profile_download_is_a_loadable_profile(toy, tmp_path):
     import zipfile
 
-    from app_state import profile_zip
+    from app_state.compute import profile_zip
     from avengers_core.profile import load_profile
     from avengers_core.route import AvengersRouter, RouterConfig
 
@@ -170,7 +170,7 @@ def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
 
 
 def test_markdown_escape_makes_data_inert():
-    from app_state import code, md_escape
+    from app_state.fmt import code, md_escape
 
     assert md_escape("[x](y) *b* <i> $x$ :red[r]") == (
         "\\[x\\](y) \\*b\\* \\<i\\> \\$x\\$ \\:red\\[r\\]")
@@ -182,7 +182,7 @@ def test_markdown_escape_makes_data_inert():
 
 
 def test_route_reason_reads_well():
-    from app_state import route_reason
+    from app_state.fmt import route_reason
     from avengers_core.route import RouteResult
 
     def result(count: int, size: int) -> RouteResult:
@@ -199,7 +199,7 @@ def test_route_reason_reads_well():
 
 
 def test_download_names_are_slugs():
-    from app_state import slug
+    from app_state.fmt import slug
 
     assert slug("llmrouter (demo)") == "llmrouter-demo"
     assert slug("calibration: gsm8k (a:1, b)") == "calibration-gsm8k-a-1-b"
@@ -420,7 +420,7 @@ def _slow_page(marker: str) -> None:
 
     import streamlit as st
 
-    import app_state
+    from app_state import compute
 
     def work(progress):
         with open(marker, "a") as f:
@@ -430,7 +430,7 @@ def _slow_page(marker: str) -> None:
             time.sleep(0.1)
         return 42
 
-    st.write(f"value {app_state.computed('test-slow', (marker,), work, 'Slow:')}")
+    st.write(f"value {compute.computed('test-slow', (marker,), work, 'Slow:')}")
 
 
 def test_long_work_outlives_an_interrupted_script(tmp_path):
