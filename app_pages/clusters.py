@@ -51,7 +51,8 @@ st.caption("Drag a box or lasso over the map to list those queries below.")
 rows = plots.selected_rows(fig, event.selection.points) if event else []
 if rows:
     st.subheader(f"{len(rows)} selected queries")
-    st.dataframe(compute.query_rows(ds, r, rows), hide_index=True, height=320)
+    st.dataframe(fmt.missing_as_dash(compute.query_rows(ds, r, rows), r.models),
+                 hide_index=True, height=320)
 
 st.subheader("Clusters")
 st.dataframe(pd.DataFrame(compute.cluster_summary(ds, r, names)), hide_index=True, height=360)

@@ -87,4 +87,5 @@ if t.tasks is not None:
     })
 
 st.subheader("Sample of queries")
-st.dataframe(t.to_frame().head(200), hide_index=True, height=300)
+st.dataframe(fmt.missing_as_dash(t.to_frame().head(200), list(t.models)), hide_index=True,
+             height=300)

@@ -29,8 +29,11 @@ st.caption("Blank cells: the model has no score in that cluster. Hover shows how
            f"them toward each model's global mean (τ = {r.config.shrinkage:g}).")
 
 st.subheader("One cluster")
-c = st.selectbox("Cluster", order, format_func=lambda k: f"{plots.cluster_title(k, names[k])}"
-                 f" — {sizes[k]} queries")
+# The chosen cluster is kept per fit: a new order makes a new selectbox (issue 14, item 3).
+chosen = f"leaderboard_cluster@{ds.key}@{r.config.k}@{r.config.seed}"
+c = st.selectbox("Cluster", order, index=order.index(st.session_state.get(chosen, order[0])),
+                 format_func=lambda k: f"{plots.cluster_title(k, names[k])} — {sizes[k]} queries")
+st.session_state[chosen] = c
 ranked = prof.ranking(c)
 st.dataframe(pd.DataFrame({
     "rank": range(1, len(ranked) + 1),
@@ -47,7 +50,8 @@ if tasks:
     st.caption("Tasks here: " + fmt.md_escape(", ".join(f"{k} ({v})"
                                                          for k, v in tasks.items())))
 rows = [int(i) for i in np.flatnonzero(r.labels == c)]
-st.dataframe(compute.query_rows(ds, r, rows), hide_index=True, height=260)
+st.dataframe(fmt.missing_as_dash(compute.query_rows(ds, r, rows), r.models),
+             hide_index=True, height=260)
 
 st.subheader("Model selection")
 n = session.int_slider("How many models", 1, len(r.models), value=3)

@@ -26,9 +26,12 @@ with st.expander("Routing settings", expanded=False):
               disabled=t.costs is None, help="Avengers-Pro's performance-cost trade-off.",
               **session.bind("alpha"))
 
-query = st.text_area("Query", value=st.session_state.get("route_query", EXAMPLE), height=100)
+# A keyed box: it keeps what the user typed (an unkeyed one took the last routed query as
+# its value, so each Route press made a new widget showing the old query: issue 14, item 1).
+st.session_state.setdefault("route_text", st.session_state.get("route_query", EXAMPLE))
+st.text_area("Query", key="route_text", height=100)
 if st.button("Route", type="primary"):
-    st.session_state["route_query"] = query
+    st.session_state["route_query"] = st.session_state["route_text"]
 query = st.session_state.get("route_query", EXAMPLE)
 
 r = compute.router(ds)
@@ -56,7 +59,7 @@ x = compute.embeddings(ds)
 near, sims = project.nearest(vec, x, 8)
 df = compute.query_rows(ds, r, [int(i) for i in near])
 df.insert(0, "similarity", np.round(sims, 3))
-st.dataframe(pd.DataFrame(df), hide_index=True, height=260)
+st.dataframe(fmt.missing_as_dash(pd.DataFrame(df), t.models), hide_index=True, height=260)
 
 st.subheader("On the map")
 coords, method, _ = compute.map_coords(ds)

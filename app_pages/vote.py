@@ -31,6 +31,7 @@ REFRESH = 0.15  # seconds between redraws of one streaming panel
 TAIL = 400  # characters of a streaming sample shown while it arrives
 SHOWN = 20_000  # characters of a finished sample shown (a runaway reply can be 1 MB)
 ANSWER_CHARS = 200  # characters of an extracted answer shown
+UNMAPPED = "(not mapped)"  # an empty cell read as a raw "None" (issue 14, item 8)
 
 st.title("Vote")
 st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
@@ -66,16 +67,16 @@ table_models = list(ds.table.models) if ds is not None else list(local)
 suggested = map_models(table_models, local)
 mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
     "routed model": table_models,
-    "local tag": [suggested[n] or "" for n in table_models],
+    "local tag": [suggested[n] or UNMAPPED for n in table_models],
 })
 edited = st.data_editor(
     mapping_df, hide_index=True, disabled=["routed model"],
     key=f"model_map-{ds.key if ds is not None else 'local'}",
-    column_config={"local tag": st.column_config.SelectboxColumn(options=[""] + local)},
+    column_config={"local tag": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
     height=min(360, 40 + 35 * len(table_models)),
 )
 user_map = {r["routed model"]: r["local tag"] for r in edited.to_dict("records")
-            if r["local tag"]}
+            if r["local tag"] not in (None, "", UNMAPPED)}
 
 c1, c2, c3, c4 = st.columns(4)
 samples = c1.slider("Samples", 1, 40, 10)

@@ -357,13 +357,14 @@ def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
     return computed("sweep", key, run, f"Held-out sweep over {what}:")
 
 
-def profile_zip(r: AvengersRouter) -> bytes:
-    """The fitted profile folder (profile.json + centroids.npz) as a zip."""
+def profile_zip(r: AvengersRouter, names: list[str] | None = None) -> bytes:
+    """The fitted profile folder (profile.json + centroids.npz) as a zip; `names`, the
+    cluster labels, are saved in it for `avengers route`."""
     from avengers_core.profile import profile_files
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in profile_files(r).items():
+        for name, data in profile_files(r, names).items():
             z.writestr(f"profile/{name}", data)
     return buf.getvalue()
 

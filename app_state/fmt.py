@@ -43,6 +43,13 @@ def route_reason(res: Any, names: list[str]) -> str:
             f"{res.reason(names[res.cluster], md_escape)}.")
 
 
+def missing_as_dash(df: Any, columns: list[str]) -> Any:
+    """`df` (a pandas DataFrame) styled so that its missing values in `columns` (scores:
+    "not evaluated") read "–", not a raw None, and numbers as short as they are (0.5, 1)."""
+    cols = [c for c in columns if c in df.columns]
+    return df.style.format(lambda v: f"{v:g}", subset=cols, na_rep="–")
+
+
 def duration(seconds: float) -> str:
     """A rough duration for a progress line: "40 s", "3 min", "1 h 5 min"."""
     s = max(0, round(seconds))

@@ -33,7 +33,7 @@ def sidebar(sb: Any, compute_now: bool = True) -> None:
     r = compute.fitted_router(ds, compute_now)
     if r is not None:
         sb.markdown(f"**Profile** K = {r.config.k}, shrinkage τ = {r.config.shrinkage:g}")
-        sb.download_button("Profile (zip)", lambda: compute.profile_zip(r),
+        sb.download_button("Profile (zip)", lambda: compute.profile_zip(r, compute.labels(ds, r)),
                            "avengers-profile.zip", "application/zip", on_click="ignore",
                            width="stretch", key=f"dl-profile-{tag}")
     else:

@@ -13,11 +13,16 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+# Plotly's Dark24 (plotly.colors.qualitative): 24 colours at least 26 CIELAB ΔE apart, so
+# no two categories of a map look alike (the tab20-like palette before gave near-identical
+# colours to tasks 10 apart: issue 14, item 6). Beyond 24 categories the marker symbol cycles.
 PALETTE = (
-    "#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf "
-    "#393b79 #e6550d #31a354 #843c39 #7b4173 #3182bd #fd8d3c #74c476 #ad494a #a55194 "
-    "#6baed6 #fdae6b #a1d99b #d6616b #ce6dbd #9c9ede #637939 #8ca252 #b5cf6b #cedb9c"
+    "#2E91E5 #E15F99 #1CA71C #FB0D0D #DA16FF #222A2A #B68100 #750D86 #EB663B #511CFB "
+    "#00A08B #FB00D1 #FC0080 #B2828D #6C7C32 #778AAE #862A16 #A777F1 #620042 #1616A7 "
+    "#DA60CA #6C4516 #0D2A63 #AF0038"
 ).split()
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down",
+           "pentagon", "hexagon", "star-triangle-up")
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
 
@@ -49,8 +54,15 @@ def cluster_title(k: int, label: str | None = None) -> str:
 
 
 def color_of(i: int) -> str:
-    """A stable colour for category number `i` (cycles after 30)."""
+    """A stable colour for category number `i` (cycles after len(PALETTE) = 24)."""
     return PALETTE[i % len(PALETTE)]
+
+
+def symbol_of(i: int) -> str:
+    """The marker symbol for category number `i`: circles for the first 24 categories, then
+    the next symbol for each further round of the palette, so (colour, symbol) is unique
+    for the first 240 categories."""
+    return SYMBOLS[(i // len(PALETTE)) % len(SYMBOLS)]
 
 
 def model_bars(models: Sequence[str], means: Sequence[float], counts: Sequence[int] | None = None,
@@ -105,14 +117,16 @@ def cluster_map(
     head = f"<b>{html.escape(color_name)}: "
     if len(cats) > max_legend:  # no legend anyway: one trace draws far faster in the browser
         order = [j for idx in groups.values() for j in idx]
-        colour = {cat: color_of(i) for i, cat in enumerate(cats)}
+        number = {cat: i for i, cat in enumerate(cats)}
         traces = [_points(coords, order, [[j, hov[j], labels[values[j]], *cells[j]]
                                           for j in order],
                           head + "%{customdata[2]}</b>", extra, html.escape(color_name),
-                          [colour[values[j]] for j in order], False)]
+                          [color_of(number[values[j]]) for j in order],
+                          [symbol_of(number[values[j]]) for j in order], False)]
     else:
         traces = [_points(coords, idx, [[j, hov[j], "", *cells[j]] for j in idx],
-                          head + f"{labels[cat]}</b>", extra, labels[cat], color_of(i), True)
+                          head + f"{labels[cat]}</b>", extra, labels[cat], color_of(i),
+                          symbol_of(i), True)
                   for i, (cat, idx) in enumerate(groups.items())]
     layout = {"title": title, "height": 560, "dragmode": "lasso",
               "xaxis": {"visible": False}, "yaxis": {"visible": False},
@@ -125,19 +139,24 @@ def cluster_map(
 
 
 def _points(coords: np.ndarray, idx: list[int], custom: list[list], title: str, extra: str,
-            name: str, color: str | list[str], legend: bool) -> dict:
+            name: str, color: str | list[str], symbol: str | list[str], legend: bool) -> dict:
     """One scattergl trace (a plain dict) of the map points `idx`; customdata is
     [row, hover text, cluster label, score cells…]."""
     return {"type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
-            "name": name, "marker": {"size": 5, "color": color, "opacity": 0.75},
+            "name": name,
+            "marker": {"size": 5, "color": color, "symbol": symbol, "opacity": 0.75},
             "customdata": custom, "showlegend": legend,
             "hovertemplate": f"{title}<br>%{{customdata[1]}}<br>{extra}<extra></extra>"}
 
 
 def mark_query(fig: go.Figure, point: Sequence[float], label: str = "your query") -> go.Figure:
-    """A copy of a map figure with the routed query marked by a star."""
+    """A copy of a map figure with the routed query marked by a star.
+
+    The star is a WebGL trace drawn after the map's WebGL points: an SVG trace is drawn
+    below the WebGL layer and was hidden by the points (issue 14, item 2).
+    """
     out = go.Figure(data=fig.to_plotly_json()["data"], layout=fig.layout, _validate=False)
-    out.add_trace(go.Scatter(
+    out.add_trace(go.Scattergl(
         x=[float(point[0])], y=[float(point[1])], mode="markers", name=html.escape("your query"),
         hovertemplate=f"{hover_text(label)}<extra></extra>",
         marker={"symbol": "star", "size": 20, "color": "black",
@@ -175,9 +194,17 @@ def profile_heatmap(
         hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f} over %{customdata} queries<extra></extra>",
         hoverongaps=False,
     ))
-    fig.update_layout(title=title, height=max(320, 120 + 16 * len(order)),
+    # The model names stand above the grid, rotated by 30°: the top margin holds them
+    # (≈ 7 px a character at 12 px, times sin 30°) and, above them, the title, which sat
+    # on the names before (issue 14, item 5).
+    names_px = int(0.5 * 7 * max((len(m) for m in models), default=0)) + 20
+    top = names_px + (40 if title else 10)
+    fig.update_layout(title={"text": title, "yref": "container", "y": 1, "yanchor": "top",
+                             "pad": {"t": 10}},
+                      height=max(320, top + 80 + 16 * len(order)),
                       yaxis={"autorange": "reversed", "type": "category"},
-                      xaxis={"side": "top", "tickangle": -30}, **_LAYOUT)
+                      xaxis={"side": "top", "tickangle": -30},
+                      **{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": top}})
     return fig
 
 
@@ -263,8 +290,11 @@ def k_sweep(ks: Sequence[int], series: Mapping[str, Sequence[float]],
 
 def models_curve(ns: Sequence[int], series: Mapping[str, Sequence[float]],
                  title: str = "Score against the number of models") -> go.Figure:
-    """Lines of routed score against the number of selected models (the paper's Figure 2)."""
-    return _lines(ns, series, title, "models selected")
+    """Lines of routed score against the number of selected models (the paper's Figure 2);
+    the x axis is ticked at whole numbers only (a count of models has no 1.5)."""
+    fig = _lines(ns, series, title, "models selected")
+    fig.update_xaxes(tickmode="linear", tick0=1, dtick=max(1, -(-len(ns) // 12)))
+    return fig
 
 
 def cost_curve(alphas: Sequence[float], scores: Sequence[float], costs: Sequence[float],
