@@ -19,6 +19,7 @@ PAGES = [
     st.Page("app_pages/vote.py", title="Vote", icon=":material/how_to_vote:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
     st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/tune:"),
+    st.Page("app_pages/tour.py", title="How it works", icon=":material/school:"),
 ]
 
 page = st.navigation(PAGES)

@@ -4,12 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots
+from avengers_core import plots, report
 from avengers_core.evaluate import METHODS
 
-LABELS = {"router": "router (default)", "paper": "router (paper-exact)",
-          "best_single": "best single model", "knn": "kNN (20)", "random": "random",
-          "oracle": "oracle"}
+LABELS = report.METHOD_LABELS
 
 st.title("Evaluate")
 ds = session.require_dataset()
@@ -18,8 +16,7 @@ st.caption(f"Train on 70 % of {len(t)} queries (split inside each task), score t
            f"the other 30 %. K = {session.k_of(ds)}, seed {session.get('seed')}.")
 
 res = compute.evaluation(ds)
-st.plotly_chart(plots.evaluation_bars({LABELS[m]: res[m] for m in METHODS if m in res}),
-                key="eval_bars")
+st.plotly_chart(plots.evaluation_bars(report.evaluation_series(res)), key="eval_bars")
 st.caption(
     f"{res['n_train']} train / {res['n_test']} test queries. Best single model (chosen on "
     f"train): {fmt.md_escape(res['best_single_model'])}. Shrinkage τ = "
@@ -42,14 +39,17 @@ ran = f"k_sweep_run@{ds.key}"  # per dataset: an upload never starts it (issue 1
 if st.session_state.get(ran) or st.button(f"Run the K sweep ({ks})"):
     st.session_state[ran] = True
     rows = compute.sweep(ds, "k", ks=ks)
-    st.plotly_chart(plots.k_sweep([row["k"] for row in rows], {
-        "router (default)": [row["router"] for row in rows],
-        "router (paper-exact)": [row["paper"] for row in rows],
-        "best single model": [res["best_single"]] * len(rows),
-    }), key="k_sweep")
+    st.plotly_chart(plots.k_sweep([row["k"] for row in rows],
+                                  report.k_sweep_series(rows, res["best_single"])),
+                    key="k_sweep")
+    st.download_button(
+        "Download the report (HTML)", compute.report_html(ds, res, rows),
+        f"{fmt.slug(ds.name)}-report.html", "text/html", on_click="ignore", type="primary",
+        help="The map, the heatmap, this evaluation and the K sweep as interactive charts in "
+             "one file: it opens offline in any browser (plotly.js is inside, about 5 MB).")
 else:
     st.caption("One K-means per K (the paper-exact router reuses it): under a minute on a "
-               "small machine.")
+               "small machine. Then the whole dataset can be downloaded as an HTML report.")
 
 if t.costs is not None:
     st.subheader("Score against cost (Avengers-Pro)")

@@ -17,13 +17,7 @@ sizes = np.bincount(r.labels, minlength=r.config.k)
 
 order_by = st.radio("Order clusters by", ["cluster size", "best model"], horizontal=True)
 order = r.cluster_order("size" if order_by == "cluster size" else "best model")
-cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]  # best model first
-st.plotly_chart(
-    plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols], [r.models[j] for j in cols],
-                          names, order,
-                          title=f"Mean score per cluster (K = {r.config.k}) and model"),
-    key="heatmap",
-)
+st.plotly_chart(compute.heatmap(r, names, order), key="heatmap")
 st.caption("Blank cells: the model has no score in that cluster. Hover shows how many queries "
            "each mean stands on; small clusters are noisy, which is why routing shrinks "
            f"them toward each model's global mean (τ = {r.config.shrinkage:g}).")

@@ -276,6 +276,11 @@ def _hovers(key: str, _t: RoutingTable) -> list[str]:
     return [plots.hover_text(q) for q in _t.queries]
 
 
+def hovers(ds: Dataset) -> list[str]:
+    """The dataset's queries as escaped, shortened hover texts (cached)."""
+    return _hovers(ds.key, ds.table)
+
+
 def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):
     """Table of the given queries: text, task, cluster and every model's score."""
     import pandas as pd
@@ -379,3 +384,46 @@ def fitted_router(ds: Dataset, compute_now: bool = True) -> AvengersRouter | Non
                                                  int(get("seed"))):
         return None
     return router(ds)
+
+
+def heatmap(r: AvengersRouter, names: list[str], order: list[int] | None = None):
+    """The K × M heatmap of mean scores, best model first, clusters in `order`."""
+    prof = r.profile
+    cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]
+    return plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols],
+                                 [r.models[j] for j in cols], names, order,
+                                 title=f"Mean score per cluster (K = {r.config.k}) and model")
+
+
+@st.cache_data(show_spinner="Writing the report…", max_entries=4)
+def _report(key: tuple, _ds: Dataset, _r: AvengersRouter, _names: list[str], method: str,
+            _coords: np.ndarray, _evaluation: dict, _rows: list[dict]) -> bytes:
+    from avengers_core.report import dataset_report
+
+    map_fig = cluster_figure(_ds, _r, _names, _coords, method, "cluster")
+    return dataset_report(_ds.name, len(_ds.table), map_fig, heatmap(_r, _names),
+                          _evaluation, _rows).encode("utf-8")
+
+
+def report_html(ds: Dataset, evaluation_result: dict, sweep_rows: list[dict]) -> bytes:
+    """The dataset's self-contained HTML report (map, heatmap, evaluation, K sweep)."""
+    r = router(ds)
+    names = labels(ds, r)
+    coords, method, _ = map_coords(ds)
+    key = (*eval_key(ds), method, tuple(row["k"] for row in sweep_rows))
+    return _report(key, ds, r, names, method, coords, evaluation_result, sweep_rows)
+
+
+@st.cache_data(show_spinner="Replaying K-means…", max_entries=8)
+def _kmeans_frames(key: str, embedder_id: str, k: int, seed: int, _x: np.ndarray
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+    from avengers_core.tour import kmeans_frames
+
+    return kmeans_frames(_x, k, iterations=6, seed=seed, sample=2000)
+
+
+def kmeans_frames(ds: Dataset, k: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(rows, per-step assignments) of the first K-means steps on (up to 2,000 of) the
+    dataset's queries, for the tour (precomputed once per dataset and K)."""
+    x = embeddings(ds)
+    return _kmeans_frames(ds.key, embedder(get("embedder")).id, k, int(get("seed")), x)

@@ -373,3 +373,113 @@ def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[f
     xaxis = {"title": xtitle, "type": "log" if log_x else "linear", "tickvals": xs}
     fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": ytitle}, height=420, **layout)
     return fig
+
+
+# -- the "How it works" tour -------------------------------------------------------------
+
+
+def neighbours_map(coords: np.ndarray, hovers: Sequence[str], near: Sequence[int],
+                   sims: Sequence[float], point: Sequence[float], label: str = "the query",
+                   title: str | None = None) -> go.Figure:
+    """The map in grey with a query's nearest neighbours `near` highlighted (hover: their
+    cosine similarity `sims`) and the query itself as a star, drawn on top (all WebGL)."""
+    coords = np.asarray(coords, dtype=float)
+    near = [int(i) for i in near]
+    fig = go.Figure(layout=go.Layout(
+        title=title, height=460, xaxis={"visible": False}, yaxis={"visible": False},
+        **_LAYOUT))
+    fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="queries",
+                               marker={"size": 4, "color": "#c7c7c7"}, hoverinfo="skip"))
+    fig.add_trace(go.Scattergl(
+        x=coords[near, 0], y=coords[near, 1], mode="markers", name="nearest neighbours",
+        customdata=[[hovers[i], float(s)] for i, s in zip(near, sims, strict=True)],
+        hovertemplate="cosine %{customdata[1]:.3f}<br>%{customdata[0]}<extra></extra>",
+        marker={"size": 10, "color": color_of(0), "line": {"width": 1, "color": "white"}}))
+    fig.add_trace(go.Scattergl(
+        x=[float(point[0])], y=[float(point[1])], mode="markers", name="the query",
+        hovertemplate=f"{hover_text(label)}<extra></extra>",
+        marker={"symbol": "star", "size": 20, "color": "black",
+                "line": {"width": 2, "color": "white"}}))
+    return fig
+
+
+def kmeans_steps(coords: np.ndarray, frames: Sequence[np.ndarray], title: str | None = None
+                 ) -> go.Figure:
+    """An animation of K-means on the map: one frame per step of `frames` (each an (N,)
+    array of cluster ids for the points `coords` (N, 2)), with a play button and a slider.
+    Colours and symbols as in `cluster_map`; the title of each frame says how many queries
+    changed cluster at that step."""
+    coords = np.asarray(coords, dtype=float)
+
+    def style(assign: np.ndarray) -> dict:
+        return {"size": 5, "opacity": 0.8, "color": [color_of(int(c)) for c in assign],
+                "symbol": [symbol_of(int(c)) for c in assign]}
+
+    def caption(i: int) -> str:
+        if i == 0:
+            return "step 0: each query joins its nearest seed"
+        changed = int((np.asarray(frames[i]) != np.asarray(frames[i - 1])).sum())
+        return f"step {i}: centroids moved, {changed:,} queries changed cluster"
+
+    base = go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers",
+                        marker=style(frames[0]), hoverinfo="skip", showlegend=False)
+    steps = [go.Frame(data=[{"type": "scattergl", "marker": style(f)}], name=str(i),
+                      layout={"title": {"text": f"{title or ''} · {caption(i)}"}})
+             for i, f in enumerate(frames)]
+    play = {"label": "▶ play", "method": "animate",
+            "args": [None, {"frame": {"duration": 900, "redraw": True}, "fromcurrent": True}]}
+    slider = {"active": 0, "currentvalue": {"prefix": "step "}, "pad": {"t": 20},
+              "steps": [{"label": str(i), "method": "animate",
+                         "args": [[str(i)], {"mode": "immediate",
+                                             "frame": {"duration": 0, "redraw": True}}]}
+                        for i in range(len(frames))]}
+    return go.Figure(data=[base], frames=steps, layout=go.Layout(
+        title=f"{title or ''} · {caption(0)}", height=520, xaxis={"visible": False},
+        yaxis={"visible": False}, sliders=[slider],
+        updatemenus=[{"type": "buttons", "buttons": [play], "x": 0, "y": 0, "xanchor": "left",
+                      "yanchor": "top", "pad": {"t": 50}}], **_LAYOUT))
+
+
+def cluster_accuracy(models: Sequence[str], raw: Sequence[float], shrunk: Sequence[float],
+                     counts: Sequence[int], title: str | None = None) -> go.Figure:
+    """One cluster's per-model accuracy: the raw mean over its `counts` scored queries next
+    to the shrunk routing score (pulled toward the model's global mean), best shrunk first;
+    a model with no score in the cluster has no raw bar."""
+    order = sorted(range(len(models)), key=lambda j: -float(np.nan_to_num(shrunk[j], nan=-1)))
+    names = [html.escape(models[j]) for j in order]
+    raw_v = [float(raw[j]) for j in order]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        y=names, x=raw_v, orientation="h", name="raw accuracy", marker_color=color_of(0),
+        text=[f"{v:.2f} of {int(counts[j])}" if np.isfinite(v) else "no score"
+              for v, j in zip(raw_v, order, strict=True)], textposition="auto",
+        hovertemplate="%{y}<br>raw %{x:.3f}<extra></extra>"))
+    fig.add_trace(go.Bar(
+        y=names, x=[float(shrunk[j]) for j in order], orientation="h", name="shrunk score",
+        marker_color=color_of(2), hovertemplate="%{y}<br>shrunk %{x:.3f}<extra></extra>"))
+    fig.update_layout(title=title, barmode="group", xaxis={"range": [0, 1], "title": "accuracy"},
+                      yaxis={"autorange": "reversed", "type": "category"},
+                      height=120 + 40 * len(models), **_LAYOUT)
+    return fig
+
+
+def majority_curve(p: float, ns: Sequence[int], probs: Sequence[float], chosen: int,
+                   title: str = "Chance that the majority is right") -> go.Figure:
+    """P(majority right) against the number of samples `ns` (values `probs`, e.g. from
+    `tour.majority_probability`), one sample's accuracy `p` as a dashed line, the chosen N
+    marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(ns), y=list(probs), mode="lines+markers",
+                             name="majority of N samples", line={"color": color_of(0)},
+                             hovertemplate="N = %{x}: %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[min(ns), max(ns)], y=[p, p], mode="lines",
+                             name=f"one sample (p = {p:.2f})", hoverinfo="skip",
+                             line={"dash": "dash", "color": color_of(3)}))
+    if chosen in ns:
+        fig.add_trace(go.Scatter(x=[chosen], y=[probs[list(ns).index(chosen)]], mode="markers",
+                                 name=f"N = {chosen}", marker={"size": 14, "color": "black"},
+                                 hovertemplate="N = %{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis={"title": "samples N", "dtick": 2},
+                      yaxis={"title": "probability", "range": [0, 1.02]}, height=380,
+                      **_LAYOUT)
+    return fig
