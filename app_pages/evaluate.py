@@ -29,8 +29,8 @@ if res.get("per_task"):
     st.subheader("Per task")
     per = pd.DataFrame(res["per_task"]).T
     per = per[["n"] + [m for m in METHODS if m in per.columns]].rename(columns=LABELS)
-    fmt = {c: st.column_config.NumberColumn(format="%.3f") for c in per.columns if c != "n"}
-    st.dataframe(per, column_config={"n": st.column_config.NumberColumn(format="%d"), **fmt},
+    formats = {c: st.column_config.NumberColumn(format="%.3f") for c in per.columns if c != "n"}
+    st.dataframe(per, column_config={"n": st.column_config.NumberColumn(format="%d"), **formats},
                  height=min(600, 40 + 36 * len(per)))
 
 st.subheader("Number of clusters K")
