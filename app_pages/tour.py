@@ -10,7 +10,7 @@ from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.errors import InputError
 from avengers_core.extract import kind_for_task
 from avengers_core.tour import majority_probability, moved
-from avengers_core.vote import RunFinished, SampleFinished, VoteRun, pick_local_models
+from avengers_core.vote import SampleFinished, VoteRun, pick_local_models
 
 STEPS = ["1 Embedding", "2 Clustering", "3 Scoring", "4 Voting", "5 Your turn"]
 
@@ -104,20 +104,19 @@ elif step == STEPS[3]:
         st.markdown(f"Live: **{fmt.md_escape(chosen[0])}** answers this query {n} times:")
         st.text(query[:300])
         if st.button("Run a live vote", type="primary"):
-            run = VoteRun(host, chosen, query, samples=n, temperature=0.7,
-                          kind=kind_for_task(res.task, default="number"))
             bar = st.progress(0.0, text="Sampling…")
-            done = 0
-            try:  # a click elsewhere interrupts the loop: cancel in finally
-                for ev in run.events():
-                    if isinstance(ev, SampleFinished):
-                        done += 1
-                        bar.progress(done / n, text=f"{done} of {n} samples")
-                    elif isinstance(ev, RunFinished):
-                        st.session_state["tour_vote"] = ev.result
-            finally:
-                run.cancel()
-                run.join(timeout=5)
+            finished = []
+
+            def show(ev) -> None:
+                if isinstance(ev, SampleFinished):
+                    finished.append(ev)
+                    bar.progress(len(finished) / n, text=f"{len(finished)} of {n} samples")
+
+            # the Vote page's machinery; leaving the block (also when a click interrupts
+            # the script) cancels the requests still in flight
+            with VoteRun(host, chosen, query, samples=n, temperature=0.7,
+                         kind=kind_for_task(res.task, default="number")) as run:
+                st.session_state["tour_vote"] = run.run(show)
             bar.empty()
         result = st.session_state.get("tour_vote")
         if result is not None and result.tally.votes:
