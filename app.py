@@ -24,15 +24,17 @@ PAGES = [
 
 page = st.navigation(PAGES)
 side = st.sidebar.empty()
-progress = st.sidebar.empty()
+progress = st.sidebar.container()
 dataset = session.current_dataset()
 if dataset is not None:  # embed while the user looks around (Data, Vote, Calibrate need none)
     compute.start_embeddings(dataset)
 sidebar.sidebar(side.container(), compute_now=False)  # first: a page may st.stop() early
-sidebar.embedding_status(progress.container())
+sidebar.embedding_status(progress, dataset)
 page.run()
 sidebar.sidebar(side.container())  # again, with what the page just computed
-dataset = session.current_dataset()  # the page may have changed it (an upload)
-if dataset is not None:
-    compute.start_embeddings(dataset)
-    compute.preload_embedder(dataset)  # after the page, not competing with it: MiniLM for Route
+opened = session.current_dataset()  # the page may have opened another table (an upload)
+if opened is not None:
+    compute.start_embeddings(opened)
+    if dataset is None or opened.key != dataset.key:
+        sidebar.embedding_status(progress, opened)
+    compute.preload_embedder(opened)  # after the page, not competing with it: MiniLM for Route

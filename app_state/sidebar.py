@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_state import compute
 from app_state.fmt import md_escape, slug
-from app_state.session import current_dataset, get, k_of
+from app_state.session import Dataset, current_dataset, get, k_of
 
 
 def sidebar(sb: Any, compute_now: bool = True) -> None:
@@ -47,10 +47,10 @@ def sidebar(sb: Any, compute_now: bool = True) -> None:
                            width="stretch", key=f"dl-eval-{tag}")
 
 
-def embedding_status(where: Any) -> None:
-    """While the current dataset is embedded in the background, its progress and time left,
-    refreshed every 2 s while the page is idle; a full rerun when the vectors are ready."""
-    ds = current_dataset()
+def embedding_status(where: Any, ds: Dataset | None) -> None:
+    """While `ds` is embedded in the background, its progress and time left (into `where`,
+    in the sidebar), refreshed every 2 s while the page is idle; a full rerun when the
+    vectors are ready."""
     if ds is None or compute.embedding_progress(ds) is None:
         return
 
