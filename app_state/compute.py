@@ -43,7 +43,6 @@ def _start(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str], N
         if "value" in slot or "thread" in slot:
             return slot
         slot["progress"] = (0, 1, "starting")
-        slot["started"] = time.monotonic()
 
         def report(done: int, total: int, message: str) -> None:
             slot["progress"] = (done, total, message)
