@@ -7,6 +7,7 @@ progress. Everything else is a `st.cache_*` call into `avengers_core`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -28,6 +29,24 @@ from avengers_core.labels import cluster_labels
 from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.table import RoutingTable
 
+WORKER = "avengers-"  # the name prefix of the worker threads
+_STOP = threading.Event()  # set at exit: workers stop at their next progress step
+
+
+class Stopped(Exception):
+    """Raised inside a worker's progress callback when the process is exiting."""
+
+
+@atexit.register
+def _stop_workers(timeout: float = 30.0) -> None:
+    """At exit, stop the workers at their next progress step and wait for them: a daemon
+    thread killed inside torch aborts the process ("terminate called without an active
+    exception", exit code 134), e.g. a background embedding when the server stops."""
+    _STOP.set()
+    for t in threading.enumerate():
+        if t.name.startswith(WORKER) and t.is_alive():
+            t.join(timeout)
+
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _slot(kind: str, *key: object) -> dict[str, Any]:
@@ -45,6 +64,8 @@ def _start(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str], N
         slot["progress"] = (0, 1, "starting")
 
         def report(done: int, total: int, message: str) -> None:
+            if _STOP.is_set():
+                raise Stopped("the process is exiting")
             slot["progress"] = (done, total, message)
             if done and "first" not in slot:  # the rate is measured from the first batch
                 slot["first"] = (time.monotonic(), done)
@@ -55,7 +76,7 @@ def _start(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str], N
             except BaseException as e:  # noqa: BLE001 - handed to the waiting script
                 slot["error"] = e
 
-        slot["thread"] = threading.Thread(target=work, name=f"avengers-{kind}", daemon=True)
+        slot["thread"] = threading.Thread(target=work, name=f"{WORKER}{kind}", daemon=True)
         slot["thread"].start()
     return slot
 
@@ -141,7 +162,7 @@ def preload_embedder(ds: Dataset) -> None:
         if "thread" in slot:
             return
         slot["thread"] = threading.Thread(target=_quiet_load, args=(emb, _load_lock(emb.id)),
-                                          daemon=True, name="avengers-preload")
+                                          daemon=True, name=f"{WORKER}preload")
         slot["thread"].start()
 
 

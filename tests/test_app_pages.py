@@ -657,3 +657,32 @@ def test_report_download_after_the_k_sweep():
     (dl,) = [d for d in at.get("download_button") if d.proto.label ==
              "Download the report (HTML)"]
     assert dl.proto.url  # the file is served; the browser test opens it offline
+
+
+def test_workers_stop_at_exit(tmp_path):
+    """A worker still running when the process exits is stopped at its next progress step
+    and waited for (one killed inside torch aborted pytest with exit code 134)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "stopped.txt"
+    code = f"""
+import time
+from app_state import compute
+
+def work(progress):
+    try:
+        for i in range(10_000):
+            progress(i, 10_000, "working")
+            time.sleep(0.02)
+    except compute.Stopped:
+        open({str(marker)!r}, "w").write("stopped")
+        raise
+
+compute._start("exit-test", ("k",), work)
+time.sleep(0.3)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert marker.read_text() == "stopped"
