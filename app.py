@@ -7,7 +7,7 @@ page URL opened right after a server start would skip this file (no sidebar, no 
 
 import streamlit as st
 
-import app_state
+from app_state import compute, session, sidebar
 
 st.set_page_config(page_title="Avengers Lab", page_icon=":material/hub:", layout="wide")
 
@@ -19,11 +19,22 @@ PAGES = [
     st.Page("app_pages/vote.py", title="Vote", icon=":material/how_to_vote:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/query_stats:"),
     st.Page("app_pages/calibrate.py", title="Calibrate", icon=":material/tune:"),
+    st.Page("app_pages/tour.py", title="How it works", icon=":material/school:"),
 ]
 
 page = st.navigation(PAGES)
 side = st.sidebar.empty()
-app_state.sidebar(side.container(), compute=False)  # first: a page may st.stop() early
+progress = st.sidebar.container()
+dataset = session.current_dataset()
+if dataset is not None:  # embed while the user looks around (Data, Vote, Calibrate need none)
+    compute.start_embeddings(dataset)
+sidebar.sidebar(side.container(), compute_now=False)  # first: a page may st.stop() early
+sidebar.embedding_status(progress, dataset)
 page.run()
-app_state.sidebar(side.container())  # again, with what the page just computed
-app_state.preload_embedder()  # after the page, not competing with it: MiniLM for Route
+sidebar.sidebar(side.container())  # again, with what the page just computed
+opened = session.current_dataset()  # the page may have opened another table (an upload)
+if opened is not None:
+    compute.start_embeddings(opened)
+    if dataset is None or opened.key != dataset.key:
+        sidebar.embedding_status(progress, opened)
+    compute.preload_embedder(opened)  # after the page, not competing with it: MiniLM for Route

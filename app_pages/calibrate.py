@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import app_state
+from app_state import engines, fmt, session
 from avengers_core import plots
 from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.calibrate import calibrate, calibration_table, load_questions
@@ -21,16 +21,16 @@ st.caption("Each chosen local model answers each question once; graded answers (
            "a stopped run resumes where it stopped.")
 
 host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
-host = host_col.text_input("Ollama host", value=app_state.ollama_host())
+host = host_col.text_input("Ollama host", value=engines.ollama_host())
 st.session_state["ollama_host"] = host
-app_state.check_again(check_col)
+engines.check_again(check_col)
 try:
-    local = app_state.local_models(host)
+    local = engines.local_models(host)
 except OllamaUnavailable:
-    app_state.ollama_missing(host, [])
+    engines.ollama_missing(host, [])
     st.stop()
 if not local:
-    app_state.ollama_missing(host, [], running=True)
+    engines.ollama_missing(host, [], running=True)
     st.stop()
 
 models = st.multiselect("Models", local, default=local[: min(2, len(local))])
@@ -43,19 +43,19 @@ if source == "upload":
                           help="Columns/keys: question, answer, optional task, kind, choices.")
     if up is None:
         st.stop()
-    folder = app_state.calibration_path("uploads", host).parent / "uploads"
+    folder = engines.calibration_path("uploads", host).parent / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     data = up.getvalue()
     # Named after its content, a short slug of its name and its extension: the browser's file
     # name itself (very long, odd characters) never reaches the file system.
     path = folder / (f"{hashlib.sha256(data).hexdigest()[:16]}-"
-                     f"{app_state.slug(Path(up.name).stem)[:60]}{app_state.upload_suffix(up.name)}")
+                     f"{fmt.slug(Path(up.name).stem)[:60]}{session.upload_suffix(up.name)}")
     path.write_bytes(data)
 try:
     qs = load_questions(path, limit=int(limit))
 except InputError as e:
     where = f"{path.parent}/" if isinstance(path, Path) else ""
-    st.error(app_state.md_escape(str(e).replace(where, "") if where else str(e)))
+    st.error(fmt.md_escape(str(e).replace(where, "") if where else str(e)))
     st.stop()
 for note in qs.notes:
     st.caption(note)
@@ -63,16 +63,16 @@ st.write(f"{len(qs.questions)} questions × {len(models)} models "
          f"= {len(qs.questions) * len(models)} answers to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
-default_out = app_state.calibration_path(stem, host)
+default_out = engines.calibration_path(stem, host)
 name = st.text_input(
     "Write the table to (a file name)", default_out.name,
-    help=f"A JSONL routing table in {app_state.code(default_out.parent)} (set "
+    help=f"A JSONL routing table in {fmt.code(default_out.parent)} (set "
          "`AVENGERS_CALIBRATION_DIR` to change the folder); an existing file is resumed, not "
          "redone (only if it was graded on this host).").strip()
 if not name.endswith(".jsonl") or Path(name).name != name or name.startswith("."):
     # The browser must not choose where the server writes: a bare name inside the folder only.
     st.error(f"Expected a plain file name ending in .jsonl (no folders), got "
-             f"{app_state.code(name)}.")
+             f"{fmt.code(name)}.")
     st.stop()
 out = default_out.parent / name
 go_col, stop_col = st.columns(2)
@@ -101,31 +101,31 @@ if start:
                            on_result=on_result)
     except (InputError, OllamaUnavailable) as e:
         st.session_state.pop("calibration_stopped")
-        st.error(app_state.md_escape(str(e)))
+        st.error(fmt.md_escape(str(e)))
         st.stop()
     st.session_state.pop("calibration_stopped")
     try:
         table = calibration_table(out, qs, models)
     except InputError as e:  # e.g. every answer failed: nothing was written
         reasons = "\n".join(report.errors[:5])
-        st.error(f"No table to use yet: {app_state.md_escape(str(e))}")
+        st.error(f"No table to use yet: {fmt.md_escape(str(e))}")
         st.text(reasons)
         st.stop()
     st.session_state["calibration"] = {
         "out": str(out), "accuracy": report.accuracy(), "errors": report.errors,
         "ran": report.ran, "resumed": report.resumed,
     }
-    app_state.add_table(f"calibration: {stem} ({', '.join(models)})", table, "calibrated")
+    session.add_table(f"calibration: {stem} ({', '.join(models)})", table, "calibrated")
     st.rerun()
 
 stopped = st.session_state.get("calibration_stopped")
 if stopped and not start:
-    st.info(f"Stopped. The answers graded so far are kept in {app_state.code(stopped)}; "
+    st.info(f"Stopped. The answers graded so far are kept in {fmt.code(stopped)}; "
             "run again with the same file to resume where it stopped.")
 done = st.session_state.get("calibration")
 if done:
     st.success(f"Calibrated: {done['ran']} new answers, {done['resumed']} resumed from "
-               f"{app_state.code(done['out'])}. The table is now the current dataset "
+               f"{fmt.code(done['out'])}. The table is now the current dataset "
                "(see **Data**).")
     st.dataframe([{"model": m, "accuracy": round(a, 3)} for m, a in done["accuracy"].items()],
                  hide_index=True)

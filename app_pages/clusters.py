@@ -3,47 +3,47 @@
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots
 
 st.title("Clusters")
-ds = app_state.require_dataset()
+ds = session.require_dataset()
 t = ds.table
 
 left, mid, right = st.columns([2, 2, 3])
 with left:
-    app_state.int_slider("K (clusters)", 1, min(256, len(t)), "k", help="The one knob to "
+    session.int_slider("K (clusters)", 1, min(256, len(t)), "k", help="The one knob to "
                          "understand: queries are grouped into K clusters and each model is "
                          "scored per cluster.")
 color_by = {"cluster": "cluster", "task": "task", "best model": "best model of its cluster"}
 with mid:
     options = [c for c in color_by if c != "task" or t.tasks is not None]
-    if app_state.get("map_color") not in options:  # e.g. a new table without tasks
+    if session.get("map_color") not in options:  # e.g. a new table without tasks
         st.session_state["map_color"] = "cluster"
-    st.radio("Colour by", options, horizontal=True, **app_state.bind("map_color"))
+    st.radio("Colour by", options, horizontal=True, **session.bind("map_color"))
 
-r = app_state.router(ds)
-names = app_state.labels(ds, r)
-coords, method, status = app_state.map_coords(ds)
+r = compute.router(ds)
+names = compute.labels(ds, r)
+coords, method, status = compute.map_coords(ds)
 with right:
     if method == "UMAP":
         st.caption("Map: UMAP of the query embeddings (cached on disk).")
     elif status.get("state") == "running":
         st.caption(f"Map: PCA preview. UMAP runs in the background "
-                   f"({app_state.md_escape(status.get('message'))}); "
+                   f"({fmt.md_escape(status.get('message'))}); "
                    "the map switches when it is ready.")
 
         @st.fragment(run_every=5)
         def _wait_for_umap() -> None:
-            if app_state.map_coords(ds)[1] == "UMAP":
+            if compute.map_coords(ds)[1] == "UMAP":
                 st.rerun()
 
         _wait_for_umap()
     else:
         st.caption(f"Map: PCA preview (UMAP {status.get('state')}: "
-                   f"{app_state.md_escape(status.get('message'))}).")
+                   f"{fmt.md_escape(status.get('message'))}).")
 
-fig = app_state.cluster_figure(ds, r, names, coords, method, app_state.get("map_color"))
+fig = compute.cluster_figure(ds, r, names, coords, method, session.get("map_color"))
 event = st.plotly_chart(fig, key="cluster_map", on_select="rerun",
                         selection_mode=("box", "lasso"))
 st.caption("Drag a box or lasso over the map to list those queries below.")
@@ -51,7 +51,8 @@ st.caption("Drag a box or lasso over the map to list those queries below.")
 rows = plots.selected_rows(fig, event.selection.points) if event else []
 if rows:
     st.subheader(f"{len(rows)} selected queries")
-    st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=320)
+    st.dataframe(fmt.missing_as_dash(compute.query_rows(ds, r, rows), r.models),
+                 hide_index=True, height=320)
 
 st.subheader("Clusters")
-st.dataframe(pd.DataFrame(app_state.cluster_summary(ds, r, names)), hide_index=True, height=360)
+st.dataframe(pd.DataFrame(compute.cluster_summary(ds, r, names)), hide_index=True, height=360)

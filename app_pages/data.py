@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots
 from avengers_core.errors import InputError
 from avengers_core.table import SUFFIXES
@@ -10,7 +10,7 @@ from avengers_core.table import SUFFIXES
 st.title("Data")
 st.caption("A routing table: queries, each scored in [0, 1] for some models (1 = correct).")
 
-with st.expander("Upload a routing table", expanded=not app_state.demo_available()):
+with st.expander("Upload a routing table", expanded=not session.demo_available()):
     st.markdown(
         "JSONL (`{\"query\": ..., \"scores\": {model: score}, \"task\": ...}` per line), "
         "or CSV / Parquet with a `query` column, optional `task` and `id`, one numeric "
@@ -22,21 +22,21 @@ with st.expander("Upload a routing table", expanded=not app_state.demo_available
     failed_id, failure = st.session_state.get("_upload_error", (None, ""))
     if up is not None and up.file_id not in (st.session_state.get("_uploaded"), failed_id):
         try:
-            table = app_state.read_upload(up.name, up.getvalue())
+            table = session.read_upload(up.name, up.getvalue())
         except InputError as e:
             failed_id, failure = up.file_id, str(e)
             st.session_state["_upload_error"] = (failed_id, failure)
         else:
-            app_state.add_table(up.name, table, "upload")
+            session.add_table(up.name, table, "upload")
             st.session_state["_uploaded"] = up.file_id
-            st.success(f"Loaded {app_state.md_escape(up.name)}: {len(table)} queries, "
+            st.success(f"Loaded {fmt.md_escape(up.name)}: {len(table)} queries, "
                        f"{len(table.models)} models.")
     if up is not None and up.file_id == failed_id:
         st.error("Could not use this file, the previous dataset is kept.\n\n"
-                 + app_state.md_escape(failure))
+                 + fmt.md_escape(failure))
 
-choices = app_state.dataset_choices()
-ds = app_state.current_dataset()
+choices = session.dataset_choices()
+ds = session.current_dataset()
 if choices and ds is not None:
     keys = list(choices)
     picked = st.selectbox("Dataset", keys, index=keys.index(ds.key), format_func=choices.get)
@@ -44,10 +44,10 @@ if choices and ds is not None:
         st.session_state["dataset"] = picked
         st.rerun()
 
-ds = app_state.require_dataset()
+ds = session.require_dataset()
 t = ds.table
 
-current_emb = app_state.get("embedder")
+current_emb = session.get("embedder")
 col_a, _ = st.columns([2, 3])
 with col_a:
     name = st.text_input(
@@ -59,9 +59,9 @@ with col_a:
     if name and name != current_emb:
         try:
             with st.spinner(f"Loading {name}…"):
-                app_state.load_embedder(name)
+                compute.load_embedder(name)
         except InputError as e:
-            st.error(f"Embedder not changed: {app_state.md_escape(str(e))}")
+            st.error(f"Embedder not changed: {fmt.md_escape(str(e))}")
         else:
             st.session_state["embedder"] = name
             st.rerun()
@@ -74,7 +74,7 @@ c2.metric("Models", len(t.models))
 c3.metric("Tasks", n_tasks or "—")
 c4.metric("Scores filled", f"{counts.sum() / t.scores.size:.0%}")
 for note in t.notes:  # e.g. how many duplicated query texts were merged
-    st.caption(app_state.md_escape(note))
+    st.caption(fmt.md_escape(note))
 
 st.plotly_chart(plots.model_bars(t.models, means, counts), key="model_bars")
 
@@ -87,4 +87,5 @@ if t.tasks is not None:
     })
 
 st.subheader("Sample of queries")
-st.dataframe(t.to_frame().head(200), hide_index=True, height=300)
+st.dataframe(fmt.missing_as_dash(t.to_frame().head(200), list(t.models)), hide_index=True,
+             height=300)

@@ -4,33 +4,30 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots
 from avengers_core.score import select_models
 
 st.title("Leaderboard")
-ds = app_state.require_dataset()
-r = app_state.router(ds)
-names = app_state.labels(ds, r)
+ds = session.require_dataset()
+r = compute.router(ds)
+names = compute.labels(ds, r)
 prof = r.profile
 sizes = np.bincount(r.labels, minlength=r.config.k)
 
 order_by = st.radio("Order clusters by", ["cluster size", "best model"], horizontal=True)
 order = r.cluster_order("size" if order_by == "cluster size" else "best model")
-cols = [int(j) for j in np.argsort(-prof.global_mean, kind="stable")]  # best model first
-st.plotly_chart(
-    plots.profile_heatmap(prof.mean[:, cols], prof.count[:, cols], [r.models[j] for j in cols],
-                          names, order,
-                          title=f"Mean score per cluster (K = {r.config.k}) and model"),
-    key="heatmap",
-)
+st.plotly_chart(compute.heatmap(r, names, order), key="heatmap")
 st.caption("Blank cells: the model has no score in that cluster. Hover shows how many queries "
            "each mean stands on; small clusters are noisy, which is why routing shrinks "
            f"them toward each model's global mean (τ = {r.config.shrinkage:g}).")
 
 st.subheader("One cluster")
-c = st.selectbox("Cluster", order, format_func=lambda k: f"{plots.cluster_title(k, names[k])}"
-                 f" — {sizes[k]} queries")
+# The chosen cluster is kept per fit: a new order makes a new selectbox (issue 14, item 3).
+chosen = f"leaderboard_cluster@{ds.key}@{r.config.k}@{r.config.seed}"
+c = st.selectbox("Cluster", order, index=order.index(st.session_state.get(chosen, order[0])),
+                 format_func=lambda k: f"{plots.cluster_title(k, names[k])} — {sizes[k]} queries")
+st.session_state[chosen] = c
 ranked = prof.ranking(c)
 st.dataframe(pd.DataFrame({
     "rank": range(1, len(ranked) + 1),
@@ -44,18 +41,19 @@ st.dataframe(pd.DataFrame({
 })
 tasks = r.cluster_tasks[c]
 if tasks:
-    st.caption("Tasks here: " + app_state.md_escape(", ".join(f"{k} ({v})"
+    st.caption("Tasks here: " + fmt.md_escape(", ".join(f"{k} ({v})"
                                                          for k, v in tasks.items())))
 rows = [int(i) for i in np.flatnonzero(r.labels == c)]
-st.dataframe(app_state.query_rows(ds, r, rows), hide_index=True, height=260)
+st.dataframe(fmt.missing_as_dash(compute.query_rows(ds, r, rows), r.models),
+             hide_index=True, height=260)
 
 st.subheader("Model selection")
-n = app_state.int_slider("How many models", 1, len(r.models), value=3)
+n = session.int_slider("How many models", 1, len(r.models), value=3)
 st.write("The paper's recipe picks, by how often a model ranks first, then second, …: "
-         + ", ".join(f"**{app_state.md_escape(m)}**" for m in select_models(prof, n)))
+         + ", ".join(f"**{fmt.md_escape(m)}**" for m in select_models(prof, n)))
 if st.toggle("Show the held-out curve of routed score against the number of models",
              value=True):
-    rows_n = app_state.sweep(ds, "models")
+    rows_n = compute.sweep(ds, "models")
     st.plotly_chart(plots.models_curve([row["n"] for row in rows_n],
                                        {"router": [row["router"] for row in rows_n]}),
                     key="models_curve")

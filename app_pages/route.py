@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, fmt, session
 from avengers_core import plots, project
 from avengers_core.errors import InputError
 
@@ -12,36 +12,39 @@ EXAMPLE = ("Natalia sold clips to 48 of her friends in April, and then she sold 
            "clips in May. How many clips did Natalia sell altogether in April and May?")
 
 st.title("Route")
-ds = app_state.require_dataset()
+ds = session.require_dataset()
 t = ds.table
 
 with st.expander("Routing settings", expanded=False):
     c1, c2, c3, c4 = st.columns(4)
-    k = app_state.k_of(ds)
-    app_state.int_slider("top-k clusters fused", 1, min(10, k), "top_k", where=c1,
+    k = session.k_of(ds)
+    session.int_slider("top-k clusters fused", 1, min(10, k), "top_k", where=c1,
                          help="1 = the paper's text (nearest cluster only); its code fuses 3.")
-    c2.slider("β (softmax sharpness)", 0.0, 20.0, step=0.5, **app_state.bind("beta"))
-    app_state.int_slider("top-n models chosen", 1, len(t.models), "top_n", where=c3)
+    c2.slider("β (softmax sharpness)", 0.0, 20.0, step=0.5, **session.bind("beta"))
+    session.int_slider("top-n models chosen", 1, len(t.models), "top_n", where=c3)
     c4.slider("α (1 = score only, 0 = cost only)", 0.0, 1.0, step=0.05,
               disabled=t.costs is None, help="Avengers-Pro's performance-cost trade-off.",
-              **app_state.bind("alpha"))
+              **session.bind("alpha"))
 
-query = st.text_area("Query", value=st.session_state.get("route_query", EXAMPLE), height=100)
+# A keyed box: it keeps what the user typed (an unkeyed one took the last routed query as
+# its value, so each Route press made a new widget showing the old query: issue 14, item 1).
+st.session_state.setdefault("route_text", st.session_state.get("route_query", EXAMPLE))
+st.text_area("Query", key="route_text", height=100)
 if st.button("Route", type="primary"):
-    st.session_state["route_query"] = query
+    st.session_state["route_query"] = st.session_state["route_text"]
 query = st.session_state.get("route_query", EXAMPLE)
 
-r = app_state.router(ds)
-names = app_state.labels(ds, r)
+r = compute.router(ds)
+names = compute.labels(ds, r)
 try:
-    vec = app_state.query_vector(query)
+    vec = compute.query_vector(query)
     res = r.route_vector(vec)
 except InputError as e:
-    st.error(app_state.md_escape(str(e)))
+    st.error(fmt.md_escape(str(e)))
     st.stop()
 
-st.success(app_state.route_reason(res, names))
-if app_state.few_per_cluster(ds, r.config.k):
+st.success(fmt.route_reason(res, names))
+if session.few_per_cluster(ds, r.config.k):
     st.info(f"K = {r.config.k} leaves about {len(t) / r.config.k:.1f} queries per cluster: "
             "the per-cluster scores are noisy. Try a lower K on the **Clusters** page.")
 st.caption("Query:")
@@ -52,14 +55,14 @@ left.plotly_chart(plots.route_probabilities(res.clusters, names), key="route_p")
 right.plotly_chart(plots.score_bars(res.scores, res.models), key="route_scores")
 
 st.subheader("Most similar known queries")
-x = app_state.embeddings(ds)
+x = compute.embeddings(ds)
 near, sims = project.nearest(vec, x, 8)
-df = app_state.query_rows(ds, r, [int(i) for i in near])
+df = compute.query_rows(ds, r, [int(i) for i in near])
 df.insert(0, "similarity", np.round(sims, 3))
-st.dataframe(pd.DataFrame(df), hide_index=True, height=260)
+st.dataframe(fmt.missing_as_dash(pd.DataFrame(df), t.models), hide_index=True, height=260)
 
 st.subheader("On the map")
-coords, method, _ = app_state.map_coords(ds)
-base = app_state.cluster_figure(ds, r, names, coords, method, "cluster")
+coords, method, _ = compute.map_coords(ds)
+base = compute.cluster_figure(ds, r, names, coords, method, "cluster")
 st.plotly_chart(plots.mark_query(base, project.place(vec, x, coords), query), key="route_map")
 st.caption(f"The star is placed among its nearest known queries on the {method} map.")

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-import app_state
+from app_state import compute, engines, fmt, session
 from avengers_core import plots
 from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.extract import KINDS, kind_for_task
@@ -31,33 +31,34 @@ REFRESH = 0.15  # seconds between redraws of one streaming panel
 TAIL = 400  # characters of a streaming sample shown while it arrives
 SHOWN = 20_000  # characters of a finished sample shown (a runaway reply can be 1 MB)
 ANSWER_CHARS = 200  # characters of an extracted answer shown
+UNMAPPED = "(not mapped)"  # an empty cell read as a raw "None" (issue 14, item 8)
 
 st.title("Vote")
 st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
            "and return the majority with its share as confidence.")
 
 host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
-host = host_col.text_input("Ollama host", value=app_state.ollama_host())
+host = host_col.text_input("Ollama host", value=engines.ollama_host())
 st.session_state["ollama_host"] = host
-app_state.check_again(check_col)
+engines.check_again(check_col)
 
-ds = app_state.current_dataset()
+ds = session.current_dataset()
 default_query = st.session_state.get("route_query", "")
 query = st.text_area("Query", value=default_query or "What is 6 times 7?", height=90)
 
 ranking, task = [], None
 if ds is not None and query.strip():
-    res = app_state.router(ds).route_vector(app_state.query_vector(query))
+    res = compute.router(ds).route_vector(compute.query_vector(query))
     ranking, task = res.ranking, res.task
 
 try:
-    local = app_state.local_models(host)
+    local = engines.local_models(host)
 except OllamaUnavailable:
-    app_state.ollama_missing(host, ranking)
+    engines.ollama_missing(host, ranking)
     st.stop()
 check_col.caption(f"{len(local)} local model(s)")
 if not local:
-    app_state.ollama_missing(host, ranking, running=True)
+    engines.ollama_missing(host, ranking, running=True)
     st.stop()
 
 st.subheader("Models")
@@ -66,16 +67,16 @@ table_models = list(ds.table.models) if ds is not None else list(local)
 suggested = map_models(table_models, local)
 mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
     "routed model": table_models,
-    "local tag": [suggested[n] or "" for n in table_models],
+    "local tag": [suggested[n] or UNMAPPED for n in table_models],
 })
 edited = st.data_editor(
     mapping_df, hide_index=True, disabled=["routed model"],
     key=f"model_map-{ds.key if ds is not None else 'local'}",
-    column_config={"local tag": st.column_config.SelectboxColumn(options=[""] + local)},
+    column_config={"local tag": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
     height=min(360, 40 + 35 * len(table_models)),
 )
 user_map = {r["routed model"]: r["local tag"] for r in edited.to_dict("records")
-            if r["local tag"]}
+            if r["local tag"] not in (None, "", UNMAPPED)}
 
 c1, c2, c3, c4 = st.columns(4)
 samples = c1.slider("Samples", 1, 40, 10)
@@ -86,24 +87,24 @@ strategy = c4.selectbox("Strategy", STRATEGIES, help="single: all samples from t
                         "model; spread: over the top-n; switch: next model only while the "
                         "winner's share is below the threshold.")
 c5, c6, c7 = st.columns(3)
-top_n = app_state.int_slider("Models used", 1, len(names),
+top_n = session.int_slider("Models used", 1, len(names),
                              value=1 if strategy == "single" else 2, where=c5,
                              disabled=strategy == "single")
 auto_kind = kind_for_task(task, default="number" if task is None else "free")
 kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
-                    help=f"Guessed from the routed task ({app_state.md_escape(task or 'none')}).")
+                    help=f"Guessed from the routed task ({fmt.md_escape(task or 'none')}).")
 threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "switch")
 
 chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
                                   user_map)
 for note in notes:
-    st.info(app_state.md_escape(note))
+    st.info(fmt.md_escape(note))
 if not chosen:
-    pull = f"ollama pull {app_state.PULL_TAGS.get(names[0], names[0])}"
+    pull = f"ollama pull {engines.PULL_TAGS.get(names[0], names[0])}"
     st.error("None of the routed models is available locally: map one to a local tag above, "
-             f"or pull one, e.g. {app_state.code(pull)}.")
+             f"or pull one, e.g. {fmt.code(pull)}.")
     st.stop()
-st.write("Sampling: " + ", ".join(f"**{app_state.md_escape(m)}**" for m in chosen))
+st.write("Sampling: " + ", ".join(f"**{fmt.md_escape(m)}**" for m in chosen))
 
 go_col, stop_col = st.columns([1, 1])
 start = go_col.button("Run the vote", type="primary")
@@ -135,7 +136,7 @@ def draw_tally(tally, final: bool = False) -> None:
 
 def show_result(result) -> None:
     t = result.tally
-    why = app_state.md_escape(failure_summary(result.samples))
+    why = fmt.md_escape(failure_summary(result.samples))
     if t.winner is None and result.cancelled:
         summary.warning(f"Stopped before any answer arrived ({t.failed} failed).")
     elif t.winner is None and result.samples and t.failed == len(result.samples):
@@ -146,7 +147,7 @@ def show_result(result) -> None:
     else:
         state = "stopped early" if result.cancelled else "finished"
         summary.success(
-            f"**Answer: {app_state.md_escape(clip(t.winner))}** — {t.votes[t.winner]} of "
+            f"**Answer: {fmt.md_escape(clip(t.winner))}** — {t.votes[t.winner]} of "
             f"{t.counted} votes ({t.confidence:.0%}); {t.failed} failed; {state}."
         )
     draw_tally(t, final=True)
@@ -155,11 +156,11 @@ def show_result(result) -> None:
             if i % PER_ROW == 0:
                 cols = st.columns(PER_ROW)
             with cols[i % PER_ROW].container(border=True):
-                st.caption(f"#{s.index} · {app_state.md_escape(s.model)} · seed {s.seed}")
+                st.caption(f"#{s.index} · {fmt.md_escape(s.model)} · seed {s.seed}")
                 if s.error:
-                    st.error(app_state.md_escape(s.error))
+                    st.error(fmt.md_escape(s.error))
                 else:
-                    st.markdown(f"answer: **{app_state.md_escape(clip(s.answer or '—'))}**")
+                    st.markdown(f"answer: **{fmt.md_escape(clip(s.answer or '—'))}**")
                 sample_text(st, s.text)
 
 
@@ -183,7 +184,7 @@ if start:
                 if n % PER_ROW == 0:
                     row = grid.columns(PER_ROW)
                 box = row[n % PER_ROW].container(border=True)
-                box.caption(f"#{ev.sample} · {app_state.md_escape(ev.model)} · seed {ev.seed}")
+                box.caption(f"#{ev.sample} · {fmt.md_escape(ev.model)} · seed {ev.seed}")
                 panels[ev.sample] = (box.empty(), box.empty())
                 texts[ev.sample], shown[ev.sample] = "", 0.0
             elif isinstance(ev, Token):
@@ -198,13 +199,13 @@ if start:
                 finished.append(s)
                 head, body = panels[s.index]
                 if s.error:
-                    head.error(app_state.md_escape(s.error))
+                    head.error(fmt.md_escape(s.error))
                 sample_text(body.container(), s.text)
                 progress.progress(min(1.0, done / max(planned, 1)),
                                   text=f"{done} of {planned} samples")
             elif isinstance(ev, AnswerExtracted):
                 panels[ev.sample][0].markdown(
-                    f"answer: **{app_state.md_escape(clip(ev.answer or '—'))}**")
+                    f"answer: **{fmt.md_escape(clip(ev.answer or '—'))}**")
             elif isinstance(ev, TallyChanged):
                 draw_tally(ev.tally)
                 st.session_state["vote_result"] = VoteResult(

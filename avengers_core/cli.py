@@ -21,10 +21,43 @@ PRIOR = dict(choices=("auto", "task", "global"), default="auto",
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line `error: ...` and exit code 2, like bad input."""
+    """argparse, but a bad option is one line `error: ...` and exit code 2, like bad input;
+    an unknown flag is named with its subcommand and the closest known flag."""
 
     def error(self, message: str):
         self.exit(EXIT_INPUT, f"error: {self.prog}: {message}\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = self._subparsers_by_name().get(getattr(ns, "command", None) or "", self)
+            flag = next((a for a in extras if a.startswith("-")), None)
+            if flag is None:
+                sub.error(f"unexpected argument {extras[0]!r}")
+            hint = closest_flag(flag.split("=", 1)[0], sub)
+            sub.error(f"unknown flag {flag}" + (f" (did you mean {hint}?)" if hint else "")
+                      + f"; see `{sub.prog} --help`")
+        return ns
+
+    def _subparsers_by_name(self) -> dict[str, argparse.ArgumentParser]:
+        return next((dict(a.choices) for a in self._actions
+                     if isinstance(a, argparse._SubParsersAction)), {})
+
+
+def closest_flag(flag: str, parser: argparse.ArgumentParser) -> str | None:
+    """The known flag of `parser` closest to the unknown `flag`: by spelling (difflib), else
+    the flag whose help mentions the word (`--clusters` -> `--k`, "number of clusters")."""
+    import difflib
+    import re
+
+    flags = {o: a.help or "" for a in parser._actions for o in a.option_strings
+             if o.startswith("--") and o != "--help"}
+    close = difflib.get_close_matches(flag, list(flags), n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    words = [w.rstrip("s") for w in re.split(r"[-_]+", flag.lower()) if len(w) > 2]
+    return next((o for w in words for o, h in flags.items()
+                 if re.search(rf"\b{re.escape(w)}", h.lower())), None)
 
 
 def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
@@ -46,6 +79,21 @@ def _bar(stream=sys.stderr) -> Callable[[int, int, str], None]:
     return progress
 
 
+def _table_name(table_arg: str) -> str:
+    """`table_arg` when it is a file or a demo name; else InputError suggesting the closest
+    demo name ("did you mean llmrouter?")."""
+    import difflib
+    from pathlib import Path
+
+    from avengers_core.datasets import TABLES
+
+    if table_arg in TABLES or Path(table_arg).exists() or Path(table_arg).suffix:
+        return table_arg  # a file: load_table names what is wrong with it
+    close = difflib.get_close_matches(table_arg, TABLES, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]}?" if close else f"demo tables: {', '.join(TABLES)}"
+    raise InputError(f"{table_arg}: no such file or demo table ({hint})")
+
+
 def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | None = None):
     """Load and check the table (before the slow part), then embed its queries."""
     from avengers_core.embed import embed_texts, get_embedder
@@ -53,7 +101,7 @@ def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | 
 
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
-    table = load_table(table_arg)
+    table = load_table(_table_name(table_arg))
     check_enough_rows(table, k)
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -75,6 +123,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from avengers_core.labels import cluster_labels
     from avengers_core.profile import save_profile
     from avengers_core.route import AvengersRouter, RouterConfig
 
@@ -83,7 +132,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
     router = AvengersRouter.fit(table, x, config, embedder_id=emb.id, progress=_bar())
-    out = save_profile(router, args.out)
+    names = cluster_labels(table.queries, router.labels, args.k)  # as the app names them
+    out = save_profile(router, args.out, labels=names)
     print(f"fitted K = {args.k} on {len(table)} queries × {len(table.models)} models "
           f"(prior {router.config.prior}, shrinkage {router.config.shrinkage:g}); saved to {out}")
     return 0
@@ -91,9 +141,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from avengers_core.embed import get_embedder
-    from avengers_core.profile import check_embedder, load_profile
+    from avengers_core.profile import check_embedder, load_profile, saved_labels
 
     router = load_profile(args.dir)
+    names = saved_labels(args.dir)
     changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
     emb = get_embedder(router.embedder_id, endpoints=args.endpoints)
@@ -110,9 +161,10 @@ def cmd_route(args: argparse.Namespace) -> int:
         }))
         return 0
     print(f"models: {', '.join(res.models)}")
-    print(f"why:    {res.reason()}")
+    print(f"why:    {res.reason(names[res.cluster] if names else None)}")
     for c in res.clusters:
-        print(f"  cluster {c['id']:>3}  p = {c['p']:.3f}  cos = {c['similarity']:.3f}")
+        label = f"  {names[c['id']]}" if names else ""
+        print(f"  cluster {c['id']:>3}  p = {c['p']:.3f}  cos = {c['similarity']:.3f}{label}")
     for m, s in res.scores.items():
         print(f"  {s:8.4f}  {m}")
     return 0
@@ -197,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="held-out comparison with the baselines")
     s.add_argument("table")
-    s.add_argument("--k", type=int, default=DEFAULT_K)
+    s.add_argument("--k", type=int, default=DEFAULT_K, help="number of clusters (default 64)")
     s.add_argument("--test-size", type=float, default=0.3)
     s.add_argument("--seed", type=int, default=0)
     _embedder_options(s)

@@ -13,11 +13,16 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+# Plotly's Dark24 (plotly.colors.qualitative): 24 colours at least 26 CIELAB ΔE apart, so
+# no two categories of a map look alike (the tab20-like palette before gave near-identical
+# colours to tasks 10 apart: issue 14, item 6). Beyond 24 categories the marker symbol cycles.
 PALETTE = (
-    "#1f77b4 #ff7f0e #2ca02c #d62728 #9467bd #8c564b #e377c2 #7f7f7f #bcbd22 #17becf "
-    "#393b79 #e6550d #31a354 #843c39 #7b4173 #3182bd #fd8d3c #74c476 #ad494a #a55194 "
-    "#6baed6 #fdae6b #a1d99b #d6616b #ce6dbd #9c9ede #637939 #8ca252 #b5cf6b #cedb9c"
+    "#2E91E5 #E15F99 #1CA71C #FB0D0D #DA16FF #222A2A #B68100 #750D86 #EB663B #511CFB "
+    "#00A08B #FB00D1 #FC0080 #B2828D #6C7C32 #778AAE #862A16 #A777F1 #620042 #1616A7 "
+    "#DA60CA #6C4516 #0D2A63 #AF0038"
 ).split()
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "cross", "triangle-down",
+           "pentagon", "hexagon", "star-triangle-up")
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "template": "plotly_white"}
 
@@ -49,8 +54,15 @@ def cluster_title(k: int, label: str | None = None) -> str:
 
 
 def color_of(i: int) -> str:
-    """A stable colour for category number `i` (cycles after 30)."""
+    """A stable colour for category number `i` (cycles after len(PALETTE) = 24)."""
     return PALETTE[i % len(PALETTE)]
+
+
+def symbol_of(i: int) -> str:
+    """The marker symbol for category number `i`: circles for the first 24 categories, then
+    the next symbol for each further round of the palette, so (colour, symbol) is unique
+    for the first 240 categories."""
+    return SYMBOLS[(i // len(PALETTE)) % len(SYMBOLS)]
 
 
 def model_bars(models: Sequence[str], means: Sequence[float], counts: Sequence[int] | None = None,
@@ -105,14 +117,16 @@ def cluster_map(
     head = f"<b>{html.escape(color_name)}: "
     if len(cats) > max_legend:  # no legend anyway: one trace draws far faster in the browser
         order = [j for idx in groups.values() for j in idx]
-        colour = {cat: color_of(i) for i, cat in enumerate(cats)}
+        number = {cat: i for i, cat in enumerate(cats)}
         traces = [_points(coords, order, [[j, hov[j], labels[values[j]], *cells[j]]
                                           for j in order],
                           head + "%{customdata[2]}</b>", extra, html.escape(color_name),
-                          [colour[values[j]] for j in order], False)]
+                          [color_of(number[values[j]]) for j in order],
+                          [symbol_of(number[values[j]]) for j in order], False)]
     else:
         traces = [_points(coords, idx, [[j, hov[j], "", *cells[j]] for j in idx],
-                          head + f"{labels[cat]}</b>", extra, labels[cat], color_of(i), True)
+                          head + f"{labels[cat]}</b>", extra, labels[cat], color_of(i),
+                          symbol_of(i), True)
                   for i, (cat, idx) in enumerate(groups.items())]
     layout = {"title": title, "height": 560, "dragmode": "lasso",
               "xaxis": {"visible": False}, "yaxis": {"visible": False},
@@ -125,19 +139,24 @@ def cluster_map(
 
 
 def _points(coords: np.ndarray, idx: list[int], custom: list[list], title: str, extra: str,
-            name: str, color: str | list[str], legend: bool) -> dict:
+            name: str, color: str | list[str], symbol: str | list[str], legend: bool) -> dict:
     """One scattergl trace (a plain dict) of the map points `idx`; customdata is
     [row, hover text, cluster label, score cells…]."""
     return {"type": "scattergl", "x": coords[idx, 0], "y": coords[idx, 1], "mode": "markers",
-            "name": name, "marker": {"size": 5, "color": color, "opacity": 0.75},
+            "name": name,
+            "marker": {"size": 5, "color": color, "symbol": symbol, "opacity": 0.75},
             "customdata": custom, "showlegend": legend,
             "hovertemplate": f"{title}<br>%{{customdata[1]}}<br>{extra}<extra></extra>"}
 
 
 def mark_query(fig: go.Figure, point: Sequence[float], label: str = "your query") -> go.Figure:
-    """A copy of a map figure with the routed query marked by a star."""
+    """A copy of a map figure with the routed query marked by a star.
+
+    The star is a WebGL trace drawn after the map's WebGL points: an SVG trace is drawn
+    below the WebGL layer and was hidden by the points (issue 14, item 2).
+    """
     out = go.Figure(data=fig.to_plotly_json()["data"], layout=fig.layout, _validate=False)
-    out.add_trace(go.Scatter(
+    out.add_trace(go.Scattergl(
         x=[float(point[0])], y=[float(point[1])], mode="markers", name=html.escape("your query"),
         hovertemplate=f"{hover_text(label)}<extra></extra>",
         marker={"symbol": "star", "size": 20, "color": "black",
@@ -175,9 +194,17 @@ def profile_heatmap(
         hovertemplate="%{y}<br>%{x}<br>mean %{z:.2f} over %{customdata} queries<extra></extra>",
         hoverongaps=False,
     ))
-    fig.update_layout(title=title, height=max(320, 120 + 16 * len(order)),
+    # The model names stand above the grid, rotated by 30°: the top margin holds them
+    # (≈ 7 px a character at 12 px, times sin 30°) and, above them, the title, which sat
+    # on the names before (issue 14, item 5).
+    names_px = int(0.5 * 7 * max((len(m) for m in models), default=0)) + 20
+    top = names_px + (40 if title else 10)
+    fig.update_layout(title={"text": title, "yref": "container", "y": 1, "yanchor": "top",
+                             "pad": {"t": 10}},
+                      height=max(320, top + 80 + 16 * len(order)),
                       yaxis={"autorange": "reversed", "type": "category"},
-                      xaxis={"side": "top", "tickangle": -30}, **_LAYOUT)
+                      xaxis={"side": "top", "tickangle": -30},
+                      **{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": top}})
     return fig
 
 
@@ -263,8 +290,11 @@ def k_sweep(ks: Sequence[int], series: Mapping[str, Sequence[float]],
 
 def models_curve(ns: Sequence[int], series: Mapping[str, Sequence[float]],
                  title: str = "Score against the number of models") -> go.Figure:
-    """Lines of routed score against the number of selected models (the paper's Figure 2)."""
-    return _lines(ns, series, title, "models selected")
+    """Lines of routed score against the number of selected models (the paper's Figure 2);
+    the x axis is ticked at whole numbers only (a count of models has no 1.5)."""
+    fig = _lines(ns, series, title, "models selected")
+    fig.update_xaxes(tickmode="linear", tick0=1, dtick=max(1, -(-len(ns) // 12)))
+    return fig
 
 
 def cost_curve(alphas: Sequence[float], scores: Sequence[float], costs: Sequence[float],
@@ -342,4 +372,114 @@ def range_lines(x: Sequence[float], series: Mapping[str, Mapping[str, Sequence[f
     layout = {**_LAYOUT, "margin": {"l": 60, "r": 10, "t": 50, "b": 50}}
     xaxis = {"title": xtitle, "type": "log" if log_x else "linear", "tickvals": xs}
     fig.update_layout(title=title, xaxis=xaxis, yaxis={"title": ytitle}, height=420, **layout)
+    return fig
+
+
+# -- the "How it works" tour -------------------------------------------------------------
+
+
+def neighbours_map(coords: np.ndarray, hovers: Sequence[str], near: Sequence[int],
+                   sims: Sequence[float], point: Sequence[float], label: str = "the query",
+                   title: str | None = None) -> go.Figure:
+    """The map in grey with a query's nearest neighbours `near` highlighted (hover: their
+    cosine similarity `sims`) and the query itself as a star, drawn on top (all WebGL)."""
+    coords = np.asarray(coords, dtype=float)
+    near = [int(i) for i in near]
+    fig = go.Figure(layout=go.Layout(
+        title=title, height=460, xaxis={"visible": False}, yaxis={"visible": False},
+        **_LAYOUT))
+    fig.add_trace(go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers", name="queries",
+                               marker={"size": 4, "color": "#c7c7c7"}, hoverinfo="skip"))
+    fig.add_trace(go.Scattergl(
+        x=coords[near, 0], y=coords[near, 1], mode="markers", name="nearest neighbours",
+        customdata=[[hovers[i], float(s)] for i, s in zip(near, sims, strict=True)],
+        hovertemplate="cosine %{customdata[1]:.3f}<br>%{customdata[0]}<extra></extra>",
+        marker={"size": 10, "color": color_of(0), "line": {"width": 1, "color": "white"}}))
+    fig.add_trace(go.Scattergl(
+        x=[float(point[0])], y=[float(point[1])], mode="markers", name="the query",
+        hovertemplate=f"{hover_text(label)}<extra></extra>",
+        marker={"symbol": "star", "size": 20, "color": "black",
+                "line": {"width": 2, "color": "white"}}))
+    return fig
+
+
+def kmeans_steps(coords: np.ndarray, frames: Sequence[np.ndarray], title: str | None = None
+                 ) -> go.Figure:
+    """An animation of K-means on the map: one frame per step of `frames` (each an (N,)
+    array of cluster ids for the points `coords` (N, 2)), with a play button and a slider.
+    Colours and symbols as in `cluster_map`; the title of each frame says how many queries
+    changed cluster at that step."""
+    coords = np.asarray(coords, dtype=float)
+
+    def style(assign: np.ndarray) -> dict:
+        return {"size": 5, "opacity": 0.8, "color": [color_of(int(c)) for c in assign],
+                "symbol": [symbol_of(int(c)) for c in assign]}
+
+    def caption(i: int) -> str:
+        if i == 0:
+            return "step 0: each query joins its nearest seed"
+        changed = int((np.asarray(frames[i]) != np.asarray(frames[i - 1])).sum())
+        return f"step {i}: centroids moved, {changed:,} queries changed cluster"
+
+    base = go.Scattergl(x=coords[:, 0], y=coords[:, 1], mode="markers",
+                        marker=style(frames[0]), hoverinfo="skip", showlegend=False)
+    steps = [go.Frame(data=[{"type": "scattergl", "marker": style(f)}], name=str(i),
+                      layout={"title": {"text": f"{title or ''} · {caption(i)}"}})
+             for i, f in enumerate(frames)]
+    play = {"label": "▶ play", "method": "animate",
+            "args": [None, {"frame": {"duration": 900, "redraw": True}, "fromcurrent": True}]}
+    slider = {"active": 0, "currentvalue": {"prefix": "step "}, "pad": {"t": 20},
+              "steps": [{"label": str(i), "method": "animate",
+                         "args": [[str(i)], {"mode": "immediate",
+                                             "frame": {"duration": 0, "redraw": True}}]}
+                        for i in range(len(frames))]}
+    return go.Figure(data=[base], frames=steps, layout=go.Layout(
+        title=f"{title or ''} · {caption(0)}", height=520, xaxis={"visible": False},
+        yaxis={"visible": False}, sliders=[slider],
+        updatemenus=[{"type": "buttons", "buttons": [play], "x": 0, "y": 0, "xanchor": "left",
+                      "yanchor": "top", "pad": {"t": 50}}], **_LAYOUT))
+
+
+def cluster_accuracy(models: Sequence[str], raw: Sequence[float], shrunk: Sequence[float],
+                     counts: Sequence[int], title: str | None = None) -> go.Figure:
+    """One cluster's per-model accuracy: the raw mean over its `counts` scored queries next
+    to the shrunk routing score (pulled toward the model's global mean), best shrunk first;
+    a model with no score in the cluster has no raw bar."""
+    order = sorted(range(len(models)), key=lambda j: -float(np.nan_to_num(shrunk[j], nan=-1)))
+    names = [html.escape(models[j]) for j in order]
+    raw_v = [float(raw[j]) for j in order]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(
+        y=names, x=raw_v, orientation="h", name="raw accuracy", marker_color=color_of(0),
+        text=[f"{v:.2f} of {int(counts[j])}" if np.isfinite(v) else "no score"
+              for v, j in zip(raw_v, order, strict=True)], textposition="auto",
+        hovertemplate="%{y}<br>raw %{x:.3f}<extra></extra>"))
+    fig.add_trace(go.Bar(
+        y=names, x=[float(shrunk[j]) for j in order], orientation="h", name="shrunk score",
+        marker_color=color_of(2), hovertemplate="%{y}<br>shrunk %{x:.3f}<extra></extra>"))
+    fig.update_layout(title=title, barmode="group", xaxis={"range": [0, 1], "title": "accuracy"},
+                      yaxis={"autorange": "reversed", "type": "category"},
+                      height=120 + 40 * len(models), **_LAYOUT)
+    return fig
+
+
+def majority_curve(p: float, ns: Sequence[int], probs: Sequence[float], chosen: int,
+                   title: str = "Chance that the majority is right") -> go.Figure:
+    """P(majority right) against the number of samples `ns` (values `probs`, e.g. from
+    `tour.majority_probability`), one sample's accuracy `p` as a dashed line, the chosen N
+    marked."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(ns), y=list(probs), mode="lines+markers",
+                             name="majority of N samples", line={"color": color_of(0)},
+                             hovertemplate="N = %{x}: %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[min(ns), max(ns)], y=[p, p], mode="lines",
+                             name=f"one sample (p = {p:.2f})", hoverinfo="skip",
+                             line={"dash": "dash", "color": color_of(3)}))
+    if chosen in ns:
+        fig.add_trace(go.Scatter(x=[chosen], y=[probs[list(ns).index(chosen)]], mode="markers",
+                                 name=f"N = {chosen}", marker={"size": 14, "color": "black"},
+                                 hovertemplate="N = %{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis={"title": "samples N", "dtick": 2},
+                      yaxis={"title": "probability", "range": [0, 1.02]}, height=380,
+                      **_LAYOUT)
     return fig

@@ -15,6 +15,7 @@ import json
 import stat
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
@@ -38,9 +39,14 @@ def _nan_to_none(a: np.ndarray) -> list:
     return [None if np.isnan(v) else round(float(v), 6) for v in a]
 
 
-def profile_files(router: AvengersRouter) -> dict[str, bytes]:
+def profile_files(router: AvengersRouter,
+                  labels: Sequence[str] | None = None) -> dict[str, bytes]:
     """The two files of a saved router, in memory: profile.json (readable stats and the
-    SHA-256 of centroids.npz) and centroids.npz. The app zips them for download."""
+    SHA-256 of centroids.npz) and centroids.npz. The app zips them for download.
+
+    `labels` (one per cluster, e.g. `labels.cluster_labels`) are kept in profile.json so
+    `avengers route` can name the cluster as the app does; they are optional.
+    """
     prof = router.profile
     mean = prof.mean
     clusters = []
@@ -53,6 +59,7 @@ def profile_files(router: AvengersRouter) -> dict[str, bytes]:
             "count": [int(v) for v in prof.count[c]],
             "mean": _nan_to_none(mean[c]),
             "cost": None if prof.cost is None else _nan_to_none(prof.cost[c]),
+            **({"label": str(labels[c])} if labels is not None else {}),
         })
     buf = io.BytesIO()
     arrays = {"centroids": router.centroids.astype(np.float32)}
@@ -79,7 +86,8 @@ def profile_files(router: AvengersRouter) -> dict[str, bytes]:
     return {"profile.json": json.dumps(doc, indent=1).encode("utf-8"), "centroids.npz": npz}
 
 
-def save_profile(router: AvengersRouter, out: str | Path) -> Path:
+def save_profile(router: AvengersRouter, out: str | Path,
+                 labels: Sequence[str] | None = None) -> Path:
     """Write the fitted router to the folder `out` (created if needed), crash-safe.
 
     centroids.npz is written first and profile.json, which holds its checksum, last: an
@@ -89,7 +97,7 @@ def save_profile(router: AvengersRouter, out: str | Path) -> Path:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: a file (expected a folder to write the profile into)")
     out.mkdir(parents=True, exist_ok=True)
-    files = profile_files(router)
+    files = profile_files(router, labels)
     for name in ("centroids.npz", "profile.json"):  # the checksum holder last
         atomic_write_bytes(out / name, files[name])
     return out
@@ -234,23 +242,36 @@ def _document(where: str, data: bytes) -> dict:
     return doc
 
 
+def _read(path: str | Path) -> dict[str, tuple[str, bytes]]:
+    """The members of a saved profile given as its folder, its profile.json or a .zip."""
+    path = Path(path)
+    if path.is_file() and path.name == "profile.json":
+        path = path.parent
+    if path.is_dir():
+        return _read_folder(path)
+    if path.is_file():
+        if not zipfile.is_zipfile(path):
+            raise _fail(path, "not a profile (expected a folder or a .zip written by "
+                              "`avengers fit` or the app)")
+        return _read_zip(path)
+    raise _fail(path, "no such profile folder or .zip (expected the output of `avengers fit`)")
+
+
+def saved_labels(path: str | Path) -> list[str] | None:
+    """The cluster labels a profile was saved with (one per cluster), or None when it has
+    none (saved without them, or by an older version). Raises InputError as load_profile."""
+    where, data = _read(path)["profile.json"]
+    clusters = _document(where, data).get("clusters")
+    names = [c.get("label") for c in clusters] if isinstance(clusters, list) else []
+    return names if names and all(isinstance(n, str) for n in names) else None
+
+
 def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRouter:
     """Read a saved router from its folder, its profile.json or a .zip of the two files.
 
     `embedder_id`, when given, must match the one it was fitted with.
     """
-    path = Path(path)
-    if path.is_file() and path.name == "profile.json":
-        path = path.parent
-    if path.is_dir():
-        files = _read_folder(path)
-    elif path.is_file():
-        if not zipfile.is_zipfile(path):
-            raise _fail(path, "not a profile (expected a folder or a .zip written by "
-                              "`avengers fit` or the app)")
-        files = _read_zip(path)
-    else:
-        raise _fail(path, "no such profile folder or .zip (expected the output of `avengers fit`)")
+    files = _read(path)
     pj, pj_bytes = files["profile.json"]
     cz, cz_bytes = files["centroids.npz"]
     doc = _document(pj, pj_bytes)

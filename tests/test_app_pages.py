@@ -128,7 +128,7 @@ def test_an_uploaded_table_works_on_every_page():
 def test_profile_download_is_a_loadable_profile(toy, tmp_path):
     import zipfile
 
-    from app_state import profile_zip
+    from app_state.compute import profile_zip
     from avengers_core.profile import load_profile
     from avengers_core.route import AvengersRouter, RouterConfig
 
@@ -170,7 +170,7 @@ def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
 
 
 def test_markdown_escape_makes_data_inert():
-    from app_state import code, md_escape
+    from app_state.fmt import code, md_escape
 
     assert md_escape("[x](y) *b* <i> $x$ :red[r]") == (
         "\\[x\\](y) \\*b\\* \\<i\\> \\$x\\$ \\:red\\[r\\]")
@@ -182,7 +182,7 @@ def test_markdown_escape_makes_data_inert():
 
 
 def test_route_reason_reads_well():
-    from app_state import route_reason
+    from app_state.fmt import route_reason
     from avengers_core.route import RouteResult
 
     def result(count: int, size: int) -> RouteResult:
@@ -199,7 +199,7 @@ def test_route_reason_reads_well():
 
 
 def test_download_names_are_slugs():
-    from app_state import slug
+    from app_state.fmt import slug
 
     assert slug("llmrouter (demo)") == "llmrouter-demo"
     assert slug("calibration: gsm8k (a:1, b)") == "calibration-gsm8k-a-1-b"
@@ -420,7 +420,7 @@ def _slow_page(marker: str) -> None:
 
     import streamlit as st
 
-    import app_state
+    from app_state import compute
 
     def work(progress):
         with open(marker, "a") as f:
@@ -430,7 +430,7 @@ def _slow_page(marker: str) -> None:
             time.sleep(0.1)
         return 42
 
-    st.write(f"value {app_state.computed('test-slow', (marker,), work, 'Slow:')}")
+    st.write(f"value {compute.computed('test-slow', (marker,), work, 'Slow:')}")
 
 
 def test_long_work_outlives_an_interrupted_script(tmp_path):
@@ -445,3 +445,244 @@ def test_long_work_outlives_an_interrupted_script(tmp_path):
     clean(second)
     assert second.markdown[0].value == "value 42"
     assert open(marker).read() == "run\n"  # the work ran once, across both scripts
+
+
+# -- issue 14: what a newcomer found ------------------------------------------------------
+
+
+def test_route_two_different_queries_in_a_row():
+    at = app("route")
+    first, second = "Write a python function that sorts a list.", "What is the capital of Peru?"
+    for query in (first, second):
+        at.text_area[0].set_value(query)
+        button(at, "Route").click().run()
+        clean(at)
+        assert at.text_area[0].value == query  # the box keeps what was typed
+        assert at.session_state["route_query"] == query and at.text[0].value == query
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/route.py").run()
+    assert at.text_area[0].value == second  # back on the page: the last routed query
+
+
+def test_leaderboard_keeps_the_chosen_cluster_when_reordered():
+    at = app("leaderboard")
+    options = at.selectbox[0].options
+    at.selectbox[0].select(options[5]).run()
+    clean(at)
+    chosen = at.selectbox[0].value
+    at.radio[0].set_value("best model").run()
+    clean(at)
+    assert at.selectbox[0].value == chosen
+    assert at.selectbox[0].options != options  # the order did change
+    at.radio[0].set_value("cluster size").run()
+    assert at.selectbox[0].value == chosen
+
+
+def test_sidebar_shows_the_fitted_profile_while_a_page_stops(monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    app("clusters")  # the demo is fitted (process-wide)
+    at = app("vote")  # Ollama unreachable: the page stops before the second drawing
+    assert "not reachable" in at.warning[0].value
+    side = [m.value for m in at.sidebar.markdown]
+    assert any(v.startswith("**Profile** K = 64") for v in side), side
+    assert not any("not fitted" in c.value for c in at.sidebar.caption)
+    labels = [d.proto.label for d in at.sidebar.get("download_button")]
+    assert labels == ["Profile (zip)", "Routing table (CSV)"]
+
+
+def _sidebar_before_page() -> None:
+    import streamlit as st
+
+    from app_state import sidebar
+
+    sidebar.sidebar(st.sidebar.container(), compute_now=False)
+    sidebar.sidebar(st.sidebar.container(), compute_now=True)
+
+
+def test_sidebar_drawn_before_and_after_has_the_same_elements():
+    from streamlit.testing.v1 import AppTest
+
+    app("clusters")  # fitted
+    at = AppTest.from_function(_sidebar_before_page, default_timeout=TIMEOUT)
+    at.run()
+    clean(at)
+    md = [m.value for m in at.sidebar.markdown]
+    half = len(md) // 2
+    assert len(md) == 6 and md[:half] == md[half:]  # before == after: nothing stale to grey
+    labels = [d.proto.label for d in at.sidebar.get("download_button")]
+    assert labels == ["Profile (zip)", "Routing table (CSV)"] * 2
+
+
+SMALL = ROOT / "assets" / "example_table.csv"
+
+
+def test_small_upload_evaluate_waits_for_its_own_k_sweep():
+    at = app()
+    at.session_state["k_sweep_run@llmrouter"] = True  # the demo's sweep was run
+    at.file_uploader[0].set_value((SMALL.name, SMALL.read_bytes(), "text/csv")).run()
+    clean(at)
+    at.switch_page("app_pages/evaluate.py").run()
+    clean(at)
+    assert any(b.label.startswith("Run the K sweep") for b in at.button)
+    assert not any("K (clusters)" in json.dumps(c["layout"]) for c in charts(at))
+    assert any("cross-validation on the training part" in c.value for c in at.caption)
+    at.switch_page("app_pages/leaderboard.py").run()
+    clean(at)
+    curve = next(c for c in charts(at) if "number of models" in json.dumps(c["layout"]))
+    assert curve["layout"]["xaxis"]["dtick"] == 1  # no 1.5 models
+
+
+def test_missing_scores_read_as_a_dash():
+    import pandas as pd
+
+    from app_state.fmt import missing_as_dash
+
+    html = missing_as_dash(pd.DataFrame({"query": ["a", "b"], "m": [1.0, None]}),
+                           ["m"]).to_html()
+    assert "–" in html and "None" not in html and "nan" not in html
+    assert ">1<" in html  # 1, not 1.000000
+
+
+def test_vote_mapping_table_names_unmapped_models(ollama, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("vote")
+    tags = list(at.dataframe[0].value["local tag"])
+    assert None not in tags and "" not in tags
+    assert "(not mapped)" in tags and "qwen2.5:7b-instruct" in tags
+
+
+def test_embedding_starts_in_the_background_when_a_table_is_opened():
+    from app_state import compute
+
+    rows = "".join(f"background check {i}: which number follows {i * 7919}?,{i % 2}\n"
+                   for i in range(40))  # texts no cache has seen
+    at = app()
+    at.file_uploader[0].set_value(("fresh.csv", ("query,m1\n" + rows).encode(),
+                                   "text/csv")).run()
+    clean(at)  # the Data page needs no vectors and does not wait for them
+    key = at.session_state["dataset"]
+    slot = compute._slot("embeddings", key, compute.embedder("minilm").id)
+    assert "thread" in slot or "value" in slot  # started by opening the table
+    slot["thread"].join(TIMEOUT)
+    assert slot["value"].shape == (40, 384)
+
+
+def test_progress_line_estimates_the_time_left(monkeypatch):
+    from app_state import compute
+
+    now = [100.0]
+    monkeypatch.setattr(compute.time, "monotonic", lambda: now[0])
+    slot = {"progress": (64, 6400, "embedding"), "first": (90.0, 32)}
+    frac, line = compute.progress_line(slot)  # 32 rows in 10 s: 6336 rows take 1980 s
+    assert frac == pytest.approx(0.01)
+    assert line == "embedding (64 / 6,400) · about 33 min left"
+    assert compute.progress_line({"progress": (0, 10, "starting")})[1] == "starting (0 / 10)"
+
+
+def count(values) -> int:
+    """Length of a plotly array in a chart spec (a list, or base64 'bdata' with its dtype)."""
+    if isinstance(values, dict):
+        import base64
+
+        import numpy as np
+
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values)
+
+
+@pytest.mark.parametrize("upload", [False, True], ids=["demo", "upload"])
+def test_tour_steps(upload):
+    at = app()
+    if upload:
+        at.file_uploader[0].set_value((SMALL.name, SMALL.read_bytes(), "text/csv")).run()
+        clean(at)
+    at.switch_page("app_pages/tour.py").run()
+    clean(at)
+    n = len(at.session_state["tables"][at.session_state["dataset"]].table) if upload else 5989
+    steps = at.radio[0].options
+    assert len(steps) == 5
+    fig = charts(at)[0]  # 1: the query, its neighbours and the map
+    assert [tr["name"] for tr in fig["data"]] == ["queries", "nearest neighbours", "the query"]
+    assert count(fig["data"][0]["x"]) == n and len(at.dataframe[0].value) == min(8, n - 1)
+    at.radio[0].set_value(steps[1]).run()  # 2: K-means frames
+    clean(at)
+    ks = at.radio[1].options
+    assert ks == (["4", "16", "64"] if not upload else ["4", "16"])
+    anim = charts(at)[0]
+    assert len(anim["frames"]) == 7 and count(anim["data"][0]["x"]) == min(2000, n)
+    at.radio[1].set_value(ks[-1]).run()
+    clean(at)
+    assert f"K = {ks[-1]}" in charts(at)[0]["layout"]["title"]["text"]
+    at.radio[0].set_value(steps[2]).run()  # 3: raw against shrunk
+    clean(at)
+    bars = charts(at)[0]["data"]
+    assert [tr["name"] for tr in bars] == ["raw accuracy", "shrunk score"]
+    at.radio[0].set_value(steps[3]).run()  # 4: binomial majority
+    clean(at)
+    at.slider[0].set_value(0.7)
+    at.slider[1].set_value(5).run()
+    clean(at)
+    assert "**83.7%**" in next(m.value for m in at.markdown if "chance" in m.value)
+    at.radio[0].set_value(steps[4]).run()  # 5: your turn
+    clean(at)
+    at.text_area[0].set_value("What is 15% of 80?")
+    button(at, "Route it").click().run()
+    clean(at)
+    assert at.success[0].value.startswith("**Route to")
+    assert charts(at)[0]["layout"]["title"]["text"] == "Nearest clusters"
+
+
+def test_tour_live_vote_with_an_engine(ollama, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.url)
+    at = app("tour")
+    at.radio[0].set_value(at.radio[0].options[3]).run()
+    clean(at)
+    button(at, "Run a live vote").click().run()
+    clean(at)
+    result = at.session_state["tour_vote"]
+    assert result.tally.counted + result.tally.failed == 9  # N = 9 by default
+    tally = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Vote tally")
+    assert tally["data"][0]["type"] == "bar"
+
+
+def test_report_download_after_the_k_sweep():
+    at = app()
+    at.file_uploader[0].set_value((SMALL.name, SMALL.read_bytes(), "text/csv")).run()
+    at.switch_page("app_pages/evaluate.py").run()
+    clean(at)
+    assert not [d for d in at.get("download_button")
+                if d.proto.label == "Download the report (HTML)"]
+    next(b for b in at.button if b.label.startswith("Run the K sweep")).click().run()
+    clean(at)
+    (dl,) = [d for d in at.get("download_button") if d.proto.label ==
+             "Download the report (HTML)"]
+    assert dl.proto.url  # the file is served; the browser test opens it offline
+
+
+def test_workers_stop_at_exit(tmp_path):
+    """A worker still running when the process exits is stopped at its next progress step
+    and waited for (one killed inside torch aborted pytest with exit code 134)."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "stopped.txt"
+    code = f"""
+import time
+from app_state import compute
+
+def work(progress):
+    try:
+        for i in range(10_000):
+            progress(i, 10_000, "working")
+            time.sleep(0.02)
+    except compute.Stopped:
+        open({str(marker)!r}, "w").write("stopped")
+        raise
+
+compute._start("exit-test", ("k",), work)
+time.sleep(0.3)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert marker.read_text() == "stopped"

@@ -74,6 +74,21 @@ def test_fit_then_route_json(fitted):
     assert lang["models"] == ["wordy"]
 
 
+def test_route_text_names_the_cluster_by_its_label(fitted):
+    from avengers_core.profile import saved_labels
+
+    names = saved_labels(fitted / "prof")
+    assert names is not None and len(names) == 2 and all(names)
+    out = run("route", str(fitted / "prof"), "What is 5 plus 9?")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(run("route", str(fitted / "prof"), "What is 5 plus 9?", "--json").stdout)
+    label = names[res["cluster"]]
+    why = next(line for line in out.stdout.splitlines() if line.startswith("why:"))
+    assert f"“{label}”" in why  # as the app's reason names it
+    assert any(line.strip().startswith(f"cluster {res['cluster']:>3}") and line.endswith(label)
+               for line in out.stdout.splitlines())
+
+
 def test_evaluate_json_keys(fitted):
     out = run("evaluate", str(fitted / "t.jsonl"), "--k", "2", "--json")
     assert out.returncode == 0, out.stderr
@@ -105,6 +120,15 @@ def test_data_verifies_the_demo_files():
     (["evaluate", "llmrouter", "--test-size", "1.5"], "--test-size must be between 0 and 1"),
     (["fit", "llmrouter"], "the following arguments are required: --out"),
     (["route", "x", "q", "--top-k", "many"], "invalid int value"),
+    (["fit", "llmruoter", "--out", "x"], "llmruoter: no such file or demo table (did you mean "
+                                         "llmrouter?)"),
+    (["fit", "nothing-like-it", "--out", "x"], "(demo tables: llmrouter)"),
+    (["fit", "llmrouter", "--out", "x", "--clusters", "8"],
+     "avengers fit: unknown flag --clusters (did you mean --k?)"),
+    (["evaluate", "llmrouter", "--n-clusters=8"], "avengers evaluate: unknown flag "
+                                                  "--n-clusters=8 (did you mean --k?)"),
+    (["route", "x", "q", "--jsn"], "avengers route: unknown flag --jsn (did you mean --json?)"),
+    (["fit", "llmrouter", "--out", "x", "stray"], "avengers fit: unexpected argument 'stray'"),
 ])
 def test_bad_options_fail_fast_in_one_line(args, expect):
     out = run(*args)

@@ -24,6 +24,8 @@ SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOC_SHOTS = ("data", "clusters", "leaderboard", "route", "vote", "evaluate", "calibrate", "tour",
+             "report")
 PAGE_TIMEOUT_MS = 600_000  # the first page may embed the demo table on a cold cache
 
 
@@ -84,10 +86,73 @@ def lasso(page) -> None:
     page.mouse.up()
 
 
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def star_pixels(page):
+    """The 8 × 8 px around the route map's ★ as drawn on the screen (its WebGL and SVG
+    layers together), an (8, 8, 3) uint8 array."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    spot = page.evaluate("""() => {
+        const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(
+            d => (d.data || []).some(t => t.marker && t.marker.symbol === 'star'));
+        const i = gd.data.findIndex(t => t.marker && t.marker.symbol === 'star');
+        const fl = gd._fullLayout, box = gd.getBoundingClientRect();
+        return {x: box.left + fl._size.l + fl.xaxis.l2p(gd.data[i].x[0]),
+                y: box.top + fl._size.t + fl.yaxis.l2p(gd.data[i].y[0])};
+    }""")
+    png = page.screenshot(clip={"x": spot["x"] - 4, "y": spot["y"] - 4, "width": 8,
+                                "height": 8})
+    return np.asarray(Image.open(BytesIO(png)).convert("RGB"))
+
+
+def known_query() -> str:
+    """A query of the demo table: routed, its star sits on its own point of the map."""
+    from avengers_core.table import load_table
+
+    return next(q for q in load_table("llmrouter").queries if 30 <= len(q) <= 120
+                and "\n" not in q)
+
+
+def route(page, query: str) -> None:
+    box = page.get_by_label("Query", exact=True)
+    box.fill(query)
+    page.get_by_role("button", name="Route", exact=True).click()
+    page.locator('[data-testid="stText"]', has_text=query[:40]).wait_for(timeout=120_000)
+    settle(page)
+
+
 def shoot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert page.locator('[data-testid="stException"]').count() == 0, name
     page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def check_report_offline(browser, report: Path) -> None:
+    """Open the exported report with every network request refused: its four figures
+    render from the file alone."""
+    context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+    requests: list[str] = []
+    context.route("**/*", lambda r: (requests.append(r.request.url), r.continue_())
+                  if r.request.url.startswith("file:") else r.abort())
+    page = context.new_page()
+    page.goto(report.as_uri())
+    page.locator(".js-plotly-plot .main-svg").nth(3).wait_for(state="attached", timeout=60_000)
+    drawn = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".map(d => (d.data || []).length)")
+    assert len(drawn) == 4 and all(n > 0 for n in drawn), drawn
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 1
+    assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1  # the map
+    assert page.locator(".js-plotly-plot .xtick").count() > 0
+    assert all(u.startswith("file:") for u in requests)
+    page.screenshot(path=str(SHOTS / "report.png"))
+    context.close()
 
 
 def test_every_page_in_chromium(app_url):
@@ -119,14 +184,46 @@ def test_every_page_in_chromium(app_url):
         visit(page, "Leaderboard")
         page.locator(".js-plotly-plot .heatmaplayer").first.wait_for(
             state="attached", timeout=PAGE_TIMEOUT_MS)
+        heatmap = page.locator(".js-plotly-plot").first
+        title = heatmap.locator(".gtitle").bounding_box()
+        names = heatmap.locator(".xtick text")
+        assert names.count() == 9  # the heatmap's title stays clear of the rotated names
+        assert not any(boxes_overlap(title, names.nth(i).bounding_box()) for i in range(9))
+        cluster = page.get_by_role("combobox", name="Cluster")
+        first = cluster.input_value()
+        cluster.click()
+        cluster.fill("#5 " if not first.startswith("#5 ") else "#6 ")  # filter to one cluster
+        page.get_by_role("option").first.click()
+        settle(page)
+        chosen = cluster.input_value()
+        assert chosen != first
+        page.get_by_text("best model", exact=True).click()  # reorder the clusters
+        settle(page)
+        assert cluster.input_value() == chosen  # the chosen cluster survives the reorder
         shoot(page, "leaderboard")
 
         visit(page, "Route")
         page.locator('[data-testid="stAlert"]', has_text="Route to").wait_for(
             timeout=PAGE_TIMEOUT_MS)
         page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(state="attached")
+        first, second = "Write a python function that reverses a list.", "What is 15% of 80?"
+        route(page, first)
+        route(page, second)  # a second, different query is routed, not the first again
+        assert page.get_by_label("Query", exact=True).input_value() == second
+        assert page.locator('[data-testid="stText"]').first.inner_text() == second
         assert map_points(page) == 5989  # the map with the query's star
         shoot(page, "route")
+        route(page, known_query())  # its star lies on its own point, drawn below it
+        page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
+        page.wait_for_timeout(800)
+        shown = star_pixels(page)[2:6, 2:6]  # the star's solid black middle
+        page.locator(".js-plotly-plot .legend .traces", has_text="your query").locator(
+            ".legendtoggle").click()
+        page.wait_for_timeout(800)  # the legend click hides the star trace
+        under = star_pixels(page)[2:6, 2:6].min(axis=2) < 230  # the map's points there
+        assert under.sum() >= 3, "no map point under the star: the check below is void"
+        # the star covers the WebGL points (as an SVG trace it was drawn below them)
+        assert (shown[under].max(axis=1) < 60).mean() > 0.9
 
         visit(page, "Vote")
         page.get_by_role("button", name="Run the vote").click()
@@ -141,6 +238,24 @@ def test_every_page_in_chromium(app_url):
         page.locator(".js-plotly-plot").first.wait_for(state="attached")
         assert page.get_by_text("Evaluation (JSON)").count() == 1  # sidebar download
         shoot(page, "evaluate")
+        page.get_by_role("button", name="Run the K sweep").click()
+        report_button = page.get_by_role("button", name="Download the report (HTML)")
+        report_button.wait_for(timeout=PAGE_TIMEOUT_MS)
+        settle(page)
+        with page.expect_download() as download:
+            report_button.click()
+        report = SHOTS.parent / "report.html"
+        download.value.save_as(report)
+        check_report_offline(browser, report)
+
+        visit(page, "How it works")
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
+        page.get_by_text("2 Clustering").click()
+        page.locator(".js-plotly-plot .slider-container").first.wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
+        settle(page)
+        shoot(page, "tour")
 
         visit(page, "Calibrate")
         page.get_by_role("button", name="Run calibration").wait_for()
@@ -168,7 +283,8 @@ def test_every_page_in_chromium(app_url):
 
         docs = ROOT / "docs" / "screenshots"
         docs.mkdir(parents=True, exist_ok=True)
-        for shot in SHOTS.glob("*.png"):
+        for name in DOC_SHOTS:  # the pictures the README shows
+            shot = SHOTS / f"{name}.png"
             img = Image.open(shot).convert("RGB")
             img.thumbnail((1000, 1000))
             img.quantize(colors=128).save(docs / shot.name, optimize=True)

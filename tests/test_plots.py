@@ -89,7 +89,8 @@ def test_cluster_map_with_many_clusters_is_one_trace():
                             names={0: "zero <b>"}, max_legend=20)
     (trace,) = fig.data
     assert sorted(c[0] for c in trace.customdata) == list(range(30))
-    assert trace.customdata[0][2] == "zero &lt;b&gt;" and len(set(trace.marker.color)) == 25
+    assert trace.customdata[0][2] == "zero &lt;b&gt;"
+    assert len(set(zip(trace.marker.color, trace.marker.symbol, strict=True))) == 25
     pts = [{"curve_number": 0, "point_index": i} for i in range(3)]
     assert plots.selected_rows(fig, pts) == sorted(trace.customdata[i][0] for i in range(3))
 
@@ -111,3 +112,76 @@ def test_range_lines_band_median_and_references():
     assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [1, 10, 100]
     with pytest.raises(ValueError):
         plots.range_lines([1, 2], {"a": {"median": [1], "min": [1], "max": [1]}})
+
+
+def _lab(hex_color: str) -> np.ndarray:
+    """CIELAB (D65) of an sRGB hex colour."""
+    rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    rgb = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = m @ rgb / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_palette_colours_are_distinct_and_symbols_cycle_beyond_it():
+    labs = [_lab(c) for c in plots.PALETTE]
+    gaps = [np.linalg.norm(a - b) for i, a in enumerate(labs) for b in labs[i + 1:]]
+    assert min(gaps) > 20  # ΔE76: clearly different (the old palette had pairs under 10)
+    n = len(plots.PALETTE)
+    pairs = {(plots.color_of(i), plots.symbol_of(i)) for i in range(3 * n)}
+    assert len(pairs) == 3 * n  # 72 clusters: no two look the same
+    assert plots.symbol_of(0) == plots.symbol_of(n - 1) != plots.symbol_of(n)
+
+
+def test_cluster_map_by_task_gives_each_task_its_own_colour():
+    tasks = [f"task{i}" for i in range(14)]
+    fig = plots.cluster_map(np.zeros((14, 2)), tasks, tasks, color_name="task")
+    assert len({tr.marker.color for tr in fig.data}) == 14
+    many = plots.cluster_map(np.zeros((64, 2)), [f"q{i}" for i in range(64)], list(range(64)))
+    (trace,) = many.data
+    assert len(set(zip(trace.marker.color, trace.marker.symbol, strict=True))) == 64
+
+
+def test_query_star_is_drawn_last_in_the_webgl_layer():
+    fig = plots.cluster_map(np.zeros((3, 2)), ["a", "b", "c"], [0, 1, 0],
+                            query_point=(0.0, 0.0))
+    star = fig.data[-1]
+    assert star.type == "scattergl" and star.marker.symbol == "star"  # above the GL points
+    assert all(tr.type == "scattergl" for tr in fig.data)
+
+
+def test_heatmap_top_margin_holds_the_rotated_names_and_the_title():
+    short = plots.profile_heatmap(np.zeros((2, 1)), np.ones((2, 1)), ["m"], ["a", "b"],
+                                  title="T")
+    long_name = "llama-3.1-nemotron-51b-instruct"
+    long = plots.profile_heatmap(np.zeros((2, 1)), np.ones((2, 1)), [long_name], ["a", "b"],
+                                 title="T")
+    # names rotated by 30°: about 3.5 px of height a character, plus the title's 40 px
+    assert long.layout.margin.t >= 40 + 3.5 * len(long_name)
+    assert long.layout.margin.t > short.layout.margin.t
+    assert long.layout.title.yref == "container" and long.layout.title.yanchor == "top"
+
+
+def test_models_curve_ticks_whole_numbers():
+    fig = plots.models_curve([1, 2, 3], {"router": [0.6, 0.7, 0.71]})
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tick0 == 1
+
+
+def test_tour_figures():
+    coords = np.arange(40, dtype=float).reshape(20, 2)
+    fig = plots.neighbours_map(coords, [f"q{i}" for i in range(20)], [3, 4], [0.9, 0.8],
+                               coords[2], "q<2>")
+    assert [tr.name for tr in fig.data] == ["queries", "nearest neighbours", "the query"]
+    assert fig.data[-1].marker.symbol == "star" and fig.data[1].customdata[0][1] == 0.9
+    frames = [np.zeros(20, int), np.arange(20) % 2, np.arange(20) % 2]
+    anim = plots.kmeans_steps(coords, frames, title="K = 2")
+    assert len(anim.frames) == 3 and len(anim.layout.sliders[0].steps) == 3
+    assert "10 queries changed cluster" in anim.frames[1].layout.title.text
+    assert "0 queries changed" in anim.frames[2].layout.title.text
+    bars = plots.cluster_accuracy(["a", "b"], [np.nan, 0.5], [0.4, 0.45], [0, 2])
+    assert list(bars.data[0].y) == ["b", "a"]  # best shrunk first
+    assert list(bars.data[0].text) == ["0.50 of 2", "no score"]
+    curve = plots.majority_curve(0.6, [1, 2, 3], [0.6, 0.6, 0.648], 3)
+    assert [tr.name for tr in curve.data] == ["majority of N samples", "one sample (p = 0.60)",
+                                             "N = 3"]

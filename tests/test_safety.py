@@ -201,9 +201,11 @@ def rendered(at) -> str:
 
 
 def test_two_sessions_never_see_each_others_upload(monkeypatch, tmp_path):
+    import importlib
+
     from streamlit.testing.v1 import AppTest
 
-    import app_state
+    from app_state import compute, session
     from avengers_core.table import read_table
 
     monkeypatch.setenv("AVENGERS_UMAP", "0")
@@ -227,19 +229,21 @@ def test_two_sessions_never_see_each_others_upload(monkeypatch, tmp_path):
     assert b.session_state["dataset"] == "llmrouter"
     assert "tables" not in b.session_state or b.session_state["tables"] == {}
     assert b.selectbox[0].options == ["llmrouter (demo)"]
-    assert not set(markers) & set(app_state._demo_table("llmrouter").queries)  # markers unique
+    assert not set(markers) & set(session._demo_table("llmrouter").queries)  # markers unique
     shown = rendered(b)
     assert example.name not in shown and not any(m in shown for m in markers)
 
-    # No module-level state of app_state holds A's table ...
-    for name, value in vars(app_state).items():
-        assert not holds(value, markers), f"app_state.{name} holds the other session's data"
+    # No module-level state of the app's modules holds A's table ...
+    for module in (compute, session):
+        for name, value in vars(module).items():
+            assert not holds(value, markers), f"{module.__name__}.{name} holds A's data"
     # ... and process-wide caches hold it only under the dataset's key (the SHA-256 of its
     # content), so only a session that has the very same table can reach those entries.
     holders = {name for name, value in cached_values() if holds(value, markers)}
     assert holders, "A's clusters page cached nothing of its table: the check below is void"
     for name in holders:
-        func = getattr(app_state, name.rsplit(".", 1)[-1])
+        module, func_name = name.rsplit(".", 1)
+        func = getattr(importlib.import_module(module), func_name)
         assert "key" in inspect.signature(func).parameters, f"{name} is not keyed by dataset"
 
 
@@ -302,7 +306,8 @@ def unsafe_uses(source: str, filename: str = "<src>") -> list[str]:
 
 
 def product_sources() -> list[Path]:
-    files = [ROOT / "app.py", ROOT / "app_state.py", *sorted((ROOT / "app_pages").glob("*.py")),
+    files = [ROOT / "app.py", *sorted((ROOT / "app_state").glob("*.py")),
+             *sorted((ROOT / "app_pages").glob("*.py")),
              *sorted((ROOT / "avengers_core").rglob("*.py"))]
     assert len(files) > 20 and all(f.exists() for f in files)
     return files
