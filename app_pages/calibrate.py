@@ -1,4 +1,4 @@
-"""Calibrate: score your own local models on labeled questions; the result becomes a table."""
+"""Calibrate: score your own models on labeled questions; the result becomes a table."""
 
 import hashlib
 from pathlib import Path
@@ -7,7 +7,7 @@ import streamlit as st
 
 from app_state import engines, fmt, session
 from avengers_core import plots
-from avengers_core.backends.ollama import OllamaUnavailable
+from avengers_core.backends import BackendUnavailable
 from avengers_core.calibrate import calibrate, calibration_table, load_questions
 from avengers_core.errors import InputError
 
@@ -20,18 +20,8 @@ st.caption("Each chosen local model answers each question once; graded answers (
            "form a routing table for *your* models. Results are written as they arrive, so "
            "a stopped run resumes where it stopped.")
 
-host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
-host = host_col.text_input("Ollama host", value=engines.ollama_host())
-st.session_state["ollama_host"] = host
-engines.check_again(check_col)
-try:
-    local = engines.local_models(host)
-except OllamaUnavailable:
-    engines.ollama_missing(host, [])
-    st.stop()
-if not local:
-    engines.ollama_missing(host, [], running=True)
-    st.stop()
+eng, local = engines.engine_settings()
+host = eng.host
 
 models = st.multiselect("Models", local, default=local[: min(2, len(local))])
 source = st.radio("Questions", list(SOURCES), format_func=SOURCES.get, horizontal=True)
@@ -65,7 +55,7 @@ st.write(f"{len(qs.questions)} questions × {len(models)} models "
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
 default_out = engines.calibration_path(stem, host)
 name = st.text_input(
-    "Write the table to (a file name)", default_out.name,
+    "Write the table to (a file name)", default_out.name, key=f"calibration_out-{stem}-{host}",
     help=f"A JSONL routing table in {fmt.code(default_out.parent)} (set "
          "`AVENGERS_CALIBRATION_DIR` to change the folder); an existing file is resumed, not "
          "redone (only if it was graded on this host).").strip()
@@ -97,9 +87,9 @@ if start:
     st.session_state["calibration_stopped"] = str(out)  # cleared when the run completes
     st.session_state.pop("calibration", None)
     try:
-        report = calibrate(qs, models, out, client=host, progress=progress,
+        report = calibrate(qs, models, out, client=eng, progress=progress,
                            on_result=on_result)
-    except (InputError, OllamaUnavailable) as e:
+    except (InputError, BackendUnavailable) as e:
         st.session_state.pop("calibration_stopped")
         st.error(fmt.md_escape(str(e)))
         st.stop()

@@ -1,4 +1,4 @@
-"""Vote: sample the routed model(s) on a local Ollama many times and take the majority."""
+"""Vote: sample the routed model(s) many times on your engines and take the majority."""
 
 import time
 
@@ -7,7 +7,6 @@ import streamlit as st
 
 from app_state import compute, engines, fmt, session
 from avengers_core import plots
-from avengers_core.backends.ollama import OllamaUnavailable
 from avengers_core.extract import KINDS, kind_for_task
 from avengers_core.model_names import map_models
 from avengers_core.vote import (
@@ -37,11 +36,6 @@ st.title("Vote")
 st.caption("Repeated sampling: draw N answers at temperature > 0, extract each answer, "
            "and return the majority with its share as confidence.")
 
-host_col, check_col = st.columns([4, 1], vertical_alignment="bottom")
-host = host_col.text_input("Ollama host", value=engines.ollama_host())
-st.session_state["ollama_host"] = host
-engines.check_again(check_col)
-
 ds = session.current_dataset()
 default_query = st.session_state.get("route_query", "")
 query = st.text_area("Query", value=default_query or "What is 6 times 7?", height=90)
@@ -51,15 +45,7 @@ if ds is not None and query.strip():
     res = compute.router(ds).route_vector(compute.query_vector(query))
     ranking, task = res.ranking, res.task
 
-try:
-    local = engines.local_models(host)
-except OllamaUnavailable:
-    engines.ollama_missing(host, ranking)
-    st.stop()
-check_col.caption(f"{len(local)} local model(s)")
-if not local:
-    engines.ollama_missing(host, ranking, running=True)
-    st.stop()
+eng, local = engines.engine_settings(ranking)
 
 st.subheader("Models")
 names = ranking or list(local)  # best routed first
@@ -67,33 +53,43 @@ table_models = list(ds.table.models) if ds is not None else list(local)
 suggested = map_models(table_models, local)
 mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
     "routed model": table_models,
-    "local tag": [suggested[n] or UNMAPPED for n in table_models],
+    "served model": [suggested[n] or UNMAPPED for n in table_models],
 })
 edited = st.data_editor(
     mapping_df, hide_index=True, disabled=["routed model"],
     key=f"model_map-{ds.key if ds is not None else 'local'}",
-    column_config={"local tag": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
+    column_config={"served model": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
     height=min(360, 40 + 35 * len(table_models)),
 )
-user_map = {r["routed model"]: r["local tag"] for r in edited.to_dict("records")
-            if r["local tag"] not in (None, "", UNMAPPED)}
+user_map = {r["routed model"]: r["served model"] for r in edited.to_dict("records")
+            if r["served model"] not in (None, "", UNMAPPED)}
 
 c1, c2, c3, c4 = st.columns(4)
 samples = c1.slider("Samples", 1, 40, 10)
 temperature = c2.slider("Temperature", 0.05, 1.5, 0.7, step=0.05)
-concurrency = c3.slider("Concurrency", 1, 16, 4, help="Samples of one model in flight at once "
-                        "(Ollama serves them in parallel up to OLLAMA_NUM_PARALLEL).")
-strategy = c4.selectbox("Strategy", STRATEGIES, help="single: all samples from the top "
-                        "model; spread: over the top-n; switch: next model only while the "
-                        "winner's share is below the threshold.")
+concurrency = c3.slider("Concurrency", 1, 16, 4, help="Requests of one model in flight at once "
+                        "(Ollama serves them in parallel up to OLLAMA_NUM_PARALLEL; engines "
+                        "that honour n draw several samples per request).")
+strategy = c4.selectbox("Strategy", STRATEGIES, key="vote_strategy",
+                        help="single: all samples from the top model; spread: over the "
+                             "top-n; switch: next model only while the winner's share is "
+                             "below the threshold.")
 c5, c6, c7 = st.columns(3)
 top_n = session.int_slider("Models used", 1, len(names),
                              value=1 if strategy == "single" else 2, where=c5,
                              disabled=strategy == "single")
 auto_kind = kind_for_task(task, default="number" if task is None else "free")
 kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
+                    key=f"vote_kind-{auto_kind}",
                     help=f"Guessed from the routed task ({fmt.md_escape(task or 'none')}).")
 threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "switch")
+c8, c9 = st.columns(2)
+max_tokens = c8.number_input("Max tokens per reply (0 = the engine's limit)", 0, 32768, 0)
+think = c9.selectbox("Thinking (reasoning models)", ["model default", "off", "on", "low",
+                                                      "medium", "high"])
+options = {"max_tokens": int(max_tokens)} if max_tokens else {}
+if think != "model default":
+    options["think"] = {"on": True, "off": False}.get(think, think)
 
 chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
                                   user_map)
@@ -101,8 +97,8 @@ for note in notes:
     st.info(fmt.md_escape(note))
 if not chosen:
     pull = f"ollama pull {engines.PULL_TAGS.get(names[0], names[0])}"
-    st.error("None of the routed models is available locally: map one to a local tag above, "
-             f"or pull one, e.g. {fmt.code(pull)}.")
+    st.error("None of the routed models is served: map one to a served model above, "
+             f"or serve one (on Ollama: {fmt.code(pull)}).")
     st.stop()
 st.write("Sampling: " + ", ".join(f"**{fmt.md_escape(m)}**" for m in chosen))
 
@@ -128,6 +124,21 @@ def sample_text(where, text: str) -> None:
     where.code(text or " ", language=None, wrap_lines=True, height=160)
 
 
+def sample_head(s) -> str:
+    """A sample panel's caption: index, model, seed, and the endpoint that drew it."""
+    where = f" · {fmt.md_escape(s.endpoint)}" if s.endpoint else ""
+    return f"#{s.index} · {fmt.md_escape(s.model)} · seed {s.seed}{where}"
+
+
+def thinking(where, s) -> None:
+    """The sample's reasoning trace, collapsed: it is kept out of the vote."""
+    if s.thinking:
+        with where.expander(f"Thinking ({len(s.thinking):,} characters)"):
+            st.code(s.thinking[-SHOWN:], language=None, wrap_lines=True, height=160)
+    if s.no_answer and not s.error:
+        where.caption(f"no answer: {fmt.md_escape(s.no_answer)}")
+
+
 def draw_tally(tally, final: bool = False) -> None:
     if tally.votes:
         tally_box.plotly_chart(plots.vote_tally(tally.votes, tally.winner if final else None),
@@ -151,22 +162,26 @@ def show_result(result) -> None:
             f"{t.counted} votes ({t.confidence:.0%}); {t.failed} failed; {state}."
         )
     draw_tally(t, final=True)
+    for note in result.notes:
+        st.caption(fmt.md_escape(note))
     with grid:
         for i, s in enumerate(result.samples):
             if i % PER_ROW == 0:
                 cols = st.columns(PER_ROW)
             with cols[i % PER_ROW].container(border=True):
-                st.caption(f"#{s.index} · {fmt.md_escape(s.model)} · seed {s.seed}")
+                st.caption(sample_head(s))
                 if s.error:
                     st.error(fmt.md_escape(s.error))
                 else:
                     st.markdown(f"answer: **{fmt.md_escape(clip(s.answer or '—'))}**")
+                thinking(st, s)
                 sample_text(st, s.text)
 
 
 if start:
-    run = VoteRun(host, chosen, query, samples=samples, temperature=temperature, kind=kind,
-                  concurrency=concurrency, strategy=strategy, threshold=threshold)
+    run = VoteRun(eng, chosen, query, samples=samples, temperature=temperature, kind=kind,
+                  concurrency=concurrency, strategy=strategy, threshold=threshold,
+                  options=options)
     # kept so a Stop (which interrupts the loop below) still shows what arrived
     st.session_state["vote_result"] = VoteResult(query, kind, chosen, [], count_votes([], kind),
                                                  cancelled=True)
@@ -200,7 +215,10 @@ if start:
                 head, body = panels[s.index]
                 if s.error:
                     head.error(fmt.md_escape(s.error))
-                sample_text(body.container(), s.text)
+                box = body.container()
+                box.caption(sample_head(s))
+                thinking(box, s)
+                sample_text(box, s.text)
                 progress.progress(min(1.0, done / max(planned, 1)),
                                   text=f"{done} of {planned} samples")
             elif isinstance(ev, AnswerExtracted):

@@ -1,4 +1,5 @@
-"""LLM engines for the Vote and Calibrate pages: the Ollama host, its models, what to start."""
+"""LLM engines for the Vote and Calibrate pages: backend, host, key, endpoints file; the
+models they serve, and what to start when none answers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_state.fmt import code, slug
+from app_state.fmt import code, md_escape, slug
 
 #: Ollama library tags for the demo table's models (for `ollama pull` hints).
 PULL_TAGS = {
@@ -63,6 +64,84 @@ def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
 
 
 def check_again(where: Any = None) -> None:
-    """A *Check again* button: forget the cached model list so Ollama is asked anew."""
+    """A *Check again* button: forget the cached model lists so the servers are asked anew."""
     if (where or st).button("Check again"):
         local_models.clear()
+        connect.clear()
+
+
+BACKEND_LABELS = {"ollama": "Ollama", "openai": "OpenAI-compatible"}
+
+
+@st.cache_resource(ttl=10, show_spinner="Asking the engines for their models…")
+def connect(backend: str, host: str, key_env: str, endpoints: bytes | None,
+            endpoints_name: str) -> tuple[Any, list[str]]:
+    """(Engines, the models they serve) for these settings; raises InputError (a bad
+    endpoints file, an unset key variable) or BackendUnavailable, neither cached."""
+    from avengers_core.backends import get_backend
+    from avengers_core.endpoints import Engines, api_key, parse_endpoints
+
+    key = api_key(key_env or None, "API key variable")
+    parsed = {}
+    if endpoints is not None:
+        parsed = parse_endpoints(endpoints, endpoints_name,
+                                 toml=endpoints_name.lower().endswith(".toml"))
+    eng = Engines(get_backend(backend, host, api_key=key), parsed)
+    return eng, eng.list_models()
+
+
+def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
+    """Draw the engine settings (backend, host, API key variable, endpoints file) and
+    return (Engines, the models they serve). When nothing can be used, say what to start
+    and stop the page (issue 10: the same choices as the command line)."""
+    from avengers_core.backends import BACKENDS, BackendUnavailable
+    from avengers_core.backends.openai import resolve_base_url
+    from avengers_core.errors import InputError
+
+    b_col, host_col, check_col = st.columns([1.5, 3, 1], vertical_alignment="bottom")
+    backend = b_col.selectbox("Backend", BACKENDS, key="engine_backend",
+                              format_func=BACKEND_LABELS.get,
+                              help="Ollama's own API, or any OpenAI-compatible server: "
+                                   "llama.cpp, vLLM, SGLang, LM Studio, Ollama's /v1.")
+    if backend == "ollama":
+        host = host_col.text_input("Ollama host", value=ollama_host())
+        st.session_state["ollama_host"] = host
+    else:
+        st.session_state.setdefault("openai_host", resolve_base_url())
+        host = host_col.text_input("Server URL", value=st.session_state["openai_host"],
+                                   help="The base URL, e.g. http://127.0.0.1:8000/v1")
+        st.session_state["openai_host"] = host
+    check_again(check_col)
+    with st.expander("API key and endpoints file"):
+        key_env = st.text_input(
+            "API key variable", key="engine_key_env",
+            help="The name of an environment variable of the app's process that holds the "
+                 "key (sent as a Bearer token); never the key itself.").strip()
+        up = st.file_uploader(
+            "Endpoints file (TOML or JSON)", type=["toml", "json"], key="engine_endpoints",
+            help="Per model: backend, urls (replicas), the engine's model name, api_key_env; "
+                 "see docs/ENGINES.md. It overrides the backend and host for those models.")
+    try:
+        eng, models = connect(backend, host, key_env, up.getvalue() if up else None,
+                              up.name if up else "")
+    except InputError as e:
+        st.error(md_escape(str(e)))
+        st.stop()
+    except BackendUnavailable as e:
+        if backend == "ollama" and up is None:
+            ollama_missing(host, wanted or [])
+        else:
+            st.warning(md_escape(str(e)))
+            st.caption("Start the server or change the settings above, then press "
+                       "**Check again**.")
+        st.stop()
+    for note in eng.notes:
+        st.caption(md_escape(note))
+    if not models:
+        if backend == "ollama":
+            ollama_missing(host, wanted or [], running=True)
+        else:
+            st.warning(f"{code(host)} answers but serves no model yet.")
+        st.stop()
+    check_col.caption(f"{len(models)} model(s)")
+    return eng, models

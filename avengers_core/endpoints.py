@@ -65,34 +65,42 @@ def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: endpoints file not found") from None
+    return parse_endpoints(text, str(path), toml=path.suffix.lower() == ".toml")
+
+
+def parse_endpoints(data: bytes, where: str, toml: bool) -> dict[str, Endpoint]:
+    """The endpoints in `data` (TOML if `toml`, else JSON); `where` names the source in
+    errors (a file name, or an upload's). Raises InputError as :func:`load_endpoints`."""
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    if path.suffix.lower() == ".toml":
+        raise InputError(f"{where}: not UTF-8 text (byte {e.start})") from None
+    if toml:
         try:
             import tomllib
         except ImportError:  # Python 3.10
             import tomli as tomllib
 
         try:
-            data = tomllib.loads(text)
+            parsed = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{path}: not valid TOML ({e})") from None
+            raise InputError(f"{where}: not valid TOML ({e})") from None
     else:
         try:
-            data = json.loads(text)
+            parsed = json.loads(text)
         except json.JSONDecodeError as e:
-            raise InputError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
-    models = data.get("models") if isinstance(data, dict) else None
+            raise InputError(f"{where}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    models = parsed.get("models") if isinstance(parsed, dict) else None
     if not isinstance(models, dict) or not models:
-        raise InputError(f"{path}: expected a 'models' table of model name -> endpoint")
-    return {name: _endpoint(path, name, spec) for name, spec in models.items()}
+        raise InputError(f"{where}: expected a 'models' table of model name -> endpoint")
+    return {name: _endpoint(where, name, spec) for name, spec in models.items()}
 
 
-def _endpoint(path: Path, name: str, spec: Any) -> Endpoint:
-    where = f"{path}, model {name!r}"
+def _endpoint(source: str, name: str, spec: Any) -> Endpoint:
+    where = f"{source}, model {name!r}"
     if not isinstance(spec, dict):
         raise InputError(f"{where}: expected a table with 'backend' and 'urls'")
     if "api_key" in spec:

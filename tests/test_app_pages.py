@@ -161,7 +161,7 @@ def test_calibrate_with_every_answer_failing_says_why(monkeypatch, tmp_path):
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
         at = app("calibrate")
         at.number_input[0].set_value(2)
-        at.text_input[1].set_value("none.jsonl").run()
+        out_name(at).set_value("none.jsonl").run()
         button(at, "Run calibration").click().run()
         clean(at)
         assert "No table to use yet" in at.error[0].value
@@ -304,7 +304,7 @@ def test_vote_streams_and_finishes(ollama, monkeypatch):
     at.text_area[0].set_value("Natalia sold 48 clips in April and half as many in May. "
                               "How many in total?").run()
     clean(at)
-    at.selectbox[1].set_value("number")
+    next(b for b in at.selectbox if b.label == "Answer kind").set_value("number")
     button(at, "Run the vote").click().run()
     clean(at)
     result = at.session_state["vote_result"]
@@ -331,7 +331,7 @@ def test_vote_model_switch_samples_the_next_model_when_unsure(monkeypatch):
     with FakeOllama({"qwen2.5:7b-instruct": split, "llama3.1:8b": split}) as srv:
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
         at = app("vote")
-        at.selectbox[0].set_value("switch").run()
+        at.selectbox(key="vote_strategy").set_value("switch").run()
         at.slider[0].set_value(4)  # samples per model
         at.slider[3].set_value(2).run()  # models used
         button(at, "Run the vote").click().run()
@@ -366,7 +366,7 @@ def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypa
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     at = app("calibrate")
     port = ollama.url.rsplit(":", 1)[1]
-    assert at.text_input[1].value == f"gsm8k-127.0.0.1-{port}.jsonl"
+    assert out_name(at).value == f"gsm8k-127.0.0.1-{port}.jsonl"
     at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
     at.number_input[0].set_value(4).run()
     button(at, "Run calibration").click().run()
@@ -385,7 +385,7 @@ def test_calibrate_writes_only_a_plain_name_in_its_folder(ollama, monkeypatch, t
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     at = app("calibrate")
     at.multiselect[0].set_value(["qwen2.5:7b-instruct"])
-    at.text_input[1].set_value(name).run()
+    out_name(at).set_value(name).run()
     assert "plain file name ending in .jsonl" in at.error[0].value
     assert not [b for b in at.button if b.label == "Run calibration"]
     assert not at.exception
@@ -398,7 +398,7 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     at.multiselect[0].set_value(["qwen2.5:7b-instruct", "llama3.1:8b"])
     at.number_input[0].set_value(6)
     out = tmp_path / "calibration" / "cal.jsonl"
-    at.text_input[1].set_value("cal.jsonl").run()
+    out_name(at).set_value("cal.jsonl").run()
     button(at, "Run calibration").click().run()
     clean(at)
     assert at.session_state["dataset"].startswith("calibrated:")
@@ -546,7 +546,7 @@ def test_missing_scores_read_as_a_dash():
 def test_vote_mapping_table_names_unmapped_models(ollama, monkeypatch):
     monkeypatch.setenv("OLLAMA_HOST", ollama.url)
     at = app("vote")
-    tags = list(at.dataframe[0].value["local tag"])
+    tags = list(at.dataframe[0].value["served model"])
     assert None not in tags and "" not in tags
     assert "(not mapped)" in tags and "qwen2.5:7b-instruct" in tags
 
@@ -686,3 +686,8 @@ time.sleep(0.3)
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert marker.read_text() == "stopped"
+
+
+def out_name(at):
+    """The Calibrate page's output file name box."""
+    return next(t for t in at.text_input if t.key and t.key.startswith("calibration_out"))

@@ -371,7 +371,7 @@ def test_vote_page_goes_on_when_one_model_fails(monkeypatch):
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
         monkeypatch.setenv("AVENGERS_UMAP", "0")
         at = app("vote")
-        at.selectbox[0].set_value("spread").run()
+        at.selectbox(key="vote_strategy").set_value("spread").run()
         at.slider[0].set_value(4)
         at.slider[3].set_value(2).run()  # models used
         button(at, "Run the vote").click().run()
