@@ -691,3 +691,27 @@ time.sleep(0.3)
 def out_name(at):
     """The Calibrate page's output file name box."""
     return next(t for t in at.text_input if t.key and t.key.startswith("calibration_out"))
+
+
+def test_vote_on_an_openai_compatible_server_shows_endpoint_and_thinking(monkeypatch):
+    """Issue 10: the Vote page offers the backend and host; each sample names its endpoint
+    and keeps its reasoning apart (collapsed), out of the vote."""
+    script = ModelScript(replies=["#### 42"], thinking="6 * 7, is it 41? No: #### 42")
+    # served under a demo table's own name, so the mapping is the identity
+    with FakeOllama({"qwen2.5-7b-instruct": script}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")  # not used
+        at = app("vote")
+        at.selectbox(key="engine_backend").set_value("openai").run()
+        next(t for t in at.text_input if t.label == "Server URL").set_value(srv.url).run()
+        clean(at)
+        next(b for b in at.selectbox if b.label == "Answer kind").set_value("number")
+        button(at, "Run the vote").click().run()
+        clean(at)
+        result = at.session_state["vote_result"]
+        sent = [r for r in srv.requests if r["path"] == "/v1/chat/completions"]
+    assert sent and not result.cancelled
+    assert result.tally.votes == {"42": result.tally.counted}
+    assert {s.endpoint for s in result.samples} == {srv.url + "/v1"}
+    assert all("41" in s.thinking for s in result.samples)
+    assert any(srv.url in c.value for c in at.caption)
+    assert any(e.label.startswith("Thinking (") for e in at.expander)
