@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_state import compute, fmt, session
 from avengers_core import plots
+from avengers_core.device import CHOICES, choose_device
 from avengers_core.errors import InputError
 from avengers_core.table import SUFFIXES
 
@@ -48,7 +49,23 @@ ds = session.require_dataset()
 t = ds.table
 
 current_emb = session.get("embedder")
-col_a, _ = st.columns([2, 3])
+col_a, col_d, _ = st.columns([2, 1, 2])
+with col_d:
+    current_device = session.get("device")
+    device = st.selectbox(
+        "Device", CHOICES, index=CHOICES.index(current_device) if current_device in CHOICES
+        else 0,
+        help="Where a local embedder runs. auto: `AVENGERS_DEVICE` if set, else CUDA, then "
+             "Apple MPS, then the CPU. Vectors are the same on every device and share one "
+             "cache.")
+    if device != current_device:
+        try:
+            choose_device(device)
+        except InputError as e:
+            st.error(f"Device not changed: {fmt.md_escape(str(e))}")
+        else:
+            st.session_state["device"] = device
+            st.rerun()
 with col_a:
     name = st.text_input(
         "Embedder", value=current_emb,

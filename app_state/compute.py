@@ -129,9 +129,11 @@ def computed(kind: str, key: tuple, compute: Callable[[Callable[[int, int, str],
 
 
 @st.cache_resource(show_spinner="Loading the embedder…")
-def embedder(name: str):
-    """The embedder by name (kept loaded: the first MiniLM load takes ~10 s)."""
-    return get_embedder(name)
+def embedder(name: str, device: str = "auto"):
+    """The embedder by name on `device` ("auto": `AVENGERS_DEVICE`, else CUDA, MPS, CPU),
+    kept loaded: the first MiniLM load takes ~10 s. Vectors are the same on every device,
+    so they share one cache (issue 13)."""
+    return get_embedder(name, device=device)
 
 
 @st.cache_resource(show_spinner=False)
@@ -142,7 +144,7 @@ def _load_lock(embedder_id: str) -> threading.Lock:
 def load_embedder(name: str) -> int:
     """Load the embedder's model now (once), so a bad name or an unreachable host fails
     here; its dimension. Waits for a background preload of the same embedder."""
-    emb = embedder(name)
+    emb = embedder(name, get("device"))
     return _load(emb, _load_lock(emb.id))
 
 
@@ -154,7 +156,7 @@ def preload_embedder(ds: Dataset) -> None:
     name = get("embedder")
     if name.startswith("ollama:"):
         return
-    emb = embedder(name)
+    emb = embedder(name, get("device"))
     if "value" not in _slot("fit", ds.key, emb.id, k_of(ds), int(get("seed"))):
         return
     slot = _slot("preload", emb.id)
@@ -177,7 +179,7 @@ def _quiet_load(emb: Any, lock: threading.Lock) -> None:
 
 
 def _embed_job(ds: Dataset) -> tuple[tuple, Callable]:
-    emb = embedder(get("embedder"))
+    emb = embedder(get("embedder"), get("device"))
     return (ds.key, emb.id), lambda progress: embed_texts(ds.table.queries, emb,
                                                           progress=progress)
 
@@ -191,7 +193,7 @@ def start_embeddings(ds: Dataset) -> None:
 
 def embedding_progress(ds: Dataset) -> tuple[float, str] | None:
     """(fraction, line) while the dataset's embeddings are being computed, else None."""
-    slot = _slot("embeddings", ds.key, embedder(get("embedder")).id)
+    slot = _slot("embeddings", ds.key, embedder(get("embedder"), get("device")).id)
     if "value" in slot or "thread" not in slot or not slot["thread"].is_alive():
         return None
     return progress_line(slot)
@@ -213,7 +215,7 @@ def embeddings(ds: Dataset) -> np.ndarray:
 def router(ds: Dataset) -> AvengersRouter:
     """The router fitted on the whole dataset with the session's K (routing knobs apart)."""
     x = embeddings(ds)
-    emb = embedder(get("embedder"))
+    emb = embedder(get("embedder"), get("device"))
     k, seed = k_of(ds), int(get("seed"))
     try:
         base = computed(
@@ -253,7 +255,7 @@ def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
     `AVENGERS_UMAP=0` never starts UMAP (it still uses a map already on disk).
     """
     x = embeddings(ds)
-    emb = embedder(get("embedder"))
+    emb = embedder(get("embedder"), get("device"))
     if os.environ.get("AVENGERS_UMAP", "1") == "0":  # tests: never start UMAP
         job = project.map_job(ds.table.queries, emb.id, "umap")
     else:
@@ -332,8 +334,8 @@ def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[di
 
 
 @st.cache_data(show_spinner="Embedding the query…", max_entries=256)
-def _query_vector(embedder_name: str, query: str) -> np.ndarray:
-    return embedder(embedder_name).encode([query])[0]
+def _query_vector(embedder_name: str, device: str, query: str) -> np.ndarray:
+    return embedder(embedder_name, device).encode([query])[0]
 
 
 def query_vector(query: str) -> np.ndarray:
@@ -341,14 +343,14 @@ def query_vector(query: str) -> np.ndarray:
     if not query.strip():
         raise InputError("the query is empty (expected some text)")
     load_embedder(get("embedder"))  # waits for the preload instead of loading twice
-    return _query_vector(get("embedder"), query)
+    return _query_vector(get("embedder"), get("device"), query)
 
 
 # -- evaluation --------------------------------------------------------------------------
 
 
 def eval_key(ds: Dataset) -> tuple:
-    return (ds.key, embedder(get("embedder")).id, k_of(ds), int(get("seed")))
+    return (ds.key, embedder(get("embedder"), get("device")).id, k_of(ds), int(get("seed")))
 
 
 def evaluation(ds: Dataset) -> dict:
@@ -397,7 +399,7 @@ def profile_zip(r: AvengersRouter, names: list[str] | None = None) -> bytes:
 def fitted_router(ds: Dataset, compute_now: bool = True) -> AvengersRouter | None:
     """The router of this dataset and the session's K: fitted now when its embeddings are
     ready (`compute_now`), else only if it is already fitted; None otherwise."""
-    emb = embedder(get("embedder"))
+    emb = embedder(get("embedder"), get("device"))
     if "value" not in _slot("embeddings", ds.key, emb.id):
         return None
     if not compute_now and "value" not in _slot("fit", ds.key, emb.id, k_of(ds),
@@ -446,4 +448,5 @@ def kmeans_frames(ds: Dataset, k: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """(rows, per-step assignments) of the first K-means steps on (up to 2,000 of) the
     dataset's queries, for the tour (precomputed once per dataset and K)."""
     x = embeddings(ds)
-    return _kmeans_frames(ds.key, embedder(get("embedder")).id, k, int(get("seed")), x)
+    emb_id = embedder(get("embedder"), get("device")).id
+    return _kmeans_frames(ds.key, emb_id, k, int(get("seed")), x)

@@ -24,6 +24,7 @@ DEMO = "llmrouter"
 PER_DATASET = ("k",)  # settings whose range depends on the table: one value per dataset
 DEFAULTS: dict[str, Any] = {
     "embedder": DEFAULT_EMBEDDER,
+    "device": "auto",  # AVENGERS_DEVICE, else CUDA, MPS, CPU (issue 13)
     "k": 64,
     "seed": 0,
     "top_k": 3,

@@ -715,3 +715,23 @@ def test_vote_on_an_openai_compatible_server_shows_endpoint_and_thinking(monkeyp
     assert all("41" in s.thinking for s in result.samples)
     assert any(srv.url in c.value for c in at.caption)
     assert any(e.label.startswith("Thinking (") for e in at.expander)
+
+
+def test_device_setting_on_the_data_page(monkeypatch):
+    """Issue 13: the embedder's device is a setting; a device that is not there is refused
+    in one line and the earlier setting is kept."""
+    import torch
+
+    at = app()
+    box = next(b for b in at.selectbox if b.label == "Device")
+    assert box.value == "auto"
+    if not torch.cuda.is_available():
+        box.set_value("cuda").run()
+        clean(at)
+        assert "Device not changed" in at.error[0].value and "CUDA" in at.error[0].value
+        assert at.session_state["device"] == "auto"
+    next(b for b in at.selectbox if b.label == "Device").set_value("cpu").run()
+    clean(at)
+    assert at.session_state["device"] == "cpu"
+    at.switch_page("app_pages/route.py").run()  # routing embeds on the chosen device
+    clean(at)
