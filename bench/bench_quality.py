@@ -200,6 +200,7 @@ def run(repeats: int = 3, quick: bool = False, embedders: list[str] | None = Non
         with timing("methods tried"):
             res["tried"].append(tried(f, x))
             res.setdefault("fallback", []).append(confidence_fallback(f, x))
+            res.setdefault("joint", []).append(joint_cv(f, x))
         with timing("models"):
             res["models"].append(sweep_models(table, x, fitted=f))
         with timing("fusion"):
@@ -280,6 +281,44 @@ def confidence_fallback(f, x: np.ndarray,
     return {"margins": list(margins),
             "scores": [float(st[rows, np.where(margin < m, better, top1)].mean())
                        for m in margins]}
+
+
+JOINT_GRID = {"k": (16, 32, 64, 128), "top_k": (1, 3, 5), "beta": (3.0, 6.0, 12.0)}
+
+
+def joint_cv(f, x: np.ndarray, folds: int = 5, grid: dict | None = None) -> dict[str, Any]:
+    """K, top-k and β chosen together by 5-fold cross-validation inside the training half
+    (one criterion: the mean routed score; the clustering of each K is fitted per fold,
+    the prior and τ fixed at the recipe's global prior with τ = 20), then the default
+    (prior and τ by CV) fitted with them on the whole half: held-out score (issue 15)."""
+    from avengers_core.cluster import kmeans
+    from avengers_core.score import CapabilityProfile
+
+    grid = grid or JOINT_GRID
+    train, xt = f.train, x[f.tr]
+    fold = np.random.default_rng(f.seed).integers(0, folds, len(train))
+    filled = np.nan_to_num(train.scores, nan=0.0)
+    cands = [(k, tk, b) for k in grid["k"] for tk in grid["top_k"] for b in grid["beta"]]
+    got = np.zeros((len(cands), len(train)))
+    for g in range(folds):
+        fit_rows, rows = np.flatnonzero(fold != g), np.flatnonzero(fold == g)
+        for k in grid["k"]:
+            clus = kmeans(xt[fit_rows], k, f.seed)
+            prof = CapabilityProfile.build(clus.labels, train.scores[fit_rows], k,
+                                           train.models, None, 20.0)
+            for c, (ck, tk, b) in enumerate(cands):
+                if ck != k:
+                    continue
+                cfg = RouterConfig(k=k, top_k=tk, beta=b, shrinkage=20.0, prior="global")
+                r = AvengersRouter(clus.centroids, prof, cfg)
+                got[c, rows] = filled[rows, r.predict(xt[rows]).argmax(axis=1)]
+    k, tk, b = cands[int(np.argmax(got.mean(axis=1)))]
+    t0 = time.perf_counter()
+    r = AvengersRouter.fit(train, xt, RouterConfig(k=k, top_k=tk, beta=b, seed=f.seed))
+    fit_s = time.perf_counter() - t0
+    st = f.test.scores
+    return {"k": k, "top_k": tk, "beta": b, "fit_s": fit_s,
+            "score": float(picked_scores(picks(r, x[f.te], st), st).mean())}
 
 
 SLICE = ("mmlu", "math")  # one model (llama-3.3-nemotron-super-49b-v1) leads both

@@ -735,3 +735,24 @@ def test_device_setting_on_the_data_page(monkeypatch):
     assert at.session_state["device"] == "cpu"
     at.switch_page("app_pages/route.py").run()  # routing embeds on the chosen device
     clean(at)
+
+
+def test_calibrate_with_an_uploaded_endpoints_file(monkeypatch):
+    """Issue 10: an endpoints file uploaded on the page names the models it serves; a bad
+    one is one line naming the file and the model, and nothing breaks."""
+    with FakeOllama({"qwen2.5:7b-instruct": ModelScript()}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")  # down
+        at = app("calibrate")
+        upload = next(u for u in at.file_uploader if u.label.startswith("Endpoints file"))
+        bad = b'[models.mine]\nurls = ["http://x"]\napi_key = "sk-1"\n'
+        upload.set_value(("ep.toml", bad, "application/toml")).run()
+        clean(at)
+        shown = at.error[0].value.replace("\\", "")  # Markdown escapes
+        assert "ep.toml, model 'mine': write the key in an environment variable" in shown
+        good = (f'[models.mine]\nbackend = "openai"\nurls = ["{srv.url}/v1"]\n'
+                'model = "qwen2.5:7b-instruct"\n').encode()
+        upload = next(u for u in at.file_uploader if u.label.startswith("Endpoints file"))
+        upload.set_value(("ep.toml", good, "application/toml")).run()
+        clean(at)
+    assert at.multiselect[0].options == ["mine"]
+    assert any("cannot reach Ollama" in c.value for c in at.caption)  # the default is down

@@ -143,7 +143,7 @@ def fake_embedder(monkeypatch, tmp_path):
     dims: dict[str, int] = {}
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr("avengers_core.embed.get_embedder",
-                        lambda name="minilm": FakeEmbedder(name, dims.get(name, 8)))
+                        lambda name="minilm", **_: FakeEmbedder(name, dims.get(name, 8)))
     return dims
 
 
@@ -338,7 +338,8 @@ def test_calibrate_upload_with_a_long_odd_name_is_stored_under_a_safe_name(monke
         at.run()
         at.switch_page("app_pages/calibrate.py").run()
         at.radio[0].set_value("upload").run()
-        at.file_uploader[0].set_value((name, b"question,answer\n2+2?,4\n", "text/csv")).run()
+        questions = next(u for u in at.file_uploader if u.label == "Question set")
+        questions.set_value((name, b"question,answer\n2+2?,4\n", "text/csv")).run()
         assert not at.exception, [e.value for e in at.exception]
         assert not at.error, [e.value for e in at.error]
     stored = list((tmp_path / "calibration" / "uploads").iterdir())
