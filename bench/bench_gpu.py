@@ -9,8 +9,6 @@ own. Nothing GPU-related is ever estimated: without CUDA the section says "not m
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bench.bench_speed import GB, SIGMA, _demo, resample, reset_peak, status_kib, verdict
-from bench.common import fmt, spread
+from bench.common import fmt, spread, worker_main
 
 K = 64
 BIG = {"full": 1_000_000, "quick": 60_000}
@@ -287,12 +285,7 @@ def section(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Worker entry: `python -m bench.bench_gpu <kind> '<json kwargs>'` prints one JSON line."""
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_gpu")
-    ap.add_argument("kind", choices=sorted(WORKERS))
-    ap.add_argument("kwargs", help="keyword arguments as a JSON object")
-    args = ap.parse_args(argv)
-    print(json.dumps(WORKERS[args.kind](**json.loads(args.kwargs))))
-
+    worker_main("bench.bench_gpu", WORKERS, argv)
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,6 @@ disturb them, and that copy is also what the cache-size figure measures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, fmt, spread
+from bench.common import ROOT, fmt, spread, worker_main
 
 K = 64
 SIGMA = 0.01  # per-dimension noise on resampled embeddings (≈ 0.2 in norm for d = 384)
@@ -474,12 +473,7 @@ def _fit_targets(rows: list[dict], demo_n: int, tg: dict[str, float]) -> list[st
 
 def main(argv: list[str] | None = None) -> None:
     """Worker entry: `python -m bench.bench_speed <kind> '<json kwargs>'` prints one JSON line."""
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_speed")
-    ap.add_argument("kind", choices=sorted(WORKERS))
-    ap.add_argument("kwargs", help="keyword arguments as a JSON object")
-    args = ap.parse_args(argv)
-    print(json.dumps(WORKERS[args.kind](**json.loads(args.kwargs))))
-
+    worker_main("bench.bench_speed", WORKERS, argv)
 
 if __name__ == "__main__":
     main()

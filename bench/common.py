@@ -59,3 +59,18 @@ def fmt(s: dict[str, Any], unit: str = "s", scale: float = 1.0, digits: int = 2)
     m, lo, hi = (s[k] * scale for k in ("median", "min", "max"))
     n = len(s.get("values", []))
     return f"{m:.{digits}f} {unit} ({lo:.{digits}f}–{hi:.{digits}f}, n={n})".replace(" ()", "")
+
+
+def worker_main(prog: str, workers: dict[str, Callable[..., Any]],
+                argv: list[str] | None = None) -> None:
+    """Entry of a bench worker process: `python -m <prog> <kind> '<json kwargs>'` runs
+    `workers[kind](**kwargs)` and prints its result as one JSON line (a fresh process per
+    measurement, so peak memory and first-call costs are its own)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog=f"python -m {prog}")
+    ap.add_argument("kind", choices=sorted(workers))
+    ap.add_argument("kwargs", help="keyword arguments as a JSON object")
+    args = ap.parse_args(argv)
+    print(json.dumps(workers[args.kind](**json.loads(args.kwargs))))
