@@ -14,6 +14,7 @@ missing samples are drawn one request each and `VoteRun.notes` says so.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +34,9 @@ from avengers_core.model_names import map_models
 from avengers_core.thinking import CUT_OFF, split_thinking
 
 STRATEGIES = ("single", "spread", "switch")
+TRUNCATED = "reply cut off by the token limit before a final answer"
+FINAL = re.compile(r"####|\\boxed|answer\s*(?:is|:)", re.IGNORECASE)
+"""A final-answer marker: a reply cut by the token limit votes only if it has one."""
 THREAD_PREFIX = "avengers-vote"
 FREE_CHARS = 1000
 """Free-text samples are grouped on their first FREE_CHARS characters: character
@@ -59,6 +63,7 @@ class Sample:
     endpoint: str = ""
     choice: int = 0
     no_answer: str | None = None
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -541,6 +546,7 @@ class VoteRun:
             return []
         for i, (s, choice) in enumerate(zip(batch, choices, strict=False)):
             s.text, s.thinking, s.error = choice.text, choice.thinking, choice.error
+            s.truncated = choice.truncated
             s.choice = i if len(batch) > 1 else 0
         return batch[len(choices):]
 
@@ -552,6 +558,8 @@ class VoteRun:
             sample.text, sample.thinking = split.answer, split.thinking
             if split.cut_off:
                 sample.no_answer = CUT_OFF
+            elif sample.truncated and self.kind != "free" and not FINAL.search(sample.text):
+                sample.no_answer = TRUNCATED  # its last number may be a step, not the answer
             else:
                 sample.answer, sample.no_answer = extract_with_reason(
                     sample.text, self.kind, self.choices, self.query)

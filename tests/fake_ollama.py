@@ -61,6 +61,7 @@ class ModelScript:
         OpenAI-style `delta.reasoning_content`).
     honours_n: on `/v1`, return `n` choices (choice i answers as seed + i would), or one
         (as llama-cpp-python's server and Ollama's `/v1` do).
+    truncated: end each reply as the token limit does (finish/done reason "length").
     """
 
     replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
@@ -71,6 +72,7 @@ class ModelScript:
     fail_seeds: dict[int, str] = field(default_factory=dict)
     thinking: str = ""
     honours_n: bool = True
+    truncated: bool = False
 
     def __post_init__(self) -> None:
         modes = [self.fail, *self.fail_seeds.values()]
@@ -414,7 +416,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         self.close_connection = True
                         return  # no terminating chunk: the connection just closes
             if failure != "cut":
-                self._chunk(json.dumps(_part(model, "", chat, done=True)) + "\n")
+                last = _part(model, "", chat, done=True)
+                if script.truncated:
+                    last["done_reason"] = "length"
+                self._chunk(json.dumps(last) + "\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
@@ -499,7 +504,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         return
             if failure not in ("cut", "errorline"):
                 for i in range(n):
-                    event({}, i, "stop")
+                    event({}, i, "length" if script.truncated else "stop")
                 self._chunk("data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()

@@ -14,7 +14,7 @@ import pytest
 from avengers_core.backends import BackendUnavailable, SampleError, Timeouts, get_backend
 from avengers_core.backends.openai import OpenAIBackend, resolve_base_url
 from avengers_core.endpoints import Engines
-from avengers_core.vote import SampleStarted, Token, VoteRun
+from avengers_core.vote import TRUNCATED, SampleStarted, Token, VoteRun
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 from tests.test_hardening_ollama import BAD, GOOD, GRACE, Case, T, host_for, nothing_left_behind
@@ -185,3 +185,16 @@ def test_embeddings_and_one_shot_chat():
 ])
 def test_base_url_forms(given, url):
     assert resolve_base_url(given) == url
+
+
+@pytest.mark.parametrize("protocol", ["openai", "ollama"])
+def test_a_reply_cut_by_the_token_limit_votes_only_with_a_final_answer(protocol):
+    """A reply the token limit cut (finish/done reason "length") ends mid-reasoning: its
+    last number is a step, not an answer, unless it already gave a final-answer marker."""
+    replies = ["First 3 + 4 = 7, then 7 times", "So the total is 12.\n#### 12\nLet me check"]
+    with FakeOllama({GOOD: ModelScript(replies=replies, truncated=True)}) as srv:
+        client = engines(srv.url, supports_n=False) if protocol == "openai" else srv.url
+        result = VoteRun(client, [GOOD], "q", samples=2, seed=0).run()
+    cut, marked = sorted(result.samples, key=lambda s: s.seed)
+    assert cut.answer is None and cut.no_answer == TRUNCATED
+    assert marked.answer == "12" and result.tally.votes == {"12": 1}

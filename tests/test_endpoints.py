@@ -188,3 +188,25 @@ def test_v1_pasted_as_ollama_host_says_so(two_servers, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "is an OpenAI-compatible path" in err and "--backend openai" in err
     assert "ollama serve" not in err
+
+
+def test_with_the_default_down_the_error_says_why_the_endpoints_failed_too(tmp_path):
+    from avengers_core.backends import BackendUnavailable, get_backend
+
+    with FakeOllama({QWEN: ModelScript()}) as srv:
+        path = write(tmp_path, f'[models.q]\nbackend = "openai"\nurls = ["{srv.url}/v1"]\n'
+                               'model = "qwen-typo"\n')
+        dead = get_backend("ollama", f"http://127.0.0.1:{free_port()}")
+        with pytest.raises(BackendUnavailable) as info:
+            Engines(dead, load_endpoints(path)).list_models()
+    assert "cannot reach Ollama" in str(info.value)
+    assert f"does not list 'qwen-typo' (it lists {QWEN})" in str(info.value)
+
+
+def test_a_server_that_is_not_ollama_says_use_backend_openai():
+    from avengers_core.backends import BackendUnavailable, get_backend
+
+    with FakeOllama({QWEN: ModelScript()}) as srv:  # under /nope it answers 404, as vLLM does
+        with pytest.raises(BackendUnavailable, match="answers, but not as Ollama") as info:
+            get_backend("ollama", srv.url + "/nope").list_models()
+    assert "--backend openai" in str(info.value) and "ollama serve" not in str(info.value)

@@ -54,6 +54,7 @@ class Choice:
     text: str = ""
     thinking: str = ""
     error: str | None = None
+    truncated: bool = False  # the token limit cut the reply (finish/done reason "length")
 
 
 TokenCallback = Callable[[int, str], None]

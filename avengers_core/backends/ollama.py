@@ -40,7 +40,12 @@ class OllamaUnavailable(BackendUnavailable):
 
     def __init__(self, host: str, reason: str = "") -> None:
         detail = f" ({reason})" if reason else ""
-        if re.search(r"/v1/?$", host):  # issue 11: an OpenAI-compatible path pasted here
+        if reason.startswith("HTTP 404") and not re.search(r"/v1/?$", host):
+            message = (
+                f"{host} answers, but not as Ollama ({reason}); for an OpenAI-compatible "
+                "server (llama.cpp, vLLM, SGLang, LM Studio) use --backend openai"
+            )
+        elif re.search(r"/v1/?$", host):  # issue 11: an OpenAI-compatible path pasted here
             message = (
                 f"{host} is an OpenAI-compatible path, not an Ollama host{detail}; "
                 "use --backend openai, or drop /v1 for Ollama's own API"
@@ -134,6 +139,7 @@ class OllamaCall(StreamCall):
                         on_token(0, text)
                 if part.done:
                     done = True
+                    choice.truncated = getattr(part, "done_reason", None) == "length"
                     break
             if self.aborted is not None:
                 raise SampleError(self.aborted)

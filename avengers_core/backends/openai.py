@@ -144,6 +144,7 @@ class OpenAICall(StreamCall):
                                 on_token(c.index, delta.content)
                     if c.finish_reason is not None:
                         finished.add(c.index)
+                        choice.truncated = c.finish_reason == "length"
             if self.aborted is not None:
                 raise SampleError(self.aborted)
             if not choices:
