@@ -254,8 +254,9 @@ class Engines:
                 self._default_models = self.default.list_models()
             except BackendUnavailable as e:
                 if not routes:  # say why the endpoints could not serve either
-                    why = f" (endpoints file: {'; '.join(self.notes)})" if self.notes else ""
-                    raise BackendUnavailable(e.host, f"{e}{why}") from None
+                    if self.notes:
+                        e.args = (f"{e} (endpoints file: {'; '.join(self.notes)})",)
+                    raise
                 self.notes.append(str(e))
         elif not routes:
             raise BackendUnavailable("", "no endpoint in the endpoints file answers: "

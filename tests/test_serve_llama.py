@@ -85,7 +85,8 @@ def check_field(field: dict, text: str, voted: bool) -> None:
     """The `avengers` field agrees with the reply (whatever the model said)."""
     assert field["models"] == [ALIAS]
     assert isinstance(field["cluster"], int)
-    assert field["answer"] == extract(text, "number")
+    # no answer when the 16-token limit cut the reply before a final answer (issue 10)
+    assert field["answer"] in (None, extract(text, "number"))
     if voted:
         assert sum(field["votes"].values()) <= SAMPLES
         if field["answer"] is not None:
