@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_state import compute, engines, fmt, session
 from avengers_core import plots, project
-from avengers_core.backends.ollama import OllamaUnavailable
+from avengers_core.backends import BackendUnavailable
 from avengers_core.errors import InputError
 from avengers_core.extract import kind_for_task
 from avengers_core.tour import majority_probability, moved
@@ -89,13 +89,12 @@ elif step == STEPS[3]:
                 "above one half it grows with N, below one half it shrinks (a binomial tail; "
                 "with many different wrong answers a plurality needs even fewer right ones).")
     st.plotly_chart(plots.majority_curve(p, ns, probs, n), key="tour_majority")
-    host = engines.ollama_host()
     try:
-        local = engines.local_models(host)
-    except OllamaUnavailable:
+        eng, local = engines.session_engines()  # the engine chosen on Vote or Calibrate
+    except (BackendUnavailable, InputError):
         local = []
     if not local:
-        st.caption(f"Connect an engine (Ollama at {fmt.code(host)}, see **Vote**) to run a "
+        st.caption("Connect an engine (Ollama, or another one chosen on **Vote**) to run a "
                    "live vote here.")
     else:
         query = st.session_state.get("route_query") or t.queries[0]
@@ -114,7 +113,7 @@ elif step == STEPS[3]:
 
             # the Vote page's machinery; leaving the block (also when a click interrupts
             # the script) cancels the requests still in flight
-            with VoteRun(host, chosen, query, samples=n, temperature=0.7,
+            with VoteRun(eng, chosen, query, samples=n, temperature=0.7,
                          kind=kind_for_task(res.task, default="number")) as run:
                 st.session_state["tour_vote"] = run.run(show)
             bar.empty()

@@ -40,14 +40,6 @@ def calibration_path(source: str, host: str) -> Path:
     return Path(folder) / f"{slug(source)}-{slug(host.split('://')[-1])}.jsonl"
 
 
-@st.cache_data(ttl=10, show_spinner="Asking Ollama for its models…")
-def local_models(host: str) -> list[str]:
-    """Models available on `host`; raises OllamaUnavailable (not cached) when unreachable."""
-    from avengers_core.backends.ollama import OllamaBackend
-
-    return OllamaBackend(host).list_models()
-
-
 def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
     """Say exactly what to start (or pull) when Ollama cannot be used at `host`."""
     pulls = [PULL_TAGS[m] for m in wanted if m in PULL_TAGS] or ["qwen2.5:7b-instruct"]
@@ -66,7 +58,6 @@ def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
 def check_again(where: Any = None) -> None:
     """A *Check again* button: forget the cached model lists so the servers are asked anew."""
     if (where or st).button("Check again"):
-        local_models.clear()
         connect.clear()
 
 
@@ -88,6 +79,14 @@ def connect(backend: str, host: str, key_env: str, endpoints: bytes | None,
                                  toml=endpoints_name.lower().endswith(".toml"))
     eng = Engines(get_backend(backend, host, api_key=key), parsed)
     return eng, eng.list_models()
+
+
+def session_engines() -> tuple[Any, list[str]]:
+    """(Engines, their models) of the session's engine settings, last drawn on Vote or
+    Calibrate (default: Ollama at the session's host), without drawing anything. Raises
+    InputError or BackendUnavailable as :func:`connect`."""
+    choice = st.session_state.get("engine_choice") or ("ollama", ollama_host(), "", None, "")
+    return connect(*choice)
 
 
 def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
@@ -121,9 +120,10 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
             "Endpoints file (TOML or JSON)", type=["toml", "json"], key="engine_endpoints",
             help="Per model: backend, urls (replicas), the engine's model name, api_key_env; "
                  "see docs/ENGINES.md. It overrides the backend and host for those models.")
+    choice = (backend, host, key_env, up.getvalue() if up else None, up.name if up else "")
+    st.session_state["engine_choice"] = choice  # for the tour's live vote
     try:
-        eng, models = connect(backend, host, key_env, up.getvalue() if up else None,
-                              up.name if up else "")
+        eng, models = connect(*choice)
     except InputError as e:
         st.error(md_escape(str(e)))
         st.stop()

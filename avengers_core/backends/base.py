@@ -75,6 +75,7 @@ class StreamCall(ABC):
         self.timeouts = timeouts
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
+        self.thinking = ""  # the first choice's reasoning trace, after run()
 
     @property
     def endpoint(self) -> str:
@@ -126,9 +127,6 @@ class StreamCall(ABC):
             raise SampleError(first.error)
         self.thinking = first.thinking
         return first.text
-
-    thinking: str = ""
-    """The first choice's reasoning trace after :meth:`run` (empty when there was none)."""
 
     @abstractmethod
     def _stream(self, on_token: TokenCallback | None) -> list[Choice]:
