@@ -32,7 +32,8 @@ PAGE_TIMEOUT_MS = 600_000  # the first page may embed the demo table on a cold c
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium "
+                    "(bash scripts/setup.sh --test); the browser test is never skipped")
     logs = tmp_path_factory.mktemp("e2e")
     ollama_port, app_port = free_port(), free_port()
     fake = subprocess.Popen(
