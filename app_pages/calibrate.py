@@ -6,10 +6,12 @@ from pathlib import Path
 import streamlit as st
 
 from app_state import engines, fmt, session
-from avengers_core import plots
 from avengers_core.backends import BackendUnavailable
-from avengers_core.calibrate import calibrate, calibration_table, load_questions
+from avengers_core.calibrate.questions import load_questions
+from avengers_core.calibrate.run import calibrate
+from avengers_core.calibrate.store import calibration_table
 from avengers_core.errors import InputError
+from avengers_core.present import plots
 
 SOURCES = {"gsm8k": "GSM8K test questions (demo)",
            "llmrouter": "LLMRouter labeled questions (demo)",

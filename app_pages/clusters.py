@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots
+from avengers_core.present import plots
 
 st.title("Clusters")
 ds = session.require_dataset()

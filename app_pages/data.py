@@ -3,10 +3,10 @@
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots
+from avengers_core.data.readers import SUFFIXES
 from avengers_core.device import CHOICES, choose_device
 from avengers_core.errors import InputError
-from avengers_core.table import SUFFIXES
+from avengers_core.present import plots
 
 st.title("Data")
 st.caption("A routing table: queries, each scored in [0, 1] for some models (1 = correct).")

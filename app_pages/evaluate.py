@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots, report
-from avengers_core.evaluate import METHODS
+from avengers_core.present import plots, report
+from avengers_core.routing.evaluate import METHODS
 
 LABELS = report.METHOD_LABELS
 

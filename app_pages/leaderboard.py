@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots
-from avengers_core.score import select_models
+from avengers_core.present import plots
+from avengers_core.routing.score import select_models
 
 st.title("Leaderboard")
 ds = session.require_dataset()

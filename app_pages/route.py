@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
-from avengers_core import plots, project
 from avengers_core.errors import InputError
+from avengers_core.present import maps, plots
 
 EXAMPLE = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
            "clips in May. How many clips did Natalia sell altogether in April and May?")
@@ -56,7 +56,7 @@ right.plotly_chart(plots.score_bars(res.scores, res.models), key="route_scores")
 
 st.subheader("Most similar known queries")
 x = compute.embeddings(ds)
-near, sims = project.nearest(vec, x, 8)
+near, sims = maps.nearest(vec, x, 8)
 df = compute.query_rows(ds, r, [int(i) for i in near])
 df.insert(0, "similarity", np.round(sims, 3))
 st.dataframe(fmt.missing_as_dash(pd.DataFrame(df), t.models), hide_index=True, height=260)
@@ -64,5 +64,5 @@ st.dataframe(fmt.missing_as_dash(pd.DataFrame(df), t.models), hide_index=True, h
 st.subheader("On the map")
 coords, method, _ = compute.map_coords(ds)
 base = compute.cluster_figure(ds, r, names, coords, method, "cluster")
-st.plotly_chart(plots.mark_query(base, project.place(vec, x, coords), query), key="route_map")
+st.plotly_chart(plots.mark_query(base, maps.place(vec, x, coords), query), key="route_map")
 st.caption(f"The star is placed among its nearest known queries on the {method} map.")

@@ -5,12 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, engines, fmt, session
-from avengers_core import plots, project
 from avengers_core.backends import BackendUnavailable
 from avengers_core.errors import InputError
-from avengers_core.extract import kind_for_task
-from avengers_core.tour import majority_probability, moved
-from avengers_core.vote import SampleFinished, VoteRun, pick_local_models
+from avengers_core.pipeline import plan_vote, start_vote
+from avengers_core.present import maps, plots
+from avengers_core.present.tour import majority_probability, moved
+from avengers_core.vote.events import SampleFinished
 
 STEPS = ["1 Embedding", "2 Clustering", "3 Scoring", "4 Voting", "5 Your turn"]
 
@@ -27,7 +27,7 @@ if step == STEPS[0]:
     st.subheader("1 · Embedding: a query becomes a vector")
     i = st.number_input("Query number", 0, len(t) - 1, 0, help="Any row of the table.")
     st.text(t.queries[i][:300])
-    near, sims = project.nearest(x[i], x, 9)
+    near, sims = maps.nearest(x[i], x, 9)
     keep = near != i
     near, sims = near[keep][:8], sims[keep][:8]
     st.markdown(f"An embedder ({fmt.md_escape(session.get('embedder'))}) turns each query "
@@ -99,7 +99,10 @@ elif step == STEPS[3]:
     else:
         query = st.session_state.get("route_query") or t.queries[0]
         res = compute.router(ds).route_vector(compute.query_vector(query))
-        chosen = pick_local_models(res.ranking, local, 1)[0] or local[:1]
+        plan = plan_vote(query, res, local)
+        if not plan.models:  # none of the routed models is served: the first served one
+            plan = plan_vote(query, None, local[:1], kind=plan.kind)
+        chosen = plan.models
         st.markdown(f"Live: **{fmt.md_escape(chosen[0])}** answers this query {n} times:")
         st.text(query[:300])
         if st.button("Run a live vote", type="primary"):
@@ -113,8 +116,7 @@ elif step == STEPS[3]:
 
             # the Vote page's machinery; leaving the block (also when a click interrupts
             # the script) cancels the requests still in flight
-            with VoteRun(eng, chosen, query, samples=n, temperature=0.7,
-                         kind=kind_for_task(res.task, default="number")) as run:
+            with start_vote(eng, plan, query, samples=n, temperature=0.7) as run:
                 st.session_state["tour_vote"] = run.run(show)
             bar.empty()
         result = st.session_state.get("tour_vote")

@@ -6,11 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, engines, fmt, session
-from avengers_core import plots
-from avengers_core.extract import KINDS, kind_for_task
-from avengers_core.model_names import map_models
-from avengers_core.vote import (
-    STRATEGIES,
+from avengers_core.answers.kinds import KINDS, answer_kind
+from avengers_core.backends.model_names import map_models
+from avengers_core.pipeline import plan_vote, start_vote
+from avengers_core.present import plots
+from avengers_core.vote.events import (
     AnswerExtracted,
     ModelStarted,
     RunFinished,
@@ -18,12 +18,9 @@ from avengers_core.vote import (
     SampleStarted,
     TallyChanged,
     Token,
-    VoteResult,
-    VoteRun,
-    count_votes,
-    failure_summary,
-    pick_local_models,
 )
+from avengers_core.vote.run import STRATEGIES
+from avengers_core.vote.tally import VoteResult, count_votes, failure_summary
 
 PER_ROW = 5
 REFRESH = 0.15  # seconds between redraws of one streaming panel
@@ -40,7 +37,7 @@ ds = session.current_dataset()
 default_query = st.session_state.get("route_query", "")
 query = st.text_area("Query", value=default_query or "What is 6 times 7?", height=90)
 
-ranking, task = [], None
+ranking, task, res = [], None, None
 if ds is not None and query.strip():
     res = compute.router(ds).route_vector(compute.query_vector(query))
     ranking, task = res.ranking, res.task
@@ -78,10 +75,11 @@ c5, c6, c7 = st.columns(3)
 top_n = session.int_slider("Models used", 1, len(names),
                              value=1 if strategy == "single" else 2, where=c5,
                              disabled=strategy == "single")
-auto_kind = kind_for_task(task, default="number" if task is None else "free")
+auto_kind = answer_kind(query, task)
 kind = c6.selectbox("Answer kind", KINDS, index=KINDS.index(auto_kind),
                     key=f"vote_kind-{auto_kind}",
-                    help=f"Guessed from the routed task ({fmt.md_escape(task or 'none')}).")
+                    help="From the query (options offered: choice), else from the routed "
+                         f"task ({fmt.md_escape(task or 'none')}).")
 threshold = c7.slider("Switch threshold", 0.0, 1.0, 0.6, disabled=strategy != "switch")
 c8, c9 = st.columns(2)
 max_tokens = c8.number_input("Max tokens per reply (0 = the engine's limit)", 0, 32768, 0)
@@ -91,9 +89,9 @@ options = {"max_tokens": int(max_tokens)} if max_tokens else {}
 if think != "model default":
     options["think"] = {"on": True, "off": False}.get(think, think)
 
-chosen, notes = pick_local_models(names, local, top_n if strategy != "single" else 1,
-                                  user_map)
-for note in notes:
+plan = plan_vote(query, res, local, top_n=top_n, strategy=strategy, mapping=user_map, kind=kind)
+chosen = plan.models
+for note in plan.notes:
     st.info(fmt.md_escape(note))
 if not chosen:
     pull = f"ollama pull {engines.PULL_TAGS.get(names[0], names[0])}"
@@ -179,9 +177,8 @@ def show_result(result) -> None:
 
 
 if start:
-    run = VoteRun(eng, chosen, query, samples=samples, temperature=temperature, kind=kind,
-                  concurrency=concurrency, strategy=strategy, threshold=threshold,
-                  options=options)
+    run = start_vote(eng, plan, query, samples=samples, temperature=temperature,
+                     concurrency=concurrency, threshold=threshold, options=options)
     # kept so a Stop (which interrupts the loop below) still shows what arrived
     st.session_state["vote_result"] = VoteResult(query, kind, chosen, [], count_votes([], kind),
                                                  cancelled=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import os
 import threading
 import time
 import zipfile
@@ -22,12 +21,15 @@ import streamlit as st
 
 from app_state.fmt import duration, md_escape
 from app_state.session import Dataset, get, k_of
-from avengers_core import plots, project
-from avengers_core.embed import embed_texts, get_embedder
+from avengers_core import config
+from avengers_core.data.table import RoutingTable
+from avengers_core.embed.cache import embed_texts
+from avengers_core.embed.load import get_embedder
 from avengers_core.errors import InputError
-from avengers_core.labels import cluster_labels
-from avengers_core.route import AvengersRouter, RouterConfig
-from avengers_core.table import RoutingTable
+from avengers_core.present import maps, plots
+from avengers_core.present.labels import cluster_labels
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import RouterConfig
 
 WORKER = "avengers-"  # the name prefix of the worker threads
 _STOP = threading.Event()  # set at exit: workers stop at their next progress step
@@ -246,7 +248,7 @@ def labels(ds: Dataset, r: AvengersRouter) -> list[str]:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _pca(key: str, embedder_id: str, _x: np.ndarray) -> np.ndarray:
-    return project.pca_2d(_x)
+    return maps.pca_2d(_x)
 
 
 def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
@@ -256,10 +258,10 @@ def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
     """
     x = embeddings(ds)
     emb = embedder(get("embedder"), get("device"))
-    if os.environ.get("AVENGERS_UMAP", "1") == "0":  # tests: never start UMAP
-        job = project.map_job(ds.table.queries, emb.id, "umap")
+    if not config.umap_enabled():  # tests: never start UMAP
+        job = maps.map_job(ds.table.queries, emb.id, "umap")
     else:
-        job = project.start_map(x, ds.table.queries, emb.id, method="umap")
+        job = maps.start_map(x, ds.table.queries, emb.id, method="umap")
     coords = job.coords()
     if coords is not None and len(coords) == len(x):
         return coords, "UMAP", job.status()
@@ -355,7 +357,7 @@ def eval_key(ds: Dataset) -> tuple:
 
 def evaluation(ds: Dataset) -> dict:
     """Held-out evaluation with the session's K and seed."""
-    from avengers_core.evaluate import evaluate
+    from avengers_core.routing.evaluate import evaluate
 
     x = embeddings(ds)
     cfg = RouterConfig(k=k_of(ds), seed=int(get("seed")))
@@ -368,7 +370,7 @@ def evaluation(ds: Dataset) -> dict:
 
 def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
     """A cached held-out sweep: `k` (over `ks`), `models` (number of models), `alpha` (cost)."""
-    from avengers_core import evaluate as ev
+    from avengers_core.routing import evaluate as ev
 
     x = embeddings(ds)
     cfg = RouterConfig(k=k_of(ds), seed=int(get("seed")))
@@ -387,7 +389,7 @@ def sweep(ds: Dataset, what: str, ks: list[int] | None = None) -> Any:
 def profile_zip(r: AvengersRouter, names: list[str] | None = None) -> bytes:
     """The fitted profile folder (profile.json + centroids.npz) as a zip; `names`, the
     cluster labels, are saved in it for `avengers route`."""
-    from avengers_core.profile import profile_files
+    from avengers_core.routing.profile import profile_files
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
@@ -420,7 +422,7 @@ def heatmap(r: AvengersRouter, names: list[str], order: list[int] | None = None)
 @st.cache_data(show_spinner="Writing the report…", max_entries=4)
 def _report(key: tuple, _ds: Dataset, _r: AvengersRouter, _names: list[str], method: str,
             _coords: np.ndarray, _evaluation: dict, _rows: list[dict]) -> bytes:
-    from avengers_core.report import dataset_report
+    from avengers_core.present.report import dataset_report
 
     map_fig = cluster_figure(_ds, _r, _names, _coords, method, "cluster")
     return dataset_report(_ds.name, len(_ds.table), map_fig, heatmap(_r, _names),
@@ -439,7 +441,7 @@ def report_html(ds: Dataset, evaluation_result: dict, sweep_rows: list[dict]) ->
 @st.cache_data(show_spinner="Replaying K-means…", max_entries=8)
 def _kmeans_frames(key: str, embedder_id: str, k: int, seed: int, _x: np.ndarray
                    ) -> tuple[np.ndarray, list[np.ndarray]]:
-    from avengers_core.tour import kmeans_frames
+    from avengers_core.present.tour import kmeans_frames
 
     return kmeans_frames(_x, k, iterations=6, seed=seed, sample=2000)
 

@@ -3,7 +3,6 @@ models they serve, and what to start when none answers."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,9 @@ def ollama_host() -> str:
 def calibration_path(source: str, host: str) -> Path:
     """Default calibration table for a question set on a host: grades are never shared
     between hosts. Folder: `AVENGERS_CALIBRATION_DIR`, else `calibration/` in the cache."""
-    from avengers_core.embed import cache_dir
+    from avengers_core.config import calibration_dir
 
-    folder = os.environ.get("AVENGERS_CALIBRATION_DIR") or cache_dir() / "calibration"
-    return Path(folder) / f"{slug(source)}-{slug(host.split('://')[-1])}.jsonl"
+    return calibration_dir() / f"{slug(source)}-{slug(host.split('://')[-1])}.jsonl"
 
 
 def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
@@ -70,7 +68,7 @@ def connect(backend: str, host: str, key_env: str, endpoints: bytes | None,
     """(Engines, the models they serve) for these settings; raises InputError (a bad
     endpoints file, an unset key variable) or BackendUnavailable, neither cached."""
     from avengers_core.backends import get_backend
-    from avengers_core.endpoints import Engines, api_key, parse_endpoints
+    from avengers_core.backends.endpoints import Engines, api_key, parse_endpoints
 
     key = api_key(key_env or None, "API key variable")
     parsed = {}

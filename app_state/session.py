@@ -15,10 +15,11 @@ from typing import Any
 
 import streamlit as st
 
-from avengers_core import datasets
-from avengers_core.embed import DEFAULT_EMBEDDER
+from avengers_core.data import datasets
+from avengers_core.data.readers import read_table
+from avengers_core.data.table import RoutingTable
+from avengers_core.embed.base import DEFAULT_EMBEDDER
 from avengers_core.errors import InputError
-from avengers_core.table import RoutingTable, read_table
 
 DEMO = "llmrouter"
 PER_DATASET = ("k",)  # settings whose range depends on the table: one value per dataset

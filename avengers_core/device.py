@@ -8,12 +8,12 @@ are all cached never pays for it.
 
 from __future__ import annotations
 
-import os
 import re
 
+from avengers_core import config
 from avengers_core.errors import InputError
 
-ENV = "AVENGERS_DEVICE"
+ENV = config.DEVICE_VARIABLE
 CHOICES = ("auto", "cuda", "mps", "cpu")  # plus "cuda:N" for one GPU of several
 _VALID = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -49,7 +49,7 @@ def choose_device(requested: str | None = None) -> str:
     (a silent fallback would hide a broken driver behind a 20× slower run)."""
     where = "--device"
     if requested is None or requested.strip().lower() == "auto":
-        requested, where = os.environ.get(ENV, "auto"), f"${ENV}"
+        requested, where = config.device_setting(), f"${ENV}"
     device = check_device(requested, where)
     if device == "auto":
         if _cuda():
@@ -81,4 +81,4 @@ def use_device(device: str | None) -> None:
     `$AVENGERS_DEVICE`, so every embedder and K-means of the command follows it. Raises
     InputError for an unknown name or an absent CUDA/MPS device."""
     if device:
-        os.environ[ENV] = choose_device(check_device(device))
+        config.set_device(choose_device(check_device(device)))

@@ -2,7 +2,7 @@
 
     AVENGERS_DATA_DIR=../shared/data python -m bench --only app [--quick]
 
-1. UMAP (`avengers_core.project.umap_2d`) in a fresh process whose numba cache is an
+1. UMAP (`avengers_core.present.maps.umap_2d`) in a fresh process whose numba cache is an
    empty `NUMBA_CACHE_DIR` (numba otherwise keeps compiled code in `__pycache__` folders
    in site-packages, so only the very first run after installing would pay it), then
    again in the same process.
@@ -59,8 +59,9 @@ MAP_SHOWN = """([n, method]) => Array.from(document.querySelectorAll('.js-plotly
 
 def demo_vectors() -> np.ndarray:
     """The demo table's MiniLM vectors (from the embedding cache; embedded there if cold)."""
-    from avengers_core.embed import embed_texts, get_embedder
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
+    from avengers_core.embed.cache import embed_texts
+    from avengers_core.embed.load import get_embedder
 
     return embed_texts(load_table("llmrouter").queries, get_embedder())
 
@@ -78,7 +79,7 @@ def umap_worker(vectors: Path, calls: int) -> None:
 
     The first call imports umap and compiles its numba kernels, as the app's worker does.
     """
-    from avengers_core.project import umap_2d
+    from avengers_core.present.maps import umap_2d
 
     x = np.load(vectors, allow_pickle=False)
     times: dict[str, list[float]] = {"wall": [], "cpu": []}
@@ -126,7 +127,8 @@ def bench_umap(x: np.ndarray, processes: int, calls: int, work: Path) -> dict[st
 
 def make_cache(root: Path) -> Path:
     """A temporary AVENGERS_CACHE_DIR with a copy of the demo embeddings and no maps."""
-    from avengers_core.embed import EmbeddingCache, get_embedder
+    from avengers_core.embed.cache import EmbeddingCache
+    from avengers_core.embed.load import get_embedder
 
     src = EmbeddingCache(get_embedder().id).dir
     cache = root / "cache"

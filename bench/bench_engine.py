@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.openai import OpenAIBackend
-from avengers_core.endpoints import Engines
-from avengers_core.vote import VoteRun
+from avengers_core.pipeline import VotePlan, start_vote
 from bench.common import fmt, repeat, spread
 from tests.engine import MODEL, llama_server
 
@@ -37,8 +37,8 @@ def stream_once(url: str, max_tokens: int) -> tuple[float, float, int]:
 def vote_once(url: str, samples: int, concurrency: int, supports_n: bool) -> list[str]:
     """One vote; returns its notes. Raises unless every sample has text."""
     engines = Engines(OpenAIBackend(url, supports_n=supports_n))
-    result = VoteRun(engines, [MODEL], PROMPT, samples=samples, concurrency=concurrency,
-                     options={"max_tokens": TOKENS}).run()
+    result = start_vote(engines, VotePlan([MODEL], "number"), PROMPT, samples=samples,
+                        concurrency=concurrency, options={"max_tokens": TOKENS}).run()
     if len(result.samples) != samples or any(s.error for s in result.samples):
         raise RuntimeError(f"a sample failed: {result.to_dict()}")
     return result.notes

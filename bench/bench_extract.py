@@ -4,7 +4,7 @@ Each corpus reply carries the answer a careful reader takes from it (`expected`,
 the reply states none). Reported per kind and source: replies read right, read wrong (an
 answer that is not the expected one) and missed (no answer where there is one). Replies
 are then grouped into votes (by `group`, else by question; two replies or more) and counted with
-:func:`avengers_core.vote.count_votes`: a majority is *confidently wrong* when the winner
+:func:`avengers_core.vote.tally.count_votes`: a majority is *confidently wrong* when the winner
 of the extracted answers is not one of the expected answers with the most votes, and
 holds at least half of the votes. Part of `python -m bench` (`--only extract`);
 tests/test_answers_corpus.py runs the same computation.
@@ -17,7 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from avengers_core.extract import KINDS, extract_with_reason
+from avengers_core.answers.extract import extract_with_reason
+from avengers_core.answers.kinds import KINDS
 from bench.common import ROOT, fmt, repeat
 
 CORPUS = ROOT / "tests" / "corpus" / "answers"
@@ -55,7 +56,7 @@ def agrees(kind: str, got: str | None, want: str | None) -> bool:
 
 def score_corpus(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts per kind and source, the misread replies, and the confidently wrong majorities."""
-    from avengers_core.vote import Sample, count_votes
+    from avengers_core.vote.tally import Sample, count_votes
 
     by: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "right": 0, "wrong": 0,
                                                          "missed": 0})

@@ -45,7 +45,8 @@ def _big_table(n: int) -> tuple[Any, np.ndarray, list[str]]:
 
 def worker_write(n: int) -> dict[str, Any]:
     """Write `n` resampled vectors into the (private) cache, a shard per WRITE_CHUNK."""
-    from avengers_core.embed import EmbeddingCache, get_embedder, text_key
+    from avengers_core.embed.cache import EmbeddingCache, text_key
+    from avengers_core.embed.load import get_embedder
 
     table, x = _demo()
     idx, vecs = resample(x, n, SIGMA)
@@ -64,9 +65,11 @@ def worker_fit(n: int) -> dict[str, Any]:
 
     import sklearn.cluster  # noqa: F401  (imported before timing, as in a running app)
 
-    from avengers_core.cluster import method_for
-    from avengers_core.embed import embed_texts, get_embedder
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.embed.cache import embed_texts
+    from avengers_core.embed.load import get_embedder
+    from avengers_core.routing.cluster import method_for
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table, _ = _demo()
     idx = np.random.default_rng(0).integers(0, len(table), n)  # the rows resample drew
@@ -94,9 +97,10 @@ def worker_heldout(seeds: int) -> dict[str, Any]:
     """Held-out routed score on the demo table (70/30 splits, `seeds` of them): the
     default router with scikit-learn KMeans against the same with MiniBatchKMeans, at the
     product's batch of 4,096 and at scikit-learn's default 1,024."""
-    from avengers_core import cluster
-    from avengers_core.evaluate import halves
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.routing import cluster
+    from avengers_core.routing.evaluate import halves
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table, x = _demo()
     out: dict[str, list[float]] = {"kmeans": [], "minibatch_4096": [], "minibatch_1024": []}
@@ -120,9 +124,12 @@ def worker_gpu(n_embed: int, sizes: list[int]) -> dict[str, Any]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from avengers_core.cluster import torch_kmeans
-    from avengers_core.embed import SentenceTransformerEmbedder, embed_texts, normalise
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.embed.base import normalise
+    from avengers_core.embed.cache import embed_texts
+    from avengers_core.embed.local import SentenceTransformerEmbedder
+    from avengers_core.routing.cluster import torch_kmeans
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA device")

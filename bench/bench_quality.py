@@ -23,9 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from avengers_core.embed import embed_texts, get_embedder, normalise
+from avengers_core.data.load import load_table
+from avengers_core.data.table import RoutingTable
+from avengers_core.embed.base import normalise
+from avengers_core.embed.cache import embed_texts
+from avengers_core.embed.load import get_embedder
 from avengers_core.errors import InputError
-from avengers_core.evaluate import (
+from avengers_core.routing.evaluate import (
     evaluate,
     fit_split,
     oracle_scores,
@@ -37,8 +41,8 @@ from avengers_core.evaluate import (
     sweep_models,
     sweep_shrinkage,
 )
-from avengers_core.route import ROUTERS, AvengersRouter, RouterConfig
-from avengers_core.table import RoutingTable, load_table
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import ROUTERS, RouterConfig
 from bench.common import ROOT, spread
 
 TEST_SIZE = 0.3
@@ -106,7 +110,7 @@ def lsa_vectors(texts: list[str], train_rows: np.ndarray, dim: int, seed: int) -
 def demo_score_facts() -> dict[str, dict[str, Any]]:
     """Per task of the demo data: its metric's name and how many raw records (before
     repeated questions are merged) have a score strictly between 0 and 1."""
-    from avengers_core.datasets import demo_file
+    from avengers_core.data.datasets import demo_file
 
     metric, task_of = {}, {}
     for name in ("query_train.jsonl", "query_test.jsonl"):
@@ -234,7 +238,7 @@ def tried(f, x: np.ndarray) -> dict[str, dict[str, Any]]:
     """Every method of `TRIED` fitted on one split's training half: held-out score, share
     of the best-single → oracle gap closed, fit time (s) and route time (ms per query,
     routing the held-out queries' vectors in one batch; embedding not included)."""
-    import avengers_core.routers  # noqa: F401  (registers the routers beside the recipe)
+    import avengers_core.routing.routers  # noqa: F401  (registers the routers beside the recipe)
 
     xt, st = x[f.te], f.test.scores
     best = float(picked_scores(picks(ROUTERS["best_single"].fit(f.train, x[f.tr], RouterConfig()),
@@ -291,8 +295,8 @@ def joint_cv(f, x: np.ndarray, folds: int = 5, grid: dict | None = None) -> dict
     (one criterion: the mean routed score; the clustering of each K is fitted per fold,
     the prior and τ fixed at the recipe's global prior with τ = 20), then the default
     (prior and τ by CV) fitted with them on the whole half: held-out score (issue 15)."""
-    from avengers_core.cluster import kmeans
-    from avengers_core.score import CapabilityProfile
+    from avengers_core.routing.cluster import kmeans
+    from avengers_core.routing.score import CapabilityProfile
 
     grid = grid or JOINT_GRID
     train, xt = f.train, x[f.tr]
@@ -397,8 +401,8 @@ def _band(groups: dict[Any, list[float]]) -> dict[str, list[float]]:
 
 def save_charts(res: dict) -> dict[str, str]:
     """The K sweep and the model-count curve as PNGs in assets/ (path, or the error)."""
-    from avengers_core import plots
     from avengers_core.fileio import atomic_write_bytes
+    from avengers_core.present import plots
 
     n = len(res["seeds"])
     best = med([h["best_single"] for h in res["heldout"]])

@@ -46,7 +46,7 @@ def resample(x: np.ndarray, n: int, sigma: float, seed: int = 0,
     Returns the source row of each new row and the new unit-norm float32 vectors; built a
     chunk at a time so preparing 200k rows does not raise the memory peak above the fit's.
     """
-    from avengers_core.embed import normalise
+    from avengers_core.embed.base import normalise
 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), n)
@@ -93,8 +93,9 @@ def verdict(value: float, limit: float, unit: str, digits: int = 2) -> str:
 
 def _demo() -> tuple[Any, np.ndarray]:
     """The demo table and its vectors from the cache (the model is never loaded)."""
-    from avengers_core.embed import EmbeddingCache, get_embedder, text_key
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
+    from avengers_core.embed.cache import EmbeddingCache, text_key
+    from avengers_core.embed.load import get_embedder
 
     table = load_table("llmrouter")
     emb = get_embedder()
@@ -109,7 +110,8 @@ def worker_fit(n: int, config: str, sigma: float) -> dict[str, Any]:
     """Fit K = 64 once on `n` resampled rows (0 = the demo table) and measure time and RSS."""
     import sklearn.cluster  # noqa: F401  (imported before timing, as in a running app)
 
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table, x = _demo()
     out: dict[str, Any] = {"n": len(table) if n == 0 else n, "resampled": n != 0}
@@ -138,8 +140,9 @@ def worker_fit(n: int, config: str, sigma: float) -> dict[str, Any]:
 
 def worker_cold(n: int) -> dict[str, Any]:
     """Empty cache: time loading MiniLM, then embedding `n` demo queries through the cache."""
-    from avengers_core.embed import EmbeddingCache, embed_texts, get_embedder, text_key
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
+    from avengers_core.embed.cache import EmbeddingCache, embed_texts, text_key
+    from avengers_core.embed.load import get_embedder
 
     table = load_table("llmrouter")
     rng = np.random.default_rng(0)
@@ -159,8 +162,9 @@ def worker_cold(n: int) -> dict[str, Any]:
 
 def worker_warm(repeats: int) -> dict[str, Any]:
     """Full demo table, every vector in the cache: `embed_texts` time per call."""
-    from avengers_core.embed import embed_texts, get_embedder
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
+    from avengers_core.embed.cache import embed_texts
+    from avengers_core.embed.load import get_embedder
 
     table = load_table("llmrouter")
     emb = get_embedder()
@@ -174,8 +178,9 @@ def worker_warm(repeats: int) -> dict[str, Any]:
 
 def worker_route(n: int, repeats: int) -> dict[str, Any]:
     """Route `n` new queries and bare-encode the same texts, interleaved, `repeats` rounds."""
-    from avengers_core.embed import get_embedder
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.embed.load import get_embedder
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table, x = _demo()
     emb = get_embedder()
@@ -218,8 +223,8 @@ def worker_busy(repeats: int) -> dict[str, Any]:
     `kmeans` (one BLAS thread) against plain scikit-learn KMeans (BLAS threads unlimited)."""
     from sklearn.cluster import KMeans
 
-    from avengers_core.cluster import kmeans
-    from avengers_core.embed import normalise
+    from avengers_core.embed.base import normalise
+    from avengers_core.routing.cluster import kmeans
 
     _, x = _demo()
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -267,8 +272,10 @@ def _cache_copy(root: Path) -> dict[str, Any]:
     The vectors come from the user's cache (embedded there once if missing), replayed by an
     embedder that looks them up, so the shards are laid out exactly as a cold run writes them.
     """
-    from avengers_core.embed import Embedder, EmbeddingCache, embed_texts, get_embedder
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
+    from avengers_core.embed.base import Embedder
+    from avengers_core.embed.cache import EmbeddingCache, embed_texts
+    from avengers_core.embed.load import get_embedder
 
     table = load_table("llmrouter")
     real = get_embedder()

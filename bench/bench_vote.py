@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from avengers_core.vote import VoteRun
+from avengers_core.pipeline import VotePlan, start_vote
 from bench.common import fmt, repeat
 from tests.fake_ollama import FakeOllama, ModelScript
 
@@ -20,7 +20,8 @@ SAMPLES = 10
 
 def vote_once(url: str, samples: int, concurrency: int) -> None:
     """One vote; raises if the majority is not the scripted answer (a broken run is no timing)."""
-    result = VoteRun(url, [MODEL], "What is 6*7?", samples=samples, concurrency=concurrency).run()
+    result = start_vote(url, VotePlan([MODEL], "number"), "What is 6*7?", samples=samples,
+                        concurrency=concurrency).run()
     if result.answer != "42" or result.tally.counted != samples:
         raise RuntimeError(f"unexpected vote result: {result.to_dict()}")
 

@@ -43,7 +43,7 @@ def make_rows(n: int = 200, seed: int = 0) -> tuple[list[dict], np.ndarray]:
 @pytest.fixture
 def toy():
     """(table, vectors) for the two-topic toy table."""
-    from avengers_core.table import from_rows
+    from avengers_core.data.table import from_rows
 
     rows, x = make_rows()
     return from_rows(rows, "toy"), x
@@ -51,8 +51,8 @@ def toy():
 
 @pytest.fixture(scope="session")
 def demo_table():
-    from avengers_core.datasets import available
-    from avengers_core.table import load_table
+    from avengers_core.data.datasets import available
+    from avengers_core.data.load import load_table
 
     if not available("llmrouter"):
         pytest.fail("demo data missing: set AVENGERS_DATA_DIR or run `avengers data`")
@@ -61,13 +61,13 @@ def demo_table():
 
 @pytest.fixture(scope="session")
 def minilm():
-    from avengers_core.embed import get_embedder
+    from avengers_core.embed.load import get_embedder
 
     return get_embedder("minilm")
 
 
 @pytest.fixture(scope="session")
 def demo_embeddings(demo_table, minilm):
-    from avengers_core.embed import embed_texts
+    from avengers_core.embed.cache import embed_texts
 
     return embed_texts(demo_table.queries, minilm)

@@ -13,8 +13,8 @@ import ollama
 import openai
 import uvicorn
 
-from avengers_core.cli import build_parser
-from avengers_core.cli_serve import prepare
+from avengers_core.cli.main import build_parser
+from avengers_core.cli.serve import prepare
 from tests.net import free_port
 
 

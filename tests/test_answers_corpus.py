@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from avengers_core.extract import KINDS
+from avengers_core.answers.kinds import KINDS
 from bench.bench_extract import load_corpus, read, run, score_corpus, section
 
 ROWS = load_corpus()

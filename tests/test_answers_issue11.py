@@ -7,20 +7,21 @@ import json
 
 import pytest
 
-from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
-from avengers_core.calibrate import load_questions
-from avengers_core.cli import main
-from avengers_core.errors import InputError
-from avengers_core.extract import (
-    extract,
-    extract_with_reason,
-    gold_answer,
-    is_correct,
-    offered_letters,
+from avengers_core.answers.extract import extract, extract_with_reason, offered_letters
+from avengers_core.answers.grading import gold_answer, is_correct
+from avengers_core.backends.model_names import (
+    find_listed,
+    map_models,
+    pick_local_models,
+    same_model,
+    suggest_tag,
 )
-from avengers_core.model_names import find_listed, map_models, same_model, suggest_tag
-from avengers_core.table import read_table, sniff_delimiter
-from avengers_core.vote import Sample, count_votes, pick_local_models
+from avengers_core.backends.ollama import OllamaBackend, OllamaUnavailable
+from avengers_core.calibrate.questions import load_questions
+from avengers_core.cli import main
+from avengers_core.data.readers import read_table, sniff_delimiter
+from avengers_core.errors import InputError
+from avengers_core.vote.tally import Sample, count_votes
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.test_cli_ollama import MATH, build_profile
 

@@ -8,14 +8,9 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avengers_core.extract import (
-    LETTERS,
-    canonical_number,
-    extract,
-    gold_answer,
-    is_correct,
-    normalize_text,
-)
+from avengers_core.answers.extract import canonical_number, extract, normalize_text
+from avengers_core.answers.grading import gold_answer, is_correct
+from avengers_core.answers.kinds import LETTERS
 
 fractions = st.builds(Fraction, st.integers(-999, 999), st.integers(1, 60))
 

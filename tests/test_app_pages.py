@@ -129,8 +129,9 @@ def test_profile_download_is_a_loadable_profile(toy, tmp_path):
     import zipfile
 
     from app_state.compute import profile_zip
-    from avengers_core.profile import load_profile
-    from avengers_core.route import AvengersRouter, RouterConfig
+    from avengers_core.routing.profile import load_profile
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table, x = toy
     r = AvengersRouter.fit(table, x, RouterConfig(k=2), embedder_id="toy")
@@ -144,10 +145,10 @@ def test_profile_download_is_a_loadable_profile(toy, tmp_path):
 def test_background_map_worker_is_reaped(tmp_path, toy):
     import time
 
-    from avengers_core import project
+    from avengers_core.present import maps
 
     _, x = toy
-    job = project.start_map(x, [f"q{i}" for i in range(len(x))], "toy", "pca", folder=tmp_path)
+    job = maps.start_map(x, [f"q{i}" for i in range(len(x))], "toy", "pca", folder=tmp_path)
     pid = json.loads(job.status_path.read_text())["pid"]
     deadline = time.time() + 60
     while Path(f"/proc/{pid}").exists() and time.time() < deadline:  # a zombie stays listed
@@ -183,7 +184,7 @@ def test_markdown_escape_makes_data_inert():
 
 def test_route_reason_reads_well():
     from app_state.fmt import route_reason
-    from avengers_core.route import RouteResult
+    from avengers_core.routing.routers.base import RouteResult
 
     def result(count: int, size: int) -> RouteResult:
         stats = {"m_2": {"mean": None if count == 0 else 1.0, "count": count, "score": 0.5}}

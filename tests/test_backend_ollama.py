@@ -7,13 +7,13 @@ import threading
 import pytest
 
 from avengers_core.backends.base import TIMER_PREFIX, SampleError, Timeouts
+from avengers_core.backends.model_names import map_models, suggest_tag
 from avengers_core.backends.ollama import (
     DEFAULT_HOST,
     OllamaBackend,
     OllamaUnavailable,
     resolve_host,
 )
-from avengers_core.model_names import map_models, suggest_tag
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 

@@ -12,9 +12,11 @@ import time
 import pytest
 
 from avengers_core.backends import BackendUnavailable, SampleError, Timeouts, get_backend
+from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.openai import OpenAIBackend, resolve_base_url
-from avengers_core.endpoints import Engines
-from avengers_core.vote import TRUNCATED, SampleStarted, Token, VoteRun
+from avengers_core.vote.events import SampleStarted, Token
+from avengers_core.vote.run import VoteRun
+from avengers_core.vote.tally import TRUNCATED
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 from tests.test_hardening_ollama import BAD, GOOD, GRACE, Case, T, host_for, nothing_left_behind

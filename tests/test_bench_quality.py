@@ -28,7 +28,7 @@ def test_cells_and_gap_closed():
 
 @pytest.fixture(scope="module")
 def toy_results():
-    from avengers_core.table import from_rows
+    from avengers_core.data.table import from_rows
     from tests.conftest import make_rows
 
     rows, x = make_rows(300)

@@ -8,14 +8,9 @@ import threading
 import pytest
 
 from avengers_core.backends.ollama import OllamaUnavailable
-from avengers_core.calibrate import (
-    THREAD_PREFIX,
-    Question,
-    calibrate,
-    calibration_table,
-    load_questions,
-    read_done,
-)
+from avengers_core.calibrate.questions import Question, load_questions
+from avengers_core.calibrate.run import THREAD_PREFIX, calibrate
+from avengers_core.calibrate.store import calibration_table, read_done
 from avengers_core.errors import InputError
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
@@ -123,7 +118,7 @@ def test_calibrate_grades_and_writes_table(srv, tmp_path):
     assert report.accuracy() == {"good": 0.25, "wise": 0.75}
     assert seen[-1][:2] == (8, 8) and "wise" in seen[-1][2]
     assert {r["task"] for r in rows(out)} == {"gsm8k", "mmlu", "trivia_qa"}
-    from avengers_core.table import read_table
+    from avengers_core.data.readers import read_table
 
     table = read_table(out)
     assert table.models == ["good", "wise"] and len(table) == 4
@@ -267,7 +262,7 @@ def test_a_bad_complete_last_line_is_not_silently_deleted(tmp_path):
 
 
 def test_compaction_failing_midway_keeps_the_file(tmp_path, monkeypatch):
-    from avengers_core import calibrate as cal
+    from avengers_core.calibrate import store as cal
 
     out = tmp_path / "t.jsonl"
     out.write_text(ROW_A + ROW_B + '{"query": "a", "scores": {"n": 0.0}}\n')

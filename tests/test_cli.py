@@ -18,7 +18,7 @@ def run(*args, env=None):
 
 def test_help_does_not_import_heavy_libraries():
     code = (
-        "import sys; from avengers_core.cli import build_parser; build_parser(); "
+        "import sys; from avengers_core.cli.main import build_parser; build_parser(); "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'sklearn', 'umap', 'plotly', "
         "'pandas', 'ollama', 'streamlit') if m in sys.modules]; print(heavy)"
     )
@@ -75,7 +75,7 @@ def test_fit_then_route_json(fitted):
 
 
 def test_route_text_names_the_cluster_by_its_label(fitted):
-    from avengers_core.profile import saved_labels
+    from avengers_core.routing.profile import saved_labels
 
     names = saved_labels(fitted / "prof")
     assert names is not None and len(names) == 2 and all(names)
@@ -107,7 +107,7 @@ def test_k_larger_than_table(fitted):
 
 
 def test_data_verifies_the_demo_files():
-    from avengers_core.datasets import data_dir
+    from avengers_core.data.datasets import data_dir
 
     out = run("data", "--dir", str(data_dir()))
     assert out.returncode == 0, out.stderr
@@ -150,7 +150,7 @@ def test_os_error_is_one_line_even_for_a_file_name_with_a_line_break(monkeypatch
     def denied(path):
         raise PermissionError(13, "Permission denied", "odd\nname")
 
-    monkeypatch.setattr("avengers_core.profile.load_profile", denied)
+    monkeypatch.setattr("avengers_core.routing.profile.load_profile", denied)
     assert main(["route", "odd\nname", "hello"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == ["error: odd name: Permission denied"]

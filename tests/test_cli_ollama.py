@@ -43,10 +43,12 @@ def profile(srv, tmp_path, monkeypatch):
 def build_profile(host: str, out: Path) -> Path:
     """A 2-cluster profile in `out`, embedded by `nomic-embed-text` on `host`: qwen2.5 wins
     the math questions, llama-3.1 the trivia ones."""
-    from avengers_core.embed import OllamaEmbedder, embed_texts
-    from avengers_core.profile import save_profile
-    from avengers_core.route import AvengersRouter, RouterConfig
-    from avengers_core.table import from_rows
+    from avengers_core.data.table import from_rows
+    from avengers_core.embed.cache import embed_texts
+    from avengers_core.embed.ollama import OllamaEmbedder
+    from avengers_core.routing.profile import save_profile
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     rows = [
         {"query": q, "task": "gsm8k",
@@ -80,9 +82,10 @@ def test_vote_json(srv, profile, capsys):
 def test_vote_names_the_profile_when_the_embedder_dimension_differs(srv, tmp_path, capsys):
     import numpy as np
 
-    from avengers_core.profile import save_profile
-    from avengers_core.route import AvengersRouter, RouterConfig
-    from avengers_core.table import from_rows
+    from avengers_core.data.table import from_rows
+    from avengers_core.routing.profile import save_profile
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
 
     table = from_rows([{"query": q, "scores": {"qwen2.5-7b-instruct": 1.0}} for q in MATH], "t")
     x = np.random.default_rng(0).normal(size=(len(MATH), 8)).astype(np.float32)

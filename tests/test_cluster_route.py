@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from avengers_core.cluster import kmeans
 from avengers_core.errors import InputError
-from avengers_core.route import AvengersRouter, RouterConfig, softmax_neg_distance
+from avengers_core.routing.cluster import kmeans
+from avengers_core.routing.routers.avengers import AvengersRouter, softmax_neg_distance
+from avengers_core.routing.routers.base import RouterConfig
 
 
 def test_kmeans_seeded_and_normalised(toy):
@@ -105,7 +106,7 @@ def test_cluster_order_and_best_models(toy):
 
 
 def test_reason_reads_well_without_scores_and_for_one_question():
-    from avengers_core.route import RouteResult
+    from avengers_core.routing.routers.base import RouteResult
 
     stats = {"A": {"mean": None, "count": 0, "score": 0.5}}
     res = RouteResult(cluster=3, clusters=[{"id": 3, "p": 1.0, "similarity": 0.9}],
@@ -120,7 +121,7 @@ def test_reason_reads_well_without_scores_and_for_one_question():
 
 
 def _blobs(n: int, k: int, d: int = 24, noise: float = 0.15, seed: int = 0):
-    from avengers_core.embed import normalise
+    from avengers_core.embed.base import normalise
 
     rng = np.random.default_rng(seed)
     centres = normalise(rng.standard_normal((k, d)))
@@ -137,7 +138,7 @@ def _inertia(x, labels, k):
 def test_torch_kmeans_on_cpu_is_seeded_and_agrees_with_scikit_learn():
     from sklearn.metrics import adjusted_rand_score
 
-    from avengers_core.cluster import torch_kmeans
+    from avengers_core.routing.cluster import torch_kmeans
 
     x, truth = _blobs(4000, 8)
     a, b = torch_kmeans(x, 8, seed=3, device="cpu"), torch_kmeans(x, 8, seed=3, device="cpu")
@@ -154,8 +155,8 @@ def test_torch_kmeans_on_cpu_is_seeded_and_agrees_with_scikit_learn():
 
 
 def test_torch_kmeans_refills_an_empty_cluster():
-    from avengers_core.cluster import torch_kmeans
-    from avengers_core.embed import normalise
+    from avengers_core.embed.base import normalise
+    from avengers_core.routing.cluster import torch_kmeans
 
     points = normalise(np.random.default_rng(0).standard_normal((6, 8)))
     x = np.repeat(points, 50, axis=0)  # six distinct points, K = 6
@@ -166,7 +167,7 @@ def test_torch_kmeans_refills_an_empty_cluster():
 def test_method_by_size_and_device(monkeypatch):
     import torch
 
-    from avengers_core import cluster
+    from avengers_core.routing import cluster
 
     monkeypatch.delenv("AVENGERS_DEVICE", raising=False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -185,7 +186,7 @@ def test_method_by_size_and_device(monkeypatch):
 def test_minibatch_path_is_seeded_and_finds_the_clusters(monkeypatch):
     from sklearn.metrics import adjusted_rand_score
 
-    from avengers_core import cluster
+    from avengers_core.routing import cluster
 
     monkeypatch.setenv("AVENGERS_DEVICE", "cpu")
     monkeypatch.setattr(cluster, "MINIBATCH_MIN", 1000)
@@ -204,7 +205,7 @@ def test_minibatch_path_is_seeded_and_finds_the_clusters(monkeypatch):
 
 
 def test_unit_vectors_are_clustered_in_place():
-    from avengers_core.cluster import unit_rows
+    from avengers_core.routing.cluster import unit_rows
 
     x, _ = _blobs(100, 3)
     assert unit_rows(x) is x  # no second copy of a large table
@@ -217,7 +218,7 @@ def test_unit_vectors_are_clustered_in_place():
 def test_gpu_kmeans_repeats_and_matches_the_cpu():
     from sklearn.metrics import adjusted_rand_score
 
-    from avengers_core import cluster
+    from avengers_core.routing import cluster
 
     x, truth = _blobs(cluster.GPU_MIN, 32, d=64, noise=0.2)
     assert cluster.method_for(len(x), "cuda") == ("torch", "cuda")

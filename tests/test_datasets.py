@@ -7,8 +7,8 @@ from functools import partial
 
 import pytest
 
-from avengers_core import datasets
-from avengers_core.datasets import DataFile, Dataset
+from avengers_core.data import datasets
+from avengers_core.data.datasets import DataFile, Dataset
 from avengers_core.errors import InputError
 
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from avengers_core.evaluate import evaluate
-from avengers_core.profile import load_profile, save_profile
-from avengers_core.route import AvengersRouter, RouterConfig
+from avengers_core.routing.evaluate import evaluate
+from avengers_core.routing.profile import load_profile, save_profile
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import RouterConfig
 
 pytestmark = pytest.mark.slow
 

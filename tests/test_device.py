@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from avengers_core import device as dev
-from avengers_core.cli import build_parser, main
-from avengers_core.embed import SentenceTransformerEmbedder, embed_texts, get_embedder
+from avengers_core.cli.main import build_parser, main
+from avengers_core.embed.cache import embed_texts
+from avengers_core.embed.load import get_embedder
+from avengers_core.embed.local import SentenceTransformerEmbedder
 from avengers_core.errors import InputError
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

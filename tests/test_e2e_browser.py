@@ -115,7 +115,7 @@ def star_pixels(page):
 
 def known_query() -> str:
     """A query of the demo table: routed, its star sits on its own point of the map."""
-    from avengers_core.table import load_table
+    from avengers_core.data.load import load_table
 
     return next(q for q in load_table("llmrouter").queries if 30 <= len(q) <= 120
                 and "\n" not in q)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from avengers_core.embed import Embedder, embed_texts, get_embedder, normalise, text_key
+from avengers_core.embed.base import Embedder, normalise
+from avengers_core.embed.cache import embed_texts, text_key
+from avengers_core.embed.load import get_embedder
 from tests.pickles import Boom
 
 
@@ -78,7 +80,7 @@ def test_ollama_embedder_over_http(tmp_path, monkeypatch):
 
 
 def test_interrupted_embedding_keeps_finished_chunks(tmp_path, monkeypatch):
-    from avengers_core import embed
+    from avengers_core.embed import cache as embed
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(embed, "CHUNK", 2)
@@ -138,7 +140,7 @@ def test_corrupt_shard_is_dropped_and_rebuilt(tmp_path, monkeypatch, how):
 
 
 def test_shard_of_another_width_is_dropped(tmp_path):
-    from avengers_core.embed import EmbeddingCache
+    from avengers_core.embed.cache import EmbeddingCache
 
     cache = EmbeddingCache("test:w", root=tmp_path)
     cache.put(["k1", "k2"], np.ones((2, 4), dtype=np.float32))
@@ -149,7 +151,7 @@ def test_shard_of_another_width_is_dropped(tmp_path):
 
 
 def test_cache_of_another_model_under_the_same_name_is_an_input_error(tmp_path, monkeypatch):
-    from avengers_core.embed import EmbeddingCache
+    from avengers_core.embed.cache import EmbeddingCache
     from avengers_core.errors import InputError
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
@@ -161,7 +163,7 @@ def test_cache_of_another_model_under_the_same_name_is_an_input_error(tmp_path, 
 def test_concurrent_writers_never_lose_a_shard(tmp_path):
     import threading
 
-    from avengers_core.embed import EmbeddingCache
+    from avengers_core.embed.cache import EmbeddingCache
 
     start = threading.Barrier(8)
 
@@ -184,7 +186,7 @@ def test_concurrent_writers_never_lose_a_shard(tmp_path):
 
 def test_shard_that_cannot_be_opened_is_kept(tmp_path, monkeypatch):
     """An OSError (permissions, too many open files) says nothing about the content."""
-    from avengers_core import embed
+    from avengers_core.embed import cache as embed
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
     first = embed_texts(["a", "bb"], CountingEmbedder())

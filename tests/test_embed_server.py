@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from avengers_core.embed import embed_texts, get_embedder, normalise
+from avengers_core.embed.base import normalise
+from avengers_core.embed.cache import embed_texts
+from avengers_core.embed.load import get_embedder
 from avengers_core.errors import InputError
 from tests.fake_ollama import FakeOllama, ModelScript, fake_embedding
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from avengers_core.backends.endpoints import Engines, load_endpoints
 from avengers_core.cli import main
-from avengers_core.endpoints import Engines, load_endpoints
 from avengers_core.errors import InputError
-from avengers_core.vote import VoteRun
+from avengers_core.vote.run import VoteRun
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port
 from tests.test_cli_ollama import MATH, build_profile

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from avengers_core.errors import InputError
-from avengers_core.evaluate import (
+from avengers_core.routing.evaluate import (
     METHODS,
     evaluate,
     fit_split,
@@ -20,7 +20,9 @@ from avengers_core.evaluate import (
     sweep_shrinkage,
     vote_accuracy,
 )
-from avengers_core.route import SHRINKAGE_GRID, AvengersRouter, RouterConfig
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import RouterConfig
+from avengers_core.routing.shrinkage import SHRINKAGE_GRID
 
 
 def test_split_inside_each_task_disjoint_and_seeded(toy):
@@ -69,7 +71,7 @@ def test_sweeps(toy):
 
 
 def test_knn_router_follows_neighbours(toy):
-    from avengers_core.baselines import KNNRouter
+    from avengers_core.routing.routers.baselines import KNNRouter
 
     table, x = toy
     knn = KNNRouter.fit(table, x, RouterConfig())

@@ -6,20 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avengers_core.extract import (
-    LETTERS,
+from avengers_core.answers.extract import (
     canonical_number,
     extract,
     extract_choice,
     extract_number,
     extract_text,
-    gold_answer,
     group_free,
-    is_correct,
-    kind_for_task,
     normalize_text,
     parse_choices,
 )
+from avengers_core.answers.grading import gold_answer, is_correct
+from avengers_core.answers.kinds import LETTERS, kind_for_task
 
 
 @pytest.mark.parametrize(

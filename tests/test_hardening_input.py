@@ -22,16 +22,11 @@ import numpy as np
 import pytest
 
 from avengers_core.cli import main
-from avengers_core.embed import Embedder
+from avengers_core.data.readers import read_table
+from avengers_core.data.table import FORMULA_START, check_enough_rows, escape_cell, unescape_cell
+from avengers_core.embed.base import Embedder
 from avengers_core.errors import InputError
-from avengers_core.profile import load_profile
-from avengers_core.table import (
-    FORMULA_START,
-    check_enough_rows,
-    escape_cell,
-    read_table,
-    unescape_cell,
-)
+from avengers_core.routing.profile import load_profile
 from tests.corpus import CASES, FORMULAS_READ, HERE, PROFILES, TABLES, Case, save_good
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +137,7 @@ def fake_embedder(monkeypatch, tmp_path):
     """`avengers` commands embed with FakeEmbedder (dimension `dims[name]`, default 8)."""
     dims: dict[str, int] = {}
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("avengers_core.embed.get_embedder",
+    monkeypatch.setattr("avengers_core.embed.load.get_embedder",
                         lambda name="minilm", **_: FakeEmbedder(name, dims.get(name, 8)))
     return dims
 
@@ -190,7 +185,7 @@ def test_cli_unwritable_out_is_one_line(out, expect, tmp_path, corpus, fake_embe
 
 
 def test_save_profile_writes_atomically_and_records_the_checksum(tmp_path, monkeypatch):
-    from avengers_core import profile
+    from avengers_core.routing import profile
 
     written: list[str] = []
     real = profile.atomic_write_bytes
@@ -205,7 +200,8 @@ def test_save_profile_writes_atomically_and_records_the_checksum(tmp_path, monke
 
 
 def test_a_failed_save_keeps_the_previous_profile(tmp_path, monkeypatch):
-    from avengers_core import fileio, profile
+    from avengers_core import fileio
+    from avengers_core.routing import profile
 
     folder = save_good(tmp_path / "p")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}

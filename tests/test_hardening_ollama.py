@@ -35,7 +35,9 @@ from typing import Any
 import pytest
 
 from avengers_core.backends.base import Timeouts
-from avengers_core.vote import SampleStarted, Token, VoteRun, failure_summary
+from avengers_core.vote.events import SampleStarted, Token
+from avengers_core.vote.run import VoteRun
+from avengers_core.vote.tally import failure_summary
 from tests.fake_ollama import FakeOllama, FullBacklog, ModelScript
 from tests.net import free_port
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from avengers_core.labels import cluster_labels, cluster_terms
+from avengers_core.present.labels import cluster_labels, cluster_terms
 
 TEXTS = [
     "How many apples does Tom have if he buys 3 apples?",

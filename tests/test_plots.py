@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from avengers_core import plots
+from avengers_core.present import plots
 
 
 def test_hover_text_escapes_and_shortens():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from avengers_core.errors import InputError
-from avengers_core.profile import load_profile, save_profile
-from avengers_core.route import AvengersRouter, RouterConfig
+from avengers_core.routing.profile import load_profile, save_profile
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import RouterConfig
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from avengers_core import project
+from avengers_core.present import maps
 from tests.pickles import Boom
 
 
@@ -20,7 +20,7 @@ def _vectors(n=40, d=8, seed=0):
 
 def test_pca_shape_and_determinism():
     X = _vectors()
-    a, b = project.pca_2d(X), project.pca_2d(X.copy())
+    a, b = maps.pca_2d(X), maps.pca_2d(X.copy())
     assert a.shape == (40, 2) and a.dtype == np.float32
     np.testing.assert_allclose(a, b)
     assert a[:, 0].var() >= a[:, 1].var()
@@ -28,48 +28,48 @@ def test_pca_shape_and_determinism():
 
 def test_place_lands_near_its_twin():
     X = _vectors()
-    coords = project.pca_2d(X)
-    np.testing.assert_allclose(project.place(X[7], X, coords, k=1), coords[7], atol=1e-5)
-    p = project.place(X[7], X, coords, k=5)
+    coords = maps.pca_2d(X)
+    np.testing.assert_allclose(maps.place(X[7], X, coords, k=1), coords[7], atol=1e-5)
+    p = maps.place(X[7], X, coords, k=5)
     assert p.shape == (2,)
 
 
 def test_nearest_is_sorted_best_first():
     X = _vectors()
-    idx, sims = project.nearest(X[3], X, 5)
+    idx, sims = maps.nearest(X[3], X, 5)
     assert idx[0] == 3 and abs(sims[0] - 1.0) < 1e-5
     assert list(sims) == sorted(sims, reverse=True) and len(idx) == 5
 
 
 def test_key_depends_on_texts_and_embedder():
-    k = project.texts_key(["a", "b"], "minilm")
-    assert k == project.texts_key(["a", "b"], "minilm")
-    assert k != project.texts_key(["a", "b "], "minilm")
-    assert k != project.texts_key(["ab"], "minilm")
-    assert k != project.texts_key(["a", "b"], "ollama:nomic-embed-text")
-    assert "/" not in project.texts_key(["a"], "sentence-transformers/all-MiniLM-L6-v2")
+    k = maps.texts_key(["a", "b"], "minilm")
+    assert k == maps.texts_key(["a", "b"], "minilm")
+    assert k != maps.texts_key(["a", "b "], "minilm")
+    assert k != maps.texts_key(["ab"], "minilm")
+    assert k != maps.texts_key(["a", "b"], "ollama:nomic-embed-text")
+    assert "/" not in maps.texts_key(["a"], "sentence-transformers/all-MiniLM-L6-v2")
 
 
 def test_background_map_written_once_and_reused(tmp_path):
     X = _vectors()
     texts = [f"q{i}" for i in range(len(X))]
-    job = project.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
+    job = maps.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
     deadline = time.time() + 60
     while job.coords() is None and time.time() < deadline:
         assert job.status()["state"] in ("running", "done"), job.status()
         time.sleep(0.1)
     coords = job.coords()
     assert coords is not None and coords.shape == (40, 2)
-    np.testing.assert_allclose(coords, project.pca_2d(X), atol=1e-5)
+    np.testing.assert_allclose(coords, maps.pca_2d(X), atol=1e-5)
     assert job.status()["state"] == "done"
     assert not job.vectors_path.exists()
     mtime = job.coords_path.stat().st_mtime_ns
-    again = project.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
+    again = maps.start_map(X, texts, "test.emb", method="pca", folder=tmp_path)
     assert again == job and again.coords_path.stat().st_mtime_ns == mtime
 
 
 def test_status_of_missing_and_dead_jobs(tmp_path):
-    job = project.map_job(["x"], "e", "umap", folder=tmp_path)
+    job = maps.map_job(["x"], "e", "umap", folder=tmp_path)
     assert job.status()["state"] == "missing" and job.coords() is None
     job.status_path.write_text('{"state": "running", "pid": 999999999, "message": "fit"}')
     assert job.status()["state"] == "failed"
@@ -82,13 +82,13 @@ def test_status_of_missing_and_dead_jobs(tmp_path):
 def test_failed_job_is_not_respawned_at_once(tmp_path, monkeypatch):
     X = _vectors()
     texts = [f"q{i}" for i in range(len(X))]
-    job = project.map_job(texts, "e", "pca", folder=tmp_path)
+    job = maps.map_job(texts, "e", "pca", folder=tmp_path)
     job.folder.mkdir(parents=True, exist_ok=True)
     job.write_status("failed", 0, 1, "boom")
-    assert project.start_map(X, texts, "e", "pca", folder=tmp_path).status()["message"] == "boom"
+    assert maps.start_map(X, texts, "e", "pca", folder=tmp_path).status()["message"] == "boom"
     assert not job.vectors_path.exists()  # nothing was started
-    monkeypatch.setattr(project, "RETRY_AFTER", 0.0)
-    job = project.start_map(X, texts, "e", "pca", folder=tmp_path)
+    monkeypatch.setattr(maps, "RETRY_AFTER", 0.0)
+    job = maps.start_map(X, texts, "e", "pca", folder=tmp_path)
     deadline = time.time() + 60
     while job.coords() is None and time.time() < deadline:
         time.sleep(0.1)
@@ -96,11 +96,11 @@ def test_failed_job_is_not_respawned_at_once(tmp_path, monkeypatch):
 
 
 def test_failed_worker_reports_its_reason(tmp_path):
-    job = project.map_job(["x"], "e", "pca", folder=tmp_path)
+    job = maps.map_job(["x"], "e", "pca", folder=tmp_path)
     job.folder.mkdir(parents=True, exist_ok=True)
     np.save(job.vectors_path, np.zeros((0, 3), dtype=np.float32))
     try:
-        project.main([str(job.vectors_path), str(job.coords_path), "--method", "pca"])
+        maps.main([str(job.vectors_path), str(job.coords_path), "--method", "pca"])
     except ValueError:
         pass
     st = job.status()
@@ -133,7 +133,7 @@ def _finish(job, timeout=60):
 def test_damaged_map_file_is_dropped_and_recomputed(tmp_path, how):
     X = _vectors()
     texts = [f"q{i}" for i in range(len(X))]
-    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
+    job = maps.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
     good = _finish(job)
     assert good is not None
     _damage(job.coords_path, how, tmp_path)
@@ -141,19 +141,19 @@ def test_damaged_map_file_is_dropped_and_recomputed(tmp_path, how):
         assert job.coords() is None
     assert not job.coords_path.exists() and not (tmp_path / "pwned").exists()
     assert job.status()["state"] == "missing"  # the old "done" status no longer counts
-    again = project.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
+    again = maps.start_map(X, texts, "e", method="pca", folder=tmp_path / "maps")
     np.testing.assert_allclose(_finish(again), good)
 
 
 def test_damaged_status_file_does_not_stop_a_map(tmp_path):
     X = _vectors()
     texts = [f"q{i}" for i in range(len(X))]
-    job = project.map_job(texts, "e", "pca", folder=tmp_path)
+    job = maps.map_job(texts, "e", "pca", folder=tmp_path)
     tmp_path.mkdir(exist_ok=True)
     for bad in ('["not", "a", "dict"]', '{"state": "running", "started": "x"}', "{trunc"):
         job.status_path.write_text(bad)
         assert job.status()["state"] == "missing"
-    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path)
+    job = maps.start_map(X, texts, "e", method="pca", folder=tmp_path)
     assert _finish(job) is not None and job.status()["state"] == "done"
 
 
@@ -161,13 +161,13 @@ def test_map_file_that_cannot_be_opened_is_kept(tmp_path, monkeypatch):
     """An OSError (permissions, too many open files) says nothing about the content."""
     X = _vectors()
     texts = [f"q{i}" for i in range(len(X))]
-    job = project.start_map(X, texts, "e", method="pca", folder=tmp_path)
+    job = maps.start_map(X, texts, "e", method="pca", folder=tmp_path)
     assert _finish(job) is not None
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(project.np, "load", refuse)
+    monkeypatch.setattr(maps.np, "load", refuse)
     with pytest.warns(RuntimeWarning, match="cannot read this map cache file"):
         assert job.coords() is None
     assert job.coords_path.exists()

@@ -13,10 +13,11 @@ import time
 
 import pytest
 
+from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.openai import OpenAIBackend
 from avengers_core.cli import main
-from avengers_core.endpoints import Engines
-from avengers_core.vote import SampleStarted, Token, VoteRun
+from avengers_core.vote.events import SampleStarted, Token
+from avengers_core.vote.run import VoteRun
 from tests.engine import MODEL, llama_server
 
 pytestmark = pytest.mark.engine

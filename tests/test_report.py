@@ -5,8 +5,8 @@ import re
 
 import numpy as np
 
-from avengers_core import plots
-from avengers_core.report import dataset_report, html_report
+from avengers_core.present import plots
+from avengers_core.present.report import dataset_report, html_report
 
 
 def _evaluation():

@@ -6,11 +6,13 @@ import json
 import numpy as np
 import pytest
 
-import avengers_core.routers  # noqa: F401  (registers the routers)
+import avengers_core.routing.routers  # noqa: F401  (registers the routers)
 from avengers_core.errors import InputError
-from avengers_core.profile import load_profile, save_profile
-from avengers_core.route import ROUTERS, AvengersRouter, RouterConfig, choose_evidence
-from avengers_core.score import TaskPrior
+from avengers_core.routing.profile import load_profile, save_profile
+from avengers_core.routing.routers.avengers import AvengersRouter
+from avengers_core.routing.routers.base import ROUTERS, RouterConfig
+from avengers_core.routing.score import TaskPrior
+from avengers_core.routing.shrinkage import choose_evidence
 
 
 def _topic(table):
@@ -70,10 +72,11 @@ def test_choose_evidence_returns_a_candidate(toy):
     table, x = toy
     r = AvengersRouter.fit(table, x, RouterConfig(k=4, prior="global", shrinkage=0.0))
     tp = TaskPrior.fit(x, table.tasks, table.scores)
-    prior, tau = choose_evidence(table, x, r.centroids, r.labels, RouterConfig(k=4), tp)
+    prior, tau = choose_evidence(table, x, r.centroids, r.labels, RouterConfig(k=4), tp,
+                                  router_cls=AvengersRouter)
     assert prior in ("global", "task") and tau >= 0
     only = choose_evidence(table, x, r.centroids, r.labels, RouterConfig(k=4, prior="global"),
-                           tp)
+                           tp, router_cls=AvengersRouter)
     assert only[0] == "global"
 
 
@@ -138,7 +141,7 @@ def test_profile_with_damaged_task_prior_is_refused(toy, tmp_path):
 
 
 def test_cli_prior_flag():
-    from avengers_core.cli import build_parser
+    from avengers_core.cli.main import build_parser
 
     p = build_parser()
     assert p.parse_args(["fit", "t.csv", "--out", "o", "--prior", "task"]).prior == "task"

@@ -206,7 +206,7 @@ def test_two_sessions_never_see_each_others_upload(monkeypatch, tmp_path):
     from streamlit.testing.v1 import AppTest
 
     from app_state import compute, session
-    from avengers_core.table import read_table
+    from avengers_core.data.readers import read_table
 
     monkeypatch.setenv("AVENGERS_UMAP", "0")
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))

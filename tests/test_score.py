@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from avengers_core.score import CapabilityProfile, cost_aware, ranks, select_models
+from avengers_core.routing.score import CapabilityProfile, cost_aware, ranks, select_models
 
 
 def profile(shrinkage=0.0):

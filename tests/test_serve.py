@@ -19,8 +19,8 @@ import ollama
 import openai
 import pytest
 
+from avengers_core.answers.extract import extract
 from avengers_core.cli import main
-from avengers_core.extract import extract
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.net import free_port, stop, wait_http
 from tests.serve_util import clients, openai_reply, serving

@@ -11,7 +11,7 @@ import ollama
 import openai
 import pytest
 
-from avengers_core.extract import extract
+from avengers_core.answers.extract import extract
 from tests.fake_ollama import FakeOllama, ModelScript
 from tests.serve_util import clients, openai_reply, serving
 from tests.test_cli_ollama import MATH, build_profile

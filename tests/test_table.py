@@ -6,8 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from avengers_core.data.readers import read_table
+from avengers_core.data.table import check_enough_rows
 from avengers_core.errors import InputError
-from avengers_core.table import check_enough_rows, read_table
 
 
 def write(tmp_path, name, text, mode="w"):
@@ -131,7 +132,7 @@ def test_model_means_skip_missing(tmp_path):
 def test_example_assets_load():
     from pathlib import Path
 
-    from avengers_core.cli_engines import parse_model_map
+    from avengers_core.cli.engines import parse_model_map
 
     root = Path(__file__).resolve().parents[1] / "assets"
     t = read_table(root / "example_table.csv")

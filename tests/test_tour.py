@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avengers_core.errors import InputError
-from avengers_core.tour import kmeans_frames, majority_probability, moved
+from avengers_core.present.tour import kmeans_frames, majority_probability, moved
 
 
 def test_majority_probability_is_the_binomial_tail():

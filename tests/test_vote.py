@@ -9,22 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from avengers_core.answers.prompts import make_prompt
 from avengers_core.backends.base import TIMER_PREFIX, Timeouts
-from avengers_core.vote import (
-    THREAD_PREFIX,
+from avengers_core.backends.model_names import pick_local_models
+from avengers_core.vote.events import (
     AnswerExtracted,
     ModelStarted,
     RunFinished,
-    Sample,
     SampleFinished,
     SampleStarted,
     TallyChanged,
     Token,
-    VoteRun,
-    count_votes,
-    make_prompt,
-    pick_local_models,
 )
+from avengers_core.vote.run import THREAD_PREFIX, VoteRun
+from avengers_core.vote.tally import Sample, count_votes
 from tests.fake_ollama import FakeOllama, ModelScript
 
 TOP, NEXT = "qwen2.5:7b-instruct", "llama3.1:8b"

@@ -9,11 +9,11 @@ trace in `message.thinking` (Ollama >= 0.12.4); it is kept apart from the answer
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from avengers_core import config
 from avengers_core.backends.base import (
     DEFAULT_TEMPERATURE,
     Backend,
@@ -65,7 +65,7 @@ def resolve_host(host: str | None = None) -> str:
     """
     from ollama._client import _parse_host  # the client's own parser: same rules as ollama
 
-    raw = (host or os.environ.get("OLLAMA_HOST") or "").strip()
+    raw = (host or config.ollama_host() or "").strip()
     return _parse_host(raw) if raw else DEFAULT_HOST
 
 

@@ -12,11 +12,11 @@ retries on its own (`max_retries=0`), so a 429 or 5xx becomes a one-line reason 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from avengers_core import config
 from avengers_core.backends.base import (
     DEFAULT_TEMPERATURE,
     Backend,
@@ -47,7 +47,7 @@ def resolve_base_url(host: str | None = None) -> str:
     A bare `host:port` gets `http://`, and a URL with no path gets `/v1` (the path every
     OpenAI-compatible engine serves).
     """
-    raw = (host or os.environ.get("OPENAI_BASE_URL") or DEFAULT_HOST).strip().rstrip("/")
+    raw = (host or config.openai_base_url() or DEFAULT_HOST).strip().rstrip("/")
     if "://" not in raw:
         raw = "http://" + raw
     if urlsplit(raw).path in ("", "/"):
@@ -224,7 +224,7 @@ class OpenAIBackend(Backend):
         supports_n: bool | None = None,
     ) -> None:
         super().__init__(resolve_base_url(host), timeouts)
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.api_key = api_key if api_key is not None else config.openai_api_key()
         self.supports_n = supports_n
 
     def list_models(self) -> list[str]:

@@ -1,7 +1,7 @@
 """What the server does for a chat request, whatever the protocol: route, vote, relay.
 
 Model names (issue 12): `avengers` routes the last user message, draws `samples` samples
-from the routed model(s), votes (:class:`~avengers_core.vote.VoteRun`) and replies with
+from the routed model(s), votes (:class:`~avengers_core.vote.run.VoteRun`) and replies with
 the winning sample's text; `avengers-route` routes and relays the routed model's own
 stream; any other name the engines serve is relayed unchanged. Each flow is an async
 iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet), :class:`Text`
@@ -11,20 +11,21 @@ iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet), :class
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 
+from avengers_core.answers.extract import extract
+from avengers_core.answers.prompts import make_prompt
 from avengers_core.backends import DEFAULT_TEMPERATURE, BackendUnavailable, SampleError
-from avengers_core.endpoints import Engines
+from avengers_core.backends.endpoints import Engines
 from avengers_core.errors import InputError
-from avengers_core.extract import extract, kind_for_task
+from avengers_core.pipeline import Pipeline, VotePlan
 from avengers_core.serve.requests import ChatRequest, ServeError
 from avengers_core.serve.streams import Finished, Tick, bridged
-from avengers_core.vote import VoteResult, VoteRun, failure_summary, make_prompt, pick_local_models
+from avengers_core.vote.tally import VoteResult, failure_summary
 
 VOTE_MODEL = "avengers"
 ROUTE_MODEL = "avengers-route"
@@ -48,6 +49,7 @@ class Routing:
     cluster: int | None
     models: list[str]
     kind: str = "free"
+    strategy: str = "single"
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ class Service:
         self.embedder = embedder
         self.engines = engines
         self.config = config or ServeConfig()
+        self.pipeline = Pipeline(router, embedder, engines, self.config.mapping)
         if not 1 <= self.config.samples <= MAX_SAMPLES:
             raise InputError(f"--samples must be from 1 to {MAX_SAMPLES}, "
                              f"got {self.config.samples}")
-        self._route_lock = threading.Lock()
 
     def models(self) -> list[str]:
         """The model names offered: the two router names, then every served model.
@@ -114,20 +116,17 @@ class Service:
         """Route `query` to the served models (blocking: embeds it). ServeError 502 when
         no engine answers or none of the routed models is served."""
         try:
-            with self._route_lock:  # one embedding at a time: embedders are not all reentrant
-                res = self.router.route(query, embedder=self.embedder)
-            local = self.engines.list_models()
+            plan = self.pipeline.plan(query, top_n=self.config.top_n)
         except InputError as e:
             raise ServeError(400, str(e)) from None
         except (BackendUnavailable, SampleError, OSError) as e:
             raise ServeError(502, f"routing failed: {e}") from None
-        models, _notes = pick_local_models(res.ranking, local, self.config.top_n,
-                                           self.config.mapping)
+        res, models = plan.route, plan.models
         if not models:
             raise ServeError(502, f"none of the routed models ({', '.join(res.ranking[:3])}) "
                                   f"is served by {self.engines.describe()}; pass --model-map",
                              code="model_not_found")
-        return Routing(res.cluster, models, kind_for_task(res.task))
+        return Routing(res.cluster, models, plan.kind, plan.strategy)
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
@@ -158,13 +157,11 @@ class Service:
         """Vote over samples of the routed models; the winning sample's text replies.
         A vote needs different samples, so a temperature of 0 becomes the default."""
         temperature = req.temperature if req.temperature else DEFAULT_TEMPERATURE
-        run = VoteRun(
-            self.engines, routing.models, req.query,
-            samples=self.config.samples, temperature=temperature, kind=routing.kind,
-            concurrency=self.config.concurrency,
-            strategy="spread" if len(routing.models) > 1 else "single",
-            seed=req.seed or 0, prompt=req.prompt(make_prompt(req.query, routing.kind)),
-            options=self.options(req),
+        plan = VotePlan(list(routing.models), routing.kind, routing.strategy)
+        run = self.pipeline.vote(
+            plan, req.query, samples=self.config.samples, temperature=temperature,
+            concurrency=self.config.concurrency, seed=req.seed or 0,
+            prompt=req.prompt(make_prompt(req.query, routing.kind)), options=self.options(req),
         )
         async for item in bridged(lambda _put: run.run(), run.cancel):
             if isinstance(item, Finished):

@@ -206,8 +206,9 @@ TABLES = [
 
 def _router():
     """A small fitted router (K = 4, 8-dim toy vectors, embedder id test:toy)."""
-    from avengers_core.route import AvengersRouter, RouterConfig
-    from avengers_core.table import from_rows
+    from avengers_core.data.table import from_rows
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
     from tests.conftest import make_rows
 
     rows, x = make_rows()
@@ -216,7 +217,7 @@ def _router():
 
 def save_good(folder: Path) -> Path:
     """A valid profile folder."""
-    from avengers_core.profile import save_profile
+    from avengers_core.routing.profile import save_profile
 
     return save_profile(_router(), folder)
 
@@ -273,7 +274,7 @@ def _zip(members: list[tuple[str, bytes]], symlink: str | None = None) -> Callab
 
 def _zip_bomb(p: Path) -> None:
     """A zip whose profile.json inflates past the member limit (about 0.1 MB compressed)."""
-    from avengers_core.profile import MAX_MEMBER_BYTES
+    from avengers_core.routing.profile import MAX_MEMBER_BYTES
 
     good = save_good(p.parent / f"{p.stem}-source")
     with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:

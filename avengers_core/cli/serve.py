@@ -1,0 +1,117 @@
+"""The `avengers serve` subcommand: the router behind the Ollama and OpenAI APIs.
+
+    avengers serve DIR [--bind 127.0.0.1] [--port 11500] [--backend ollama|openai] [--host URL]
+                       [--endpoints FILE] [--model-map JSON|FILE] [--samples 10]
+                       [--api-key-env NAME]
+
+The engine options are `vote`'s (:mod:`avengers_core.cli.engines`), except that the key of
+the default engine is `--upstream-key-env`: `--api-key-env` names the variable holding the
+key this server's clients must send. Binding anywhere but loopback requires it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any
+
+from avengers_core.cli.engines import (
+    add_engine_options,
+    available_models,
+    engines_from_args,
+    parse_model_map,
+    profile_embedder,
+    request_options,
+)
+from avengers_core.device import add_device_option
+from avengers_core.errors import InputError
+
+DEFAULT_PORT = 11500
+
+
+def register(subparsers: Any) -> None:
+    """Add `serve` to the `avengers` command's subparsers (imports nothing heavy, so
+    `avengers --help` stays fast)."""
+    s = subparsers.add_parser("serve", help="serve the router as a model to Ollama and "
+                                            "OpenAI clients")
+    s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
+    s.add_argument("--bind", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs "
+                        "--api-key-env)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    add_engine_options(s, key_flag="--upstream-key-env")
+    s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
+    s.add_argument("--samples", type=int, default=10,
+                   help="samples per vote for the `avengers` model (default 10; capped, "
+                        "see docs/SERVE.md)")
+    s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
+    s.add_argument("--concurrency", type=int, default=4, help="parallel samples per vote")
+    s.add_argument("--api-key-env", metavar="NAME",
+                   help="environment variable holding the key clients must send as "
+                        "`Authorization: Bearer <key>`")
+    s.add_argument("--max-concurrent", type=int, default=8,
+                   help="chat requests served at once (default 8)")
+    s.add_argument("--max-queue", type=int, default=32,
+                   help="chat requests waiting beyond those; more get 429/503 (default 32)")
+    s.add_argument("--keepalive", type=float,
+                   help="seconds between keep-alives while a vote runs (default 5)")
+    add_device_option(s)
+    s.set_defaults(func=cmd_serve)
+
+
+def _loopback(bind: str) -> bool:
+    if bind == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        return False
+
+
+def prepare(args: argparse.Namespace) -> Any:
+    """Check the arguments, load the profile, reach the engines and build the ASGI app.
+    Raises InputError (bad arguments, no key for a public bind) and BackendUnavailable."""
+    from avengers_core.backends.endpoints import api_key
+    from avengers_core.routing.profile import check_embedder, load_profile
+    from avengers_core.serve.app import KEEPALIVE_S, build_app
+    from avengers_core.serve.service import ServeConfig, Service
+
+    key = api_key(args.api_key_env)
+    if not _loopback(args.bind) and key is None:
+        raise InputError(f"--bind {args.bind}: listening beyond this machine needs "
+                         "--api-key-env (clients then send that key as a Bearer token)")
+    keepalive = KEEPALIVE_S if args.keepalive is None else args.keepalive
+    if args.max_concurrent < 1 or args.max_queue < 0 or keepalive <= 0:
+        raise InputError("--max-concurrent must be ≥ 1, --max-queue ≥ 0, --keepalive > 0")
+    if args.top_n < 1 or args.concurrency < 1:
+        raise InputError("--top-n and --concurrency must be at least 1")
+    config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
+                         options=request_options(args), mapping=parse_model_map(args.model_map))
+    engines = engines_from_args(args)
+    router = load_profile(args.dir)
+    embedder = profile_embedder(router.embedder_id, engines)
+    check_embedder(router, embedder, args.dir)
+    available_models(engines)
+    service = Service(router, embedder, engines, config)
+    return build_app(service, api_key=key, max_concurrent=args.max_concurrent,
+                     max_queue=args.max_queue, keepalive_s=keepalive)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from avengers_core.backends import BackendUnavailable
+
+    try:
+        app = prepare(args)
+    except BackendUnavailable as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    host = f"[{args.bind}]" if ":" in args.bind else args.bind
+    print(f"serving models avengers, avengers-route and the engines' own at "
+          f"http://{host}:{args.port} (OpenAI API under /v1, Ollama API under /api)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.bind, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=5)
+    return 0

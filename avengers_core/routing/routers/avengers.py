@@ -1,0 +1,248 @@
+"""Routing: a query goes to its nearest cluster(s) and the models that score best there.
+
+A small `Router` base with a registry (as in RouteLLM): every router turns query vectors
+into an (N, M) preference matrix, higher = better. `AvengersRouter` is the paper's recipe;
+`baselines` registers the comparison routers used by `evaluate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from avengers_core.data.table import RoutingTable, check_enough_rows
+from avengers_core.errors import InputError
+from avengers_core.routing.cluster import kmeans
+from avengers_core.routing.routers.base import Router, RouterConfig, RouteResult, register
+from avengers_core.routing.score import (
+    CapabilityProfile,
+    TaskPrior,
+    cost_aware,
+    ranks,
+    select_models,
+)
+from avengers_core.routing.shrinkage import choose_evidence
+
+
+def softmax_neg_distance(sims: np.ndarray, beta: float) -> np.ndarray:
+    """Row-wise softmax(−β·(1 − cos)) over the given similarities."""
+    z = -beta * (1.0 - sims)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@register("avengers")
+class AvengersRouter(Router):
+    """Nearest-cluster routing over a K × M capability profile (Zhang et al., 2025)."""
+
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        profile: CapabilityProfile,
+        config: RouterConfig,
+        embedder_id: str = "",
+        cluster_tasks: list[dict[str, int]] | None = None,
+        labels: np.ndarray | None = None,
+        task_prior: TaskPrior | None = None,
+    ):
+        self.centroids = centroids.astype(np.float32)
+        self.task_prior = task_prior  # used when config.prior == "task"
+        self.profile = profile
+        self.config = config
+        self.embedder_id = embedder_id
+        self.models = profile.models
+        self.cluster_tasks = cluster_tasks or [{} for _ in range(len(centroids))]
+        self.labels = labels  # training queries' clusters (not saved)
+        self._allowed = self._allowed_mask()
+
+    @classmethod
+    def fit(
+        cls,
+        table: RoutingTable,
+        x: np.ndarray,
+        config: RouterConfig | None = None,
+        embedder_id: str = "",
+        progress=None,
+        device: str | None = None,
+    ) -> AvengersRouter:
+        """Cluster the table's query vectors, build the profile, choose prior and τ if 'auto'.
+
+        With prior "task" or "auto" and a table with tasks, a task classifier is fitted on
+        the vectors (`TaskPrior`); "auto" keeps it only if cross-validation prefers it.
+        `device` places K-means on large tables (`cluster.method_for`; None: the default).
+        """
+        config = (config or RouterConfig()).validate()
+        check_enough_rows(table, config.k)
+        if len(x) != len(table):
+            raise InputError(f"{len(x)} vectors for {len(table)} queries")
+        step = f"fitting K = {config.k} (K-means, then scoring)"
+        if progress:
+            progress(0, 2, step)
+        clus = kmeans(x, config.k, config.seed, device=device)
+        if progress:
+            progress(1, 2, step)
+        task_prior = None
+        if config.prior != "global":
+            task_prior = TaskPrior.fit(x, table.tasks, table.scores, config.seed)
+        prior, tau = config.prior, config.shrinkage
+        if prior == "auto" or tau == "auto":
+            prior, tau = choose_evidence(table, x, clus.centroids, clus.labels, config,
+                                         task_prior, router_cls=cls)
+        if task_prior is None or prior == "global":
+            prior, task_prior = "global", None
+        profile = CapabilityProfile.build(
+            clus.labels, table.scores, config.k, table.models, table.costs, float(tau)
+        )
+        tasks: list[dict[str, int]] = [{} for _ in range(config.k)]
+        if table.tasks is not None:
+            for lab, t in zip(clus.labels, table.tasks):
+                if t:
+                    tasks[lab][t] = tasks[lab].get(t, 0) + 1
+        if progress:
+            progress(2, 2, step)
+        return cls(
+            clus.centroids,
+            profile,
+            replace(config, shrinkage=float(tau), prior=prior),
+            embedder_id,
+            [dict(sorted(d.items(), key=lambda kv: -kv[1])) for d in tasks],
+            clus.labels,
+            task_prior,
+        )
+
+    def _allowed_mask(self) -> np.ndarray:
+        """Models the router may pick: all, or the paper's automatic selection of N."""
+        mask = np.ones(len(self.models), dtype=bool)
+        if self.config.n_models:
+            keep = set(select_models(self.profile, self.config.n_models))
+            mask = np.array([m in keep for m in self.models])
+        return mask
+
+    def cluster_scores(self) -> np.ndarray:
+        """(K, M) per-cluster model scores used for routing (shrunk, cost-aware)."""
+        perf = self.profile.scores()
+        return cost_aware(perf, self.profile.cost, self.config.alpha)
+
+    def best_models(self) -> list[str]:
+        """Each cluster's top model by the routing scores (shrunk, cost-aware)."""
+        cs = np.nan_to_num(self.cluster_scores(), nan=-1.0)
+        return [self.models[int(j)] for j in cs.argmax(axis=1)]
+
+    def cluster_order(self, by: str = "size") -> list[int]:
+        """Cluster ids by size (largest first) or grouped by best model, best score first."""
+        k = len(self.centroids)
+        if by == "size":
+            size = self.profile.size if self.profile.size is not None else np.zeros(k)
+            return [int(c) for c in np.argsort(-size, kind="stable")]
+        best = self.best_models()
+        top = np.nan_to_num(self.cluster_scores(), nan=-1.0).max(axis=1)
+        return sorted(range(k), key=lambda c: (self.models.index(best[c]), -top[c]))
+
+    def nearest(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k cluster ids, their cosine similarities and probabilities per query."""
+        sims = np.asarray(x, dtype=np.float32) @ self.centroids.T
+        k = min(self.config.top_k, len(self.centroids))
+        idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        top = np.take_along_axis(sims, idx, axis=1)
+        return idx, top, softmax_neg_distance(top, self.config.beta)
+
+    def prior(self, x: np.ndarray) -> np.ndarray:
+        """(N, M) what each query's cluster scores shrink toward: the models' global means,
+        or with prior "task" the query's task mixture (`TaskPrior.prior`)."""
+        g = self.profile.global_mean
+        if self.config.prior == "task" and self.task_prior is not None:
+            return self.task_prior.prior(x, g)
+        return np.tile(g, (len(x), 1))
+
+    def query_scores(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """(N, k, M) routing scores of each query's clusters `idx`: shrunk toward the
+        query's prior, cost-aware. With the global prior, `cluster_scores()[idx]`."""
+        perf = self.profile.shrunk(idx, self.prior(x))
+        cost = None if self.profile.cost is None else self.profile.cost[idx]
+        return cost_aware(perf, cost, self.config.alpha)
+
+    def predict(self, x: np.ndarray,
+                near: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(N, M) fused score per model: Σ over the top-k clusters of p · value.
+
+        `near`: `nearest(x)` when already known (the same centroids, top-k and β)."""
+        idx, _, p = self.nearest(x) if near is None else near
+        cs = self.query_scores(x, idx)
+        if self.config.fusion == "rank":
+            flat = np.where(self._allowed, cs, np.nan).reshape(-1, cs.shape[-1])
+            value = (1.0 / (ranks(flat) + 0.1)).reshape(cs.shape)
+        else:
+            value = np.nan_to_num(cs, nan=0.0)
+        fused = np.einsum("nk,nkm->nm", p, value)
+        return np.where(self._allowed, fused, -np.inf)
+
+    def route_vector(self, vec: np.ndarray) -> RouteResult:
+        """Route one query vector and explain the choice."""
+        vec = np.asarray(vec, dtype=np.float32).reshape(1, -1)
+        if vec.shape[1] != self.centroids.shape[1]:
+            raise InputError(
+                f"query vector has dimension {vec.shape[1]}, the profile expects "
+                f"{self.centroids.shape[1]} (embedder {self.embedder_id})"
+            )
+        idx, sims, p = self.nearest(vec)
+        fused = self.predict(vec)[0]
+        order = [int(j) for j in np.argsort(-fused, kind="stable")]
+        ranking = [self.models[j] for j in order if self._allowed[j]]
+        mean, count = self.profile.mean, self.profile.count
+        cs = self.query_scores(vec, idx)[0]
+        details = []
+        for i, c in enumerate(idx[0]):
+            c = int(c)
+            tasks = self.cluster_tasks[c]
+            details.append({
+                "id": c,
+                "size": int(self.profile.size[c]) if self.profile.size is not None else 0,
+                "task": next(iter(tasks), None),
+                "tasks": tasks,
+                "models": {
+                    m: {
+                        "mean": None if np.isnan(mean[c, j]) else float(mean[c, j]),
+                        "count": int(count[c, j]),
+                        "score": float(np.nan_to_num(cs[i, j])),
+                    }
+                    for j, m in enumerate(self.models)
+                },
+            })
+        return RouteResult(
+            cluster=int(idx[0, 0]),
+            clusters=[
+                {"id": int(c), "p": float(pp), "similarity": float(s)}
+                for c, s, pp in zip(idx[0], sims[0], p[0])
+            ],
+            scores={self.models[j]: float(fused[j]) for j in order if self._allowed[j]},
+            models=ranking[: self.config.top_n],
+            ranking=ranking,
+            task=details[0]["task"],
+            details=details,
+        )
+
+    def route(self, query: str, embedder=None) -> RouteResult:
+        """Embed `query` with `embedder` (default: the profile's own) and route it."""
+        from avengers_core.embed.load import get_embedder
+
+        if not query or not query.strip():
+            raise InputError("the query is empty (expected some text)")
+        embedder = embedder or get_embedder(self.embedder_id)
+        if self.embedder_id and embedder.id != self.embedder_id:
+            raise InputError(
+                f"embedder {embedder.id!r} does not match the profile's {self.embedder_id!r}"
+            )
+        return self.route_vector(embedder.encode([query])[0])
+
+    def with_config(self, **changes) -> AvengersRouter:
+        """The same fitted profile with other routing settings (top-k, β, top-n, α, …)."""
+        config = replace(self.config, **changes).validate()
+        if config.k != self.config.k:
+            raise InputError("K changes the clustering: refit instead")
+        if config.prior == "task" and self.task_prior is None:
+            raise InputError("prior 'task' needs a task classifier: refit with prior 'task'")
+        profile = replace(self.profile, shrinkage=float(config.shrinkage))
+        return AvengersRouter(self.centroids, profile, config, self.embedder_id,
+                              self.cluster_tasks, self.labels, self.task_prior)
