@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         res = json.loads(path.read_text())
         meta = res["_meta"]
         mod = importlib.import_module(f"bench.bench_{part}")
+        if (ROOT / "bench" / f"{part}_report.py").exists():  # rendering kept apart
+            mod = importlib.import_module(f"bench.{part}_report")
         sections.append(mod.section(res).rstrip() + "\n\n"
                         f"*Machine: {meta['machine']}; {meta['date']}; this part ran in "
                         f"{meta['seconds']:.0f} s.*\n")

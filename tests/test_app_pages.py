@@ -421,7 +421,7 @@ def _slow_page(marker: str) -> None:
 
     import streamlit as st
 
-    from app_state import compute
+    from app_state import jobs
 
     def work(progress):
         with open(marker, "a") as f:
@@ -431,7 +431,7 @@ def _slow_page(marker: str) -> None:
             time.sleep(0.1)
         return 42
 
-    st.write(f"value {compute.computed('test-slow', (marker,), work, 'Slow:')}")
+    st.write(f"value {jobs.computed('test-slow', (marker,), work, 'Slow:')}")
 
 
 def test_long_work_outlives_an_interrupted_script(tmp_path):
@@ -553,7 +553,7 @@ def test_vote_mapping_table_names_unmapped_models(ollama, monkeypatch):
 
 
 def test_embedding_starts_in_the_background_when_a_table_is_opened():
-    from app_state import compute
+    from app_state import compute, jobs
 
     rows = "".join(f"background check {i}: which number follows {i * 7919}?,{i % 2}\n"
                    for i in range(40))  # texts no cache has seen
@@ -562,22 +562,22 @@ def test_embedding_starts_in_the_background_when_a_table_is_opened():
                                    "text/csv")).run()
     clean(at)  # the Data page needs no vectors and does not wait for them
     key = at.session_state["dataset"]
-    slot = compute._slot("embeddings", key, compute.embedder("minilm").id)
+    slot = jobs._slot("embeddings", key, compute.embedder("minilm").id)
     assert "thread" in slot or "value" in slot  # started by opening the table
     slot["thread"].join(TIMEOUT)
     assert slot["value"].shape == (40, 384)
 
 
 def test_progress_line_estimates_the_time_left(monkeypatch):
-    from app_state import compute
+    from app_state import jobs
 
     now = [100.0]
-    monkeypatch.setattr(compute.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(jobs.time, "monotonic", lambda: now[0])
     slot = {"progress": (64, 6400, "embedding"), "first": (90.0, 32)}
-    frac, line = compute.progress_line(slot)  # 32 rows in 10 s: 6336 rows take 1980 s
+    frac, line = jobs.progress_line(slot)  # 32 rows in 10 s: 6336 rows take 1980 s
     assert frac == pytest.approx(0.01)
     assert line == "embedding (64 / 6,400) · about 33 min left"
-    assert compute.progress_line({"progress": (0, 10, "starting")})[1] == "starting (0 / 10)"
+    assert jobs.progress_line({"progress": (0, 10, "starting")})[1] == "starting (0 / 10)"
 
 
 def count(values) -> int:
@@ -669,18 +669,18 @@ def test_workers_stop_at_exit(tmp_path):
     marker = tmp_path / "stopped.txt"
     code = f"""
 import time
-from app_state import compute
+from app_state import jobs
 
 def work(progress):
     try:
         for i in range(10_000):
             progress(i, 10_000, "working")
             time.sleep(0.02)
-    except compute.Stopped:
+    except jobs.Stopped:
         open({str(marker)!r}, "w").write("stopped")
         raise
 
-compute._start("exit-test", ("k",), work)
+jobs._start("exit-test", ("k",), work)
 time.sleep(0.3)
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

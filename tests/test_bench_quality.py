@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench import bench_quality as bq
+from bench import quality_report as qr
 
 
 def test_lsa_is_fitted_on_training_queries_only():
@@ -19,11 +20,11 @@ def test_lsa_is_fitted_on_training_queries_only():
 
 
 def test_cells_and_gap_closed():
-    assert bq.cell([0.6, 0.7, 0.65]) == "0.650 (0.600–0.700)"
-    assert bq.cell([0.6]) == "0.600"
-    assert bq.pct_cell([0.1, 0.2, 0.3]) == "20 % (10 %–30 %)"
-    assert bq.gap_closed({"router": 0.7, "best_single": 0.6, "oracle": 0.8}) == pytest.approx(0.5)
-    assert np.isnan(bq.gap_closed({"router": 0.6, "best_single": 0.6, "oracle": 0.6}))
+    assert qr.cell([0.6, 0.7, 0.65]) == "0.650 (0.600–0.700)"
+    assert qr.cell([0.6]) == "0.600"
+    assert qr.pct_cell([0.1, 0.2, 0.3]) == "20 % (10 %–30 %)"
+    assert qr.gap_closed({"router": 0.7, "best_single": 0.6, "oracle": 0.8}) == pytest.approx(0.5)
+    assert np.isnan(qr.gap_closed({"router": 0.6, "best_single": 0.6, "oracle": 0.6}))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_run_is_json_ready_and_complete(toy_results):
 
 
 def test_section_reports_the_numbers(toy_results):
-    text = bq.section(toy_results)
+    text = qr.section(toy_results)
     h = toy_results["heldout"][0]
     assert text.startswith("## Routing quality")
     assert f"| {bq.METHODS['router']} | {h['router']:.3f} |" in text
@@ -73,6 +74,6 @@ def test_every_method_tried_is_timed_and_reported(toy_results):
         assert 0.0 <= row["score"] <= 1.0 and row["fit_s"] > 0 and row["route_ms"] > 0
     assert tried["paper"]["prior"] == "global" and tried["paper"]["shrinkage"] == 0.0
     assert tried["auto"]["choice"] in tried["auto"]["cv"]
-    text = bq.section(toy_results)
+    text = qr.section(toy_results)
     assert "### Every method tried" in text
     assert f"| {bq.TRIED['logreg'][0]} | {tried['logreg']['score']:.3f} |" in text

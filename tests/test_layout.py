@@ -190,7 +190,8 @@ def test_router_registry_is_complete_on_import(code):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     names = eval(out.stdout)  # a printed list of str
-    assert {"avengers", "best_single", "random", "knn", "auto", "logreg", "mlp", "lowrank", "evidence"} <= set(names)
+    assert {"avengers", "best_single", "random", "knn", "auto", "logreg", "mlp", "lowrank",
+            "evidence"} <= set(names)
 
 
 def test_stable_api_from_the_package_root():
