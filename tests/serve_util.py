@@ -13,7 +13,7 @@ import ollama
 import openai
 import uvicorn
 
-from avengers_core.cli.main import build_parser
+from avengers_core.cli.commands import build_parser
 from avengers_core.cli.serve import prepare
 from tests.net import free_port
 

@@ -18,7 +18,7 @@ def run(*args, env=None):
 
 def test_help_does_not_import_heavy_libraries():
     code = (
-        "import sys; from avengers_core.cli.main import build_parser; build_parser(); "
+        "import sys; from avengers_core.cli.commands import build_parser; build_parser(); "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'sklearn', 'umap', 'plotly', "
         "'pandas', 'ollama', 'streamlit') if m in sys.modules]; print(heavy)"
     )

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from avengers_core import device as dev
-from avengers_core.cli.main import build_parser, main
+from avengers_core.cli.commands import build_parser, main
 from avengers_core.embed.cache import embed_texts
 from avengers_core.embed.load import get_embedder
 from avengers_core.embed.local import SentenceTransformerEmbedder

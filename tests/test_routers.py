@@ -141,7 +141,7 @@ def test_profile_with_damaged_task_prior_is_refused(toy, tmp_path):
 
 
 def test_cli_prior_flag():
-    from avengers_core.cli.main import build_parser
+    from avengers_core.cli.commands import build_parser
 
     p = build_parser()
     assert p.parse_args(["fit", "t.csv", "--out", "o", "--prior", "task"]).prior == "task"

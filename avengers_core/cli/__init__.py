@@ -1,6 +1,6 @@
-"""The `avengers` command: one module per command group (`main`: data, fit, route,
-evaluate; `engines`: vote, calibrate; `serve`: serve). Entry point: :func:`main`."""
+"""The `avengers` command, one module per command group: `commands` (the parser; data, fit,
+route, evaluate), `engines` (vote, calibrate), `serve` (serve). Entry point: :func:`main`."""
 
-from avengers_core.cli.main import main
+from avengers_core.cli.commands import main
 
 __all__ = ["main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from avengers_core.cli.main import main
+from avengers_core.cli.commands import main
 
 sys.exit(main())
