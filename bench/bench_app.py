@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import ROOT, fmt, spread
-from tests.net import free_port, stop, wait_http
+from tests.support.net import free_port, stop, wait_http
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

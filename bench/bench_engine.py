@@ -14,7 +14,7 @@ from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.openai import OpenAIBackend
 from avengers_core.pipeline import VotePlan, start_vote
 from bench.common import fmt, repeat, spread
-from tests.engine import MODEL, llama_server
+from tests.support.engine import MODEL, llama_server
 
 PROMPT = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 TOKENS = 32  # per sample in the vote timings

@@ -1,6 +1,6 @@
 """Serving: what `avengers serve` adds, and how `avengers` holds up under concurrent clients.
 
-Both against the project's scripted Ollama-protocol server (`tests/fake_ollama.py`), with
+Both against the project's scripted Ollama-protocol server (`tests/support/fake_ollama.py`), with
 the server in-process (uvicorn on a loopback port) and the official `ollama` client:
 - overhead: one streamed reply through `avengers-route` (embed, route, relay) against the
   same request sent to the engine directly, as a ratio of medians (target ≤ 1.2×);
@@ -21,9 +21,9 @@ from typing import Any
 import ollama
 
 from bench.common import fmt, repeat, spread
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.serve_util import serving
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.profiles import MATH, build_profile
+from tests.support.serve_util import serving
 
 MODEL = "qwen2.5:7b-instruct"
 REPLY = "Let me think. Six times seven is forty-two, so the answer is 42.\n#### 42"

@@ -11,7 +11,7 @@ from typing import Any
 
 from avengers_core.pipeline import VotePlan, start_vote
 from bench.common import fmt, repeat
-from tests.fake_ollama import FakeOllama, ModelScript
+from tests.support.fake_ollama import FakeOllama, ModelScript
 
 MODEL = "qwen2.5:7b-instruct"
 LATENCY = 0.5
@@ -47,7 +47,7 @@ def section(res: dict[str, Any]) -> str:
     lines = [
         f"## Voting: {res['samples']} samples, concurrent vs one after another\n",
         f"Wall time of one vote of {res['samples']} samples from one model against the project's",
-        "loopback Ollama-protocol server (`tests/fake_ollama.py`), each reply delayed "
+        "loopback Ollama-protocol server (`tests/support/fake_ollama.py`), each reply delayed "
         f"{res['latency_s']} s before its first token. The real `ollama` client streams every "
         "sample over HTTP; the majority (`42`, all votes) is checked on every run.\n",
         "| mode | concurrency | wall time | ideal ⌈n ∕ c⌉ × latency | vs sequential |",

@@ -321,7 +321,7 @@ def test_calibrate_upload_with_a_long_odd_name_is_stored_under_a_safe_name(monke
                                                                             tmp_path):
     from streamlit.testing.v1 import AppTest
 
-    from tests.fake_ollama import FakeOllama, demo_models
+    from tests.support.fake_ollama import FakeOllama, demo_models
 
     monkeypatch.setenv("AVENGERS_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("AVENGERS_CALIBRATION_DIR", str(tmp_path / "calibration"))

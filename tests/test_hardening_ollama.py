@@ -12,8 +12,8 @@ connection and for one failing model.
 Related tests elsewhere, not repeated here: the wrapper's reason per failure mode and the
 total timeout (test_backend_ollama.py), cancel by button, by closing the event stream and by
 the context manager (test_vote.py), `avengers vote` on an unreachable host at start
-(test_cli_ollama.py::test_vote_unreachable_host_is_exit_2_naming_host) and the Vote page
-without Ollama (test_app_pages.py::test_vote_without_ollama_says_what_to_start).
+(cli/test_engines.py::test_vote_unreachable_host_is_exit_2_naming_host) and the Vote page
+without Ollama (app/test_pages.py::test_vote_without_ollama_says_what_to_start).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from avengers_core.backends.base import Timeouts
 from avengers_core.vote.events import SampleStarted, Token
 from avengers_core.vote.run import VoteRun
 from avengers_core.vote.tally import failure_summary
-from tests.fake_ollama import FakeOllama, FullBacklog, ModelScript
-from tests.net import free_port
+from tests.support.fake_ollama import FakeOllama, FullBacklog, ModelScript
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD, BAD = "qwen2.5:7b-instruct", "llama3.1:8b"
@@ -267,7 +267,7 @@ def test_cancel_stops_a_run_within_a_second(phase, script):
 @pytest.fixture
 def cli_host(tmp_path, monkeypatch):
     """A server whose routing profile sends trivia to BAD first, then GOOD; (url, profile)."""
-    from tests.test_cli_ollama import build_profile
+    from tests.support.profiles import build_profile
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
     models = {GOOD: ModelScript(replies=["#### 42"]), "nomic-embed-text": ModelScript()}
@@ -277,7 +277,7 @@ def cli_host(tmp_path, monkeypatch):
 
 def test_cli_vote_goes_on_when_one_model_fails(cli_host, capsys):
     from avengers_core.cli import main
-    from tests.test_cli_ollama import TRIVIA
+    from tests.support.profiles import TRIVIA
 
     srv, profile = cli_host
     srv.models[BAD] = ModelScript(fail="http500")
@@ -294,7 +294,7 @@ def test_cli_vote_goes_on_when_one_model_fails(cli_host, capsys):
 
 def test_cli_says_in_one_line_why_no_sample_answered(cli_host, capsys):
     from avengers_core.cli import main
-    from tests.test_cli_ollama import TRIVIA
+    from tests.support.profiles import TRIVIA
 
     srv, profile = cli_host
     srv.models[BAD] = ModelScript(fail="reset")
@@ -307,7 +307,7 @@ def test_cli_says_in_one_line_why_no_sample_answered(cli_host, capsys):
 
 
 def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
-    from tests.test_cli_ollama import TRIVIA
+    from tests.support.profiles import TRIVIA
 
     srv, profile = cli_host
     srv.models[BAD] = ModelScript(fail="hang")
@@ -347,7 +347,7 @@ def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
 @pytest.mark.slow
 def test_vote_page_shows_refused_connections_inline(monkeypatch):
     """Ollama stops between opening the page and pressing Run (its model list is cached)."""
-    from tests.test_app_pages import app, button, clean
+    from tests.app.test_pages import app, button, clean
 
     with FakeOllama({GOOD: ModelScript()}) as srv:
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
@@ -366,7 +366,7 @@ def test_vote_page_shows_refused_connections_inline(monkeypatch):
 
 @pytest.mark.slow
 def test_vote_page_goes_on_when_one_model_fails(monkeypatch):
-    from tests.test_app_pages import app, button, clean
+    from tests.app.test_pages import app, button, clean
 
     models = {GOOD: ModelScript(replies=["#### 7"]), BAD: ModelScript(fail="http500")}
     with FakeOllama(models) as srv:

@@ -18,7 +18,7 @@ from avengers_core.backends.openai import OpenAIBackend
 from avengers_core.cli import main
 from avengers_core.vote.events import SampleStarted, Token
 from avengers_core.vote.run import VoteRun
-from tests.engine import MODEL, llama_server
+from tests.support.engine import MODEL, llama_server
 
 pytestmark = pytest.mark.engine
 QUERY = "Tom has 3 apples and buys 4 more. How many apples does he have?"

@@ -10,9 +10,9 @@ from avengers_core.backends.endpoints import Engines, load_endpoints
 from avengers_core.cli import main
 from avengers_core.errors import InputError
 from avengers_core.vote.run import VoteRun
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port
+from tests.support.profiles import MATH, build_profile
 
 QWEN, LLAMA = "qwen2.5:7b-instruct", "llama3.1:8b"
 

@@ -10,7 +10,7 @@ from avengers_core.embed.base import normalise
 from avengers_core.embed.cache import embed_texts
 from avengers_core.embed.load import get_embedder
 from avengers_core.errors import InputError
-from tests.fake_ollama import FakeOllama, ModelScript, fake_embedding
+from tests.support.fake_ollama import FakeOllama, ModelScript, fake_embedding
 
 TEXTS = [f"question number {i} about {'apples' if i % 2 else 'trains'}" for i in range(23)]
 
@@ -76,7 +76,7 @@ def test_bad_names_and_failures_are_one_clear_line(tmp_path):
 def test_real_llama_cpp_engine_serves_embeddings(tmp_path, monkeypatch):
     """Structure only (never the tiny model's semantics): shape, unit norm, determinism,
     batches and concurrency agree with one-at-a-time requests, and the cache is used."""
-    from tests.engine import MODEL, llama_server
+    from tests.support.engine import MODEL, llama_server
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
     texts = TEXTS[:6]

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.net import free_port, stop, wait_http
+from tests.support.net import free_port, stop, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -37,7 +37,7 @@ def app_url(tmp_path_factory):
     logs = tmp_path_factory.mktemp("e2e")
     ollama_port, app_port = free_port(), free_port()
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_ollama", "--port", str(ollama_port), "--demo"],
+        [sys.executable, "-m", "tests.support.fake_ollama", "--port", str(ollama_port), "--demo"],
         cwd=ROOT, stdout=open(logs / "ollama.log", "wb"), stderr=subprocess.STDOUT)
     env = {**os.environ, "OLLAMA_HOST": f"http://127.0.0.1:{ollama_port}", "AVENGERS_UMAP": "0",
            "AVENGERS_CALIBRATION_DIR": str(logs / "calibration")}  # never the user's cache

@@ -12,9 +12,9 @@ import openai
 import pytest
 
 from avengers_core.answers.extract import extract
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.serve_util import clients, openai_reply, serving
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.profiles import MATH, build_profile
+from tests.support.serve_util import clients, openai_reply, serving
 
 CLIENTS = 50
 REQUESTS = 2

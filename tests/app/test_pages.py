@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_ollama import FakeOllama, ModelScript, demo_models
-from tests.net import free_port
+from tests.support.fake_ollama import FakeOllama, ModelScript, demo_models
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 600  # the first page may embed the demo table when the cache is cold
 
 

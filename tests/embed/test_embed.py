@@ -6,7 +6,7 @@ import pytest
 from avengers_core.embed.base import Embedder, normalise
 from avengers_core.embed.cache import embed_texts, text_key
 from avengers_core.embed.load import get_embedder
-from tests.pickles import Boom
+from tests.support.pickles import Boom
 
 
 class CountingEmbedder(Embedder):
@@ -61,7 +61,7 @@ def test_get_embedder_names():
 def test_ollama_embedder_over_http(tmp_path, monkeypatch):
     """The Ollama embedder calls /api/embed through the real client; results are cached."""
     from avengers_core.errors import InputError
-    from tests.fake_ollama import FakeOllama, ModelScript
+    from tests.support.fake_ollama import FakeOllama, ModelScript
 
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path))
     with FakeOllama({"nomic-embed-text": ModelScript()}) as srv:

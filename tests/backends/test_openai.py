@@ -1,6 +1,6 @@
 """The `openai` backend over real HTTP with the official `openai` client (issue 10).
 
-The scripted server (tests/fake_ollama.py) speaks the OpenAI-compatible protocol too.
+The scripted server (tests/support/fake_ollama.py) speaks the OpenAI-compatible protocol too.
 Every failure the issue lists is a row of CASES, voted on alone: each sample must say why
 in one line, within the timeouts, leaving no thread, socket or server connection behind.
 """
@@ -17,8 +17,8 @@ from avengers_core.backends.openai import OpenAIBackend, resolve_base_url
 from avengers_core.vote.events import SampleStarted, Token
 from avengers_core.vote.run import VoteRun
 from avengers_core.vote.tally import TRUNCATED
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port
 from tests.test_hardening_ollama import BAD, GOOD, GRACE, Case, T, host_for, nothing_left_behind
 
 CASES = [

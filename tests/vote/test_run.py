@@ -23,7 +23,7 @@ from avengers_core.vote.events import (
 )
 from avengers_core.vote.run import THREAD_PREFIX, VoteRun
 from avengers_core.vote.tally import Sample, count_votes
-from tests.fake_ollama import FakeOllama, ModelScript
+from tests.support.fake_ollama import FakeOllama, ModelScript
 
 TOP, NEXT = "qwen2.5:7b-instruct", "llama3.1:8b"
 

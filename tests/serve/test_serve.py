@@ -1,7 +1,7 @@
 """`avengers serve` against the scripted Ollama-protocol server, through the official
 `openai` and `ollama` clients (and raw HTTP where the `avengers` field must be read).
 
-The profile (tests/test_cli_ollama.py's `build_profile`) routes math questions to
+The profile (tests/support/profiles.py's `build_profile`) routes math questions to
 qwen2.5, whose seeded replies are 42, 42, 41: a 6-sample vote is 4 × 42 to 2 × 41.
 """
 
@@ -21,15 +21,15 @@ import pytest
 
 from avengers_core.answers.extract import extract
 from avengers_core.cli import main
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port, stop, wait_http
-from tests.serve_util import clients, openai_reply, serving
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port, stop, wait_http
+from tests.support.profiles import MATH, build_profile
+from tests.support.serve_util import clients, openai_reply, serving
 
 QWEN = "qwen2.5:7b-instruct"
 LLAMA = "llama3.1:8b"
 QUESTION = MATH[0]
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def scripts() -> dict[str, ModelScript]:

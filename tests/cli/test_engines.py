@@ -10,17 +10,13 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from avengers_core.cli import main
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port
-
-MATH = [f"How many apples are left if you have {i} apples and eat {i % 3}?" for i in range(12)]
-TRIVIA = [f"Which river flows through capital city number {i} of the old kingdom?"
-          for i in range(12)]
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port
+from tests.support.profiles import MATH, build_profile
 
 
 @pytest.fixture
@@ -38,33 +34,6 @@ def srv():
 def profile(srv, tmp_path, monkeypatch):
     monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
     return build_profile(srv.url, tmp_path / "profile")
-
-
-def build_profile(host: str, out: Path) -> Path:
-    """A 2-cluster profile in `out`, embedded by `nomic-embed-text` on `host`: qwen2.5 wins
-    the math questions, llama-3.1 the trivia ones."""
-    from avengers_core.data.table import from_rows
-    from avengers_core.embed.cache import embed_texts
-    from avengers_core.embed.ollama import OllamaEmbedder
-    from avengers_core.routing.profile import save_profile
-    from avengers_core.routing.routers.avengers import AvengersRouter
-    from avengers_core.routing.routers.base import RouterConfig
-
-    rows = [
-        {"query": q, "task": "gsm8k",
-         "scores": {"qwen2.5-7b-instruct": 1.0, "llama-3.1-8b-instruct": 0.0}}
-        for q in MATH
-    ] + [
-        {"query": q, "task": "trivia_qa",
-         "scores": {"qwen2.5-7b-instruct": 0.0, "llama-3.1-8b-instruct": 1.0}}
-        for q in TRIVIA
-    ]
-    table = from_rows(rows, "toy")
-    emb = OllamaEmbedder("nomic-embed-text", host=host)
-    x = embed_texts(table.queries, emb)
-    router = AvengersRouter.fit(table, x, RouterConfig(k=2, shrinkage=0.0), embedder_id=emb.id)
-    save_profile(router, out)
-    return out
 
 
 def test_vote_json(srv, profile, capsys):
@@ -168,12 +137,12 @@ def test_calibrate_bad_questions_file(tmp_path, capsys):
 
 
 def test_fake_server_demo_entry_point():
-    """`python -m tests.fake_ollama --demo` serves demo models (used by the browser test)."""
+    """`python -m tests.support.fake_ollama --demo` serves demo models (the browser test)."""
     import ollama
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_ollama", "--port", str(port), "--demo"],
+        [sys.executable, "-m", "tests.support.fake_ollama", "--port", str(port), "--demo"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

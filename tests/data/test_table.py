@@ -134,7 +134,7 @@ def test_example_assets_load():
 
     from avengers_core.cli.engines import parse_model_map
 
-    root = Path(__file__).resolve().parents[1] / "assets"
+    root = Path(__file__).resolve().parents[2] / "assets"
     t = read_table(root / "example_table.csv")
     assert len(t) == 18 and t.models == ["qwen2.5:7b-instruct", "llama3.1:8b", "gemma2:9b"]
     assert set(t.tasks) == {"math", "code", "trivia"}

@@ -22,8 +22,8 @@ from avengers_core.cli import main
 from avengers_core.data.readers import read_table, sniff_delimiter
 from avengers_core.errors import InputError
 from avengers_core.vote.tally import Sample, count_votes
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.profiles import MATH, build_profile
 
 
 def vote(replies: list[str], kind: str, choices: list[str] | None = None):

@@ -20,10 +20,10 @@ import openai
 import pytest
 
 from avengers_core.answers.extract import extract
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port, stop, wait_http
-from tests.serve_util import clients, openai_reply, serving
-from tests.test_cli_ollama import MATH, build_profile
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port, stop, wait_http
+from tests.support.profiles import MATH, build_profile
+from tests.support.serve_util import clients, openai_reply, serving
 
 ALIAS = "smollm2"
 MAX_TOKENS = 16

@@ -12,8 +12,8 @@ from avengers_core.calibrate.questions import Question, load_questions
 from avengers_core.calibrate.run import THREAD_PREFIX, calibrate
 from avengers_core.calibrate.store import calibration_table, read_done
 from avengers_core.errors import InputError
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port
 
 QS = [
     Question("q1", "What is 6*7?", "#### 42", "number", "gsm8k"),

@@ -16,7 +16,7 @@ Handlers notice a client that went away (as Ollama does) and `open_connections` 
 the connections the server holds, so tests can check that nothing is left open.
 :class:`FullBacklog` is a listener that never accepts: connecting to it hangs.
 
-`python -m tests.fake_ollama --port N --demo` serves a few demo models until killed.
+`python -m tests.support.fake_ollama --port N --demo` serves a few demo models until killed.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from avengers_core.present import maps
-from tests.pickles import Boom
+from tests.support.pickles import Boom
 
 
 def _vectors(n=40, d=8, seed=0):

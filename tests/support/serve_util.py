@@ -15,7 +15,7 @@ import uvicorn
 
 from avengers_core.cli.commands import build_parser
 from avengers_core.cli.serve import prepare
-from tests.net import free_port
+from tests.support.net import free_port
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.net import free_port, stop, wait_http
+from tests.support.net import free_port, stop, wait_http
 
 MODEL = "smollm2"  # the alias the server lists and answers to
 

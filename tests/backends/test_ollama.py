@@ -14,8 +14,8 @@ from avengers_core.backends.ollama import (
     OllamaUnavailable,
     resolve_host,
 )
-from tests.fake_ollama import FakeOllama, ModelScript
-from tests.net import free_port
+from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.net import free_port
 
 MODEL = "qwen2.5:7b-instruct"
 FAST = Timeouts(connect=2, first_token=1, total=30)
