@@ -8,7 +8,6 @@ Bad input, or a file that cannot be read or written, exits with code 2 and one l
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
@@ -123,6 +122,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from avengers_core.effective_k import effective_k_note
     from avengers_core.labels import cluster_labels
     from avengers_core.profile import save_profile
     from avengers_core.route import AvengersRouter, RouterConfig
@@ -132,14 +132,19 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
     router = AvengersRouter.fit(table, x, config, embedder_id=emb.id, progress=_bar())
-    names = cluster_labels(table.queries, router.labels, args.k)  # as the app names them
+    k = router.config.k  # the effective K: fewer than asked when clusters were dropped
+    names = cluster_labels(table.queries, router.labels, k)  # as the app names them
     out = save_profile(router, args.out, labels=names)
-    print(f"fitted K = {args.k} on {len(table)} queries × {len(table.models)} models "
+    note = effective_k_note(args.k, k)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"fitted K = {k} on {len(table)} queries × {len(table.models)} models "
           f"(prior {router.config.prior}, shrinkage {router.config.shrinkage:g}); saved to {out}")
     return 0
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.embed import get_embedder
     from avengers_core.profile import check_embedder, load_profile, saved_labels
 
@@ -151,7 +156,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     if args.json:
-        print(json.dumps({
+        print(jsonsafe.dumps({
             "cluster": res.cluster,
             "clusters": [{"id": c["id"], "p": c["p"]} for c in res.clusters],
             "models": res.models,
@@ -171,6 +176,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.evaluate import METHODS, evaluate, fit_split, sweep_k, sweep_models
     from avengers_core.route import RouterConfig
 
@@ -185,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         res["sweep_k"] = sweep_k(table, x, ks, config, args.test_size, args.seed, _bar())
         res["sweep_models"] = sweep_models(table, x, fitted=fitted)
     if args.json:
-        print(json.dumps(res))
+        print(jsonsafe.dumps(res))
         return 0
     print(f"{res['n_train']} train / {res['n_test']} test queries, K = {args.k}, "
           f"shrinkage {res['shrinkage']:g}, best single = {res['best_single_model']}")

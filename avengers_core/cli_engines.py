@@ -160,6 +160,7 @@ def available_models(engines: Any) -> list[str]:
 
 
 def cmd_vote(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.backends import BackendUnavailable
     from avengers_core.extract import kind_for_task
     from avengers_core.profile import check_embedder, load_profile
@@ -234,7 +235,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     t = result.tally
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(jsonsafe.dumps(result.to_dict(), ensure_ascii=False))
     else:
         print(
             f"answer: {_clip(str(result.answer))}  (confidence {result.confidence:.0%}, "
