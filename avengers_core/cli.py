@@ -97,6 +97,7 @@ def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | 
     """Load and check the table (before the slow part), then embed its queries."""
     from avengers_core.embed import embed_texts, get_embedder
     from avengers_core.table import check_enough_rows, load_table
+    from avengers_core.window import cut_report
 
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
@@ -105,7 +106,11 @@ def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | 
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
     emb = get_embedder(embedder, endpoints=endpoints)
-    return table, emb, embed_texts(table.queries, emb, progress=progress)
+    x = embed_texts(table.queries, emb, progress=progress)
+    report = cut_report(emb, table.queries)  # issue 22: say how many queries were cut
+    if report is not None and report.note():
+        print(f"note: {report.note()}", file=sys.stderr)
+    return table, emb, x
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -147,6 +152,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from avengers_core import jsonsafe
     from avengers_core.embed import get_embedder
     from avengers_core.profile import check_embedder, load_profile, saved_labels
+    from avengers_core.window import query_note
 
     router = load_profile(args.dir)
     names = saved_labels(args.dir)
@@ -155,6 +161,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     emb = get_embedder(router.embedder_id, endpoints=args.endpoints)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
+    notes = [n for n in [query_note(emb, args.query)] if n]  # issue 22: a cut query
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(jsonsafe.dumps({
             "cluster": res.cluster,
@@ -163,6 +172,7 @@ def cmd_route(args: argparse.Namespace) -> int:
             "scores": res.scores,
             "task": res.task,
             "reason": res.reason(),
+            "notes": notes,
         }))
         return 0
     print(f"models: {', '.join(res.models)}")

@@ -170,6 +170,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
         failure_summary,
         pick_local_models,
     )
+    from avengers_core.window import query_note
 
     if args.samples < 1 or args.top_n < 1 or args.concurrency < 1:
         raise InputError("--samples, --top-n and --concurrency must be at least 1")
@@ -189,6 +190,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind
     wanted = len(res.ranking) if args.switch is not None else args.top_n
     models, notes = pick_local_models(res.ranking, local, wanted, mapping)
+    cut = [n for n in [query_note(emb, args.query)] if n]  # issue 22: a cut query
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if not models:
@@ -212,6 +214,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
         threshold=args.switch if args.switch is not None else 0.6,
         options=options,
     )
+    run.notes.extend(cut)  # printed with the run's own notes at the end, and in --json
     print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
     # the total is known up front, except for Model-Switch, which stops when sure enough
     total = f"≤{args.samples * len(models)}" if strategy == "switch" else str(args.samples)

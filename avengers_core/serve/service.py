@@ -25,6 +25,7 @@ from avengers_core.extract import extract, kind_for_task
 from avengers_core.serve.requests import ChatRequest, ServeError
 from avengers_core.serve.streams import Finished, Tick, bridged
 from avengers_core.vote import VoteResult, VoteRun, failure_summary, make_prompt, pick_local_models
+from avengers_core.window import query_note
 
 VOTE_MODEL = "avengers"
 ROUTE_MODEL = "avengers-route"
@@ -48,6 +49,7 @@ class Routing:
     cluster: int | None
     models: list[str]
     kind: str = "free"
+    notes: tuple[str, ...] = ()  # what the client should know (issue 22: a cut query, retries)
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,10 @@ class Reply:
     relayed: bool = False
 
     def avengers(self) -> dict[str, Any]:
-        """The `avengers` field: {cluster, models, answer, votes, confidence}."""
+        """The `avengers` field: {cluster, models, answer, votes, confidence, notes}."""
         return {"cluster": self.routing.cluster, "models": list(self.routing.models),
                 "answer": self.answer, "votes": dict(self.votes),
-                "confidence": self.confidence}
+                "confidence": self.confidence, "notes": list(self.routing.notes)}
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Service:
         try:
             with self._route_lock:  # one embedding at a time: embedders are not all reentrant
                 res = self.router.route(query, embedder=self.embedder)
+                cut = query_note(self.embedder, query)  # issue 22: the embedder cut it
             local = self.engines.list_models()
         except InputError as e:
             raise ServeError(400, str(e)) from None
@@ -127,7 +130,7 @@ class Service:
             raise ServeError(502, f"none of the routed models ({', '.join(res.ranking[:3])}) "
                                   f"is served by {self.engines.describe()}; pass --model-map",
                              code="model_not_found")
-        return Routing(res.cluster, models, kind_for_task(res.task))
+        return Routing(res.cluster, models, kind_for_task(res.task), (cut,) if cut else ())
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
@@ -211,6 +214,7 @@ def _verdict(result: VoteResult, routing: Routing) -> Reply:
                               f"{failure_summary(result.samples)}")
     tally = result.tally
     text = samples[tally.voters[tally.winner][0]].text if tally.winner is not None else ok[0].text
-    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind)
+    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind,
+                   (*routing.notes, *result.notes))
     return Reply(text, used, answer=tally.winner, votes=dict(tally.votes),
                  confidence=tally.confidence if tally.winner is not None else None)
