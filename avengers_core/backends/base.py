@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class StreamCall(ABC):
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
         self.thinking = ""  # the first choice's reasoning trace, after run()
+        self.retries: list[tuple[int, float]] = []  # (HTTP status, seconds waited) per retry
 
     @property
     def endpoint(self) -> str:
@@ -96,9 +98,15 @@ class StreamCall(ABC):
 
     def run_choices(self, on_token: TokenCallback | None = None) -> list[Choice]:
         """Stream the reply; return its choices (at most `n`: a server that ignores `n`
-        returns one). Raises SampleError with the reason when the request fails as a whole.
+        returns one). A busy or warming engine (HTTP 429/503 before any token) is asked
+        again within the total timeout (:mod:`avengers_core.backends.retry`; `retries`
+        records each wait). Raises SampleError with the reason when the request fails as a
+        whole.
         """
+        from avengers_core.backends.retry import with_retries
+
         total = self.timeouts.total
+        deadline = time.monotonic() + total
         timer = threading.Timer(total, self.abort, (f"no complete reply within {total:g} s",))
         timer.name = f"{TIMER_PREFIX}-{self.model}"
         timer.daemon = True
@@ -106,7 +114,9 @@ class StreamCall(ABC):
         try:
             if self._abort_reason is not None:
                 raise SampleError(self._abort_reason)
-            choices = self._stream(on_token)
+            choices = with_retries(lambda: self._stream(on_token), deadline,
+                                   lambda: self._abort_reason,
+                                   lambda status, wait: self.retries.append((status, wait)))
             if self._abort_reason is not None:
                 raise SampleError(self._abort_reason)
             return choices

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
 
 from avengers_core.backends import DEFAULT_TEMPERATURE, BackendUnavailable, SampleError
+from avengers_core.backends.retry import call_retries, retry_notes
 from avengers_core.endpoints import Engines
 from avengers_core.errors import InputError
 from avengers_core.extract import extract, kind_for_task
@@ -199,7 +200,9 @@ class Service:
                     raise ServeError(502, f"{model}: {choice.error}")
                 answer = extract(choice.text, routing.kind) if routing.cluster is not None \
                     else None
-                yield Reply(choice.text, routing, answer=answer, relayed=True)
+                waited = tuple(retry_notes(call_retries(call)))  # issue 22: a busy engine
+                yield Reply(choice.text, replace(routing, notes=(*routing.notes, *waited)),
+                            answer=answer, relayed=True)
         except SampleError as e:
             raise ServeError(502, f"{model} @ {call.endpoint}: {e.reason}") from None
 
