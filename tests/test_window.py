@@ -130,3 +130,13 @@ def test_serve_notes_a_cut_query_in_the_avengers_field(tmp_path, monkeypatch):
             res = oai.chat.completions.create(
                 model="avengers", messages=[{"role": "user", "content": MATH[0]}])
             assert res.model_extra["avengers"]["notes"] == []
+
+
+def test_the_note_points_to_a_docs_section_that_exists():
+    from pathlib import Path
+
+    from avengers_core.window import DOCS
+
+    path, heading = DOCS.split(", ", 1)
+    text = (Path(__file__).resolve().parents[1] / path).read_text(encoding="utf-8")
+    assert f"## {heading.strip(chr(34))}\n" in text
