@@ -109,3 +109,16 @@ def test_cli_fit_reports_the_effective_k_once_and_the_profile_keeps_it(tmp_path,
     doc = json.loads((tmp_path / "p" / "profile.json").read_text())
     assert doc["k"] == 5 and doc["k_asked"] == 16 and len(doc["clusters"]) == 5
     assert load_profile(tmp_path / "p").k_asked == 16
+
+
+def test_torch_kmeans_result_is_reduced_to_the_clusters_that_exist():
+    """The GPU path (`torch_kmeans`, run here on the CPU) goes through the same reduction."""
+    from avengers_core.cluster import torch_kmeans
+    from avengers_core.effective_k import distinct, refit_if_fewer
+
+    x = CaseBlindEmbedder().encode([r["query"] for r in variants()])
+    raw = torch_kmeans(x, 16, seed=0, device="cpu")
+    assert raw.k == 16  # copies of the 5 vectors, as K-means returns them
+    clus = refit_if_fewer(distinct(raw, 16), x, lambda d: torch_kmeans(x, d, 0, "cpu"))
+    assert clus.k == 5 and clus.asked == 16
+    assert sorted(np.bincount(clus.labels).tolist()) == [5] * 5
