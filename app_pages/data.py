@@ -92,6 +92,13 @@ c3.metric("Tasks", n_tasks or "—")
 c4.metric("Scores filled", f"{counts.sum() / t.scores.size:.0%}")
 for note in t.notes:  # e.g. how many duplicated query texts were merged
     st.caption(fmt.md_escape(note))
+try:
+    cut = compute.cut_note(ds)  # issue 22: queries longer than the embedder's window
+except InputError as e:  # an embedder that cannot be loaded: the page says so elsewhere
+    cut = None
+    st.caption(f"Could not count queries past the embedder's window: {fmt.md_escape(str(e))}")
+if cut:
+    st.caption(fmt.md_escape(cut[0].upper() + cut[1:]) + ".")
 
 st.plotly_chart(plots.model_bars(t.models, means, counts), key="model_bars")
 

@@ -352,3 +352,17 @@ def kmeans_frames(ds: Dataset, k: int) -> tuple[np.ndarray, list[np.ndarray]]:
     x = embeddings(ds)
     emb_id = embedder(get("embedder"), get("device")).id
     return _kmeans_frames(ds.key, emb_id, k, int(get("seed")), x)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cut_note(key: str, embedder_name: str, device: str, _queries: list[str]) -> str | None:
+    from avengers_core.embed.window import cut_report
+
+    report = cut_report(embedder(embedder_name, device), _queries)
+    return None if report is None else report.note()
+
+
+def cut_note(ds: Dataset) -> str | None:
+    """How many of the dataset's queries the session's embedder cuts at its window (issue 22),
+    as one line; None when none is cut or the window is not known (a served embedder)."""
+    return _cut_note(ds.key, get("embedder"), get("device"), ds.table.queries)

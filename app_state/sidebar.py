@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,8 @@ import streamlit as st
 from app_state import compute
 from app_state.fmt import md_escape, slug
 from app_state.session import Dataset, current_dataset, get, k_of
+from avengers_core import jsonsafe
+from avengers_core.routing.effective_k import asked_k, effective_k_note
 
 
 def sidebar(sb: Any, compute_now: bool = True) -> None:
@@ -33,6 +34,9 @@ def sidebar(sb: Any, compute_now: bool = True) -> None:
     r = compute.fitted_router(ds, compute_now)
     if r is not None:
         sb.markdown(f"**Profile** K = {r.config.k}, shrinkage τ = {r.config.shrinkage:g}")
+        note = effective_k_note(asked_k(r), r.config.k)
+        if note:  # issue 22: near-duplicate queries leave fewer clusters than asked
+            sb.caption(note[0].upper() + note[1:] + ".")
         sb.download_button("Profile (zip)", lambda: compute.profile_zip(r, compute.labels(ds, r)),
                            "avengers-profile.zip", "application/zip", on_click="ignore",
                            width="stretch", key=f"dl-profile-{tag}")
@@ -42,7 +46,7 @@ def sidebar(sb: Any, compute_now: bool = True) -> None:
                        "text/csv", on_click="ignore", width="stretch", key=f"dl-table-{tag}")
     key, result = st.session_state.get("last_evaluation", (None, None))
     if result is not None and key == compute.eval_key(ds):
-        sb.download_button("Evaluation (JSON)", json.dumps(result, indent=1, default=str),
+        sb.download_button("Evaluation (JSON)", jsonsafe.dumps(result, indent=1, default=str),
                            "evaluation.json", "application/json", on_click="ignore",
                            width="stretch", key=f"dl-eval-{tag}")
 

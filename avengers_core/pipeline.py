@@ -25,6 +25,7 @@ from avengers_core.backends import DEFAULT_TEMPERATURE, Timeouts
 from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.model_names import pick_local_models
 from avengers_core.embed.base import Embedder
+from avengers_core.embed.window import query_note
 from avengers_core.errors import InputError
 from avengers_core.routing.routers.avengers import AvengersRouter
 from avengers_core.routing.routers.base import RouteResult
@@ -143,6 +144,13 @@ class Pipeline:
         """The router's decision for `query` (embeds it; never calls a model)."""
         with self._route_lock:
             return self.router.route(query, embedder=self.embedder)
+
+    def query_notes(self, query: str) -> list[str]:
+        """What the user should know about the query itself: that the embedder read only
+        the start of it (issue 22); empty when nothing is worth saying."""
+        with self._route_lock:
+            note = query_note(self.embedder, query) if self.embedder is not None else None
+        return [note] if note else []
 
     def plan(self, query: str, available: Sequence[str] | None = None, *,
              route: RouteResult | None = None, **how: Any) -> VotePlan:

@@ -103,13 +103,14 @@ def nothing_left_behind(srv: FakeOllama | None = None) -> Iterator[None]:
     """Assert that the block leaves no thread, socket or server connection open.
 
     The server's handler threads end just after their client hangs up, so the check waits
-    (at most 5 s) for them before it asserts.
+    for them (until they are gone, at most 30 s: generous for a loaded machine) before it
+    asserts.
     """
     threads, sockets = set(threading.enumerate()), _socket_count()
     yield
     if srv is not None:
-        assert srv.wait_closed(5), f"the server still has {srv.open_connections} connection(s)"
-    deadline = time.monotonic() + 5
+        assert srv.wait_closed(30), f"the server still has {srv.open_connections} connection(s)"
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         extra = set(threading.enumerate()) - threads
         if not extra and _socket_count() == sockets:
@@ -338,7 +339,7 @@ def test_ctrl_c_stops_cli_vote_within_a_second(cli_host, tmp_path):
     assert took < 1.0
     assert code == 130
     assert err[-1] == "stopped: 0 of 6 samples had finished"
-    assert srv.wait_closed(5, still_open=kept_alive)
+    assert srv.wait_closed(30, still_open=kept_alive)
 
 
 # -- the app's Vote page -------------------------------------------------------------------

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "avengers_core"
 
 # lower layers never import higher ones (docs/ARCHITECTURE.md draws the same picture)
 LAYERS = [
-    {"errors", "fileio", "config", "device"},
+    {"errors", "fileio", "config", "device", "jsonsafe"},
     {"data", "backends"},
     {"embed", "answers"},
     {"routing", "vote", "calibrate"},

@@ -51,6 +51,10 @@ PARSE_SECONDS = 5
 """math-verify's own timeout, used where it can be (the main thread)."""
 
 _MINUS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})
+_DASH_MINUS = re.compile(r"[\u2012\u2013\u2014](?=[\d.$\\])|(?<=\d )[\u2012\u2013\u2014](?= \d)")
+"""A figure, en or em dash read as minus (issue 22: "= –7" is -7): where a number follows at
+once (`–7`, `–\\frac`), or between spaced numbers (`2 – 9`). A dash set between words and
+a number with spaces (`the result — 42`) stays punctuation."""
 _SPACES = str.maketrans({"\u00a0": " ", "\u2009": " ", "\u202f": " "})
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
 _PLAIN = re.compile(
@@ -75,7 +79,7 @@ def canonical_number(s: str) -> str | None:
     """The vote key of a lone number or fraction: `1,000` / `1000.0` / `$1000` / `2000/2`
     -> `1000`; `3/4` / `\\frac34` -> `0.75`; `1/3` stays exact; `−5` (U+2212) -> `-5`.
     None when `s` is not just a number."""
-    s = s.strip().translate(_MINUS).translate(_SPACES).rstrip(".")
+    s = _DASH_MINUS.sub("-", s.strip().translate(_MINUS).translate(_SPACES)).rstrip(".")
     if not s or len(s) > MAX_SPAN:
         return None
     whole = _PLAIN.fullmatch(s) or _LATEX_FRAC.fullmatch(s)
@@ -95,7 +99,7 @@ def _parse_key(span: str) -> str | None:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
     from math_verify.errors import TimeoutException
 
-    span = span.translate(_MINUS)[:MAX_SPAN]
+    span = _DASH_MINUS.sub("-", span.translate(_MINUS))[:MAX_SPAN]
     span = re.sub(r"\\?%", "", span)  # GSM8K golds write `25%` as 25: percent signs drop
     span = re.sub(r"\\?\$(?=\s?[\d.])", "", span)  # currency, not a math delimiter
     configs = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
@@ -219,15 +223,19 @@ def _number_span(text: str) -> tuple[str | None, str]:
     return None, "last"
 
 
-_CHAIN = re.compile(r"\s*[-$(]?\d[\d\s+\-*/×x÷().,$]*=")
+_RESULT = r"=|≈|~|\b(?i:about|approximately)\b"
+"""What ends a chain and precedes its result: `=`, and the approximate `≈`, `~`, `about`
+(issue 22: "42 + 82 ≈ 124" states 124)."""
+_CHAIN = re.compile(rf"\s*[-$(]?\d[\d\s+\-*/×x÷().,$]*(?:{_RESULT})")
 
 
 def _stated(span: str) -> str:
     """The number an answer span states: the result of a chain it opens with (`240 + 400 =
-    640`: the last `= n`; none when no number follows an `=`), else its first number."""
+    640`, or `42 + 82 ≈ 124`: the last result; none when no number follows), else its first
+    number."""
     if _CHAIN.match(span):
-        parts = span.split("=")[1:]
-        results = [m for part in parts if (m := _PLAIN.match(part.lstrip(" *$")))]
+        parts = re.split(_RESULT, span)[1:]
+        results = [m for part in parts if (m := _PLAIN.match(part.lstrip(" *$~≈")))]
         return results[-1].group() if results else ""
     first = _PLAIN.search(span)
     return first.group() if first else ""
@@ -248,7 +256,7 @@ def extract_number(text: str) -> str | None:
 
 
 def _number_with_reason(text: str) -> tuple[str | None, str | None]:
-    text = text.translate(_MINUS).translate(_SPACES)
+    text = _DASH_MINUS.sub("-", text.translate(_MINUS).translate(_SPACES))
     span, how = _number_span(text)
     try:
         if span is not None:

@@ -14,10 +14,10 @@ from avengers_core.backends.base import (
     Backend,
     BackendUnavailable,
     Choice,
-    SampleError,
     StreamCall,
     Timeouts,
 )
+from avengers_core.backends.errors import SampleError
 
 __all__ = [
     "BACKENDS",

@@ -8,16 +8,18 @@ thread and aborted from any thread. Every failure becomes a :class:`SampleError`
 
 from __future__ import annotations
 
-import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from avengers_core.backends.errors import SampleError
+from avengers_core.backends.retry import with_retries
+
 DEFAULT_TEMPERATURE = 0.7
 TIMER_PREFIX = "avengers-timeout"
-REASON_CHARS = 160  # a failure reason is one short line, whatever the server sent
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,6 @@ class BackendUnavailable(RuntimeError):
     def __init__(self, host: str, message: str) -> None:
         self.host = host
         super().__init__(message)
-
-
-class SampleError(Exception):
-    """One request failed; `reason` is a short, user-readable explanation."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -76,6 +70,7 @@ class StreamCall(ABC):
         self._abort_reason: str | None = None
         self._lock = threading.Lock()
         self.thinking = ""  # the first choice's reasoning trace, after run()
+        self.retries: list[tuple[int, float]] = []  # (HTTP status, seconds waited) per retry
 
     @property
     def endpoint(self) -> str:
@@ -96,9 +91,13 @@ class StreamCall(ABC):
 
     def run_choices(self, on_token: TokenCallback | None = None) -> list[Choice]:
         """Stream the reply; return its choices (at most `n`: a server that ignores `n`
-        returns one). Raises SampleError with the reason when the request fails as a whole.
+        returns one). A busy or warming engine (HTTP 429/503 before any token) is asked
+        again within the total timeout (:mod:`avengers_core.backends.retry`; `retries`
+        records each wait). Raises SampleError with the reason when the request fails as a
+        whole.
         """
         total = self.timeouts.total
+        deadline = time.monotonic() + total
         timer = threading.Timer(total, self.abort, (f"no complete reply within {total:g} s",))
         timer.name = f"{TIMER_PREFIX}-{self.model}"
         timer.daemon = True
@@ -106,7 +105,9 @@ class StreamCall(ABC):
         try:
             if self._abort_reason is not None:
                 raise SampleError(self._abort_reason)
-            choices = self._stream(on_token)
+            choices = with_retries(lambda: self._stream(on_token), deadline,
+                                   lambda: self._abort_reason,
+                                   lambda status, wait: self.retries.append((status, wait)))
             if self._abort_reason is not None:
                 raise SampleError(self._abort_reason)
             return choices
@@ -179,10 +180,3 @@ class Backend(ABC):
     ) -> str:
         """One streamed reply as text; raises SampleError with the reason on failure."""
         return self.stream_call(model, prompt, seed=seed, temperature=temperature).run(on_token)
-
-
-def one_line(text: str) -> str:
-    """`text` as one short line: HTML tags dropped (a proxy's error page), whitespace
-    collapsed, cut at REASON_CHARS."""
-    text = " ".join(re.sub(r"<[^>]*>", " ", text).split())
-    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1].rstrip() + "…"

@@ -19,12 +19,12 @@ from avengers_core.backends.base import (
     Backend,
     BackendUnavailable,
     Choice,
-    SampleError,
     StreamCall,
     Timeouts,
     TokenCallback,
-    one_line,
 )
+from avengers_core.backends.errors import SampleError, one_line
+from avengers_core.backends.retry import busy_error
 from avengers_core.backends.transport import (
     http_reason,
     short_error,
@@ -152,9 +152,10 @@ class OllamaCall(StreamCall):
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
             if self.aborted is not None:
                 raise SampleError(self.aborted) from None
-            raise SampleError(
-                _reason(exc, self.host, self.model, self.timeouts, bool(parts or thoughts))
-            ) from None
+            started = bool(parts or thoughts)
+            reason = _reason(exc, self.host, self.model, self.timeouts, started)
+            # issue 22: 429/503 before any token is a busy or loading engine: retried
+            raise busy_error(exc, reason, started) or SampleError(reason) from None
         finally:
             if stream is not None:
                 stream.close()  # ends the response now, not when garbage-collected

@@ -6,7 +6,9 @@ LM Studio and Ollama's own `/v1`. A call asks for `n` choices in one streamed re
 return one choice), and reports every choice it got: the vote draws the missing ones
 itself. Reasoning arrives as `delta.reasoning_content` (vLLM, SGLang, llama.cpp) or
 `delta.reasoning` (Ollama's `/v1`) and is kept apart from the answer. The client never
-retries on its own (`max_retries=0`), so a 429 or 5xx becomes a one-line reason at once.
+retries on its own (`max_retries=0`): a 429 or 503 before any token is retried by
+:mod:`avengers_core.backends.retry` within the sample's timeout, any other error becomes a
+one-line reason at once.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from avengers_core.backends.base import (
     Backend,
     BackendUnavailable,
     Choice,
-    SampleError,
     StreamCall,
     Timeouts,
     TokenCallback,
-    one_line,
 )
+from avengers_core.backends.errors import SampleError, one_line
+from avengers_core.backends.retry import busy_error
 from avengers_core.backends.transport import (
     http_reason,
     short_error,
@@ -161,7 +163,9 @@ class OpenAICall(StreamCall):
             if self.aborted is not None:
                 raise SampleError(self.aborted) from None
             started = any(c.text or c.thinking for c in choices.values())
-            raise SampleError(_reason(exc, self.host, self.model, self.timeouts, started)) from None
+            reason = _reason(exc, self.host, self.model, self.timeouts, started)
+            # issue 22: 429/503 before any token is a busy or loading engine: retried
+            raise busy_error(exc, reason, started) or SampleError(reason) from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
             if self.aborted is not None:
                 raise SampleError(self.aborted) from None

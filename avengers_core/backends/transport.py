@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from avengers_core.backends.base import Timeouts, one_line
+from avengers_core.backends.base import Timeouts
+from avengers_core.backends.errors import one_line
 
 POLL = 0.05  # seconds between checks for an abort while connecting
 

@@ -8,7 +8,6 @@ Bad input, or a file that cannot be read or written, exits with code 2 and one l
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
@@ -101,6 +100,7 @@ def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | 
     from avengers_core.data.table import check_enough_rows
     from avengers_core.embed.cache import embed_texts
     from avengers_core.embed.load import get_embedder
+    from avengers_core.embed.window import cut_report
 
     if k < 1:
         raise InputError(f"--k must be at least 1, got {k}")
@@ -109,7 +109,11 @@ def _embedded(table_arg: str, embedder: str, k: int, progress, endpoints: str | 
     for note in table.notes:
         print(f"note: {note}", file=sys.stderr)
     emb = get_embedder(embedder, endpoints=endpoints)
-    return table, emb, embed_texts(table.queries, emb, progress=progress)
+    x = embed_texts(table.queries, emb, progress=progress)
+    report = cut_report(emb, table.queries)  # issue 22: say how many queries were cut
+    if report is not None and report.note():
+        print(f"note: {report.note()}", file=sys.stderr)
+    return table, emb, x
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -126,6 +130,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from avengers_core.present.labels import cluster_labels
+    from avengers_core.routing.effective_k import effective_k_note
     from avengers_core.routing.profile import save_profile
     from avengers_core.routing.routers.avengers import AvengersRouter
     from avengers_core.routing.routers.base import RouterConfig
@@ -135,15 +140,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.paper:
         config = RouterConfig.paper(k=args.k, seed=args.seed)
     router = AvengersRouter.fit(table, x, config, embedder_id=emb.id, progress=_bar())
-    names = cluster_labels(table.queries, router.labels, args.k)  # as the app names them
+    k = router.config.k  # the effective K: fewer than asked when clusters were dropped
+    names = cluster_labels(table.queries, router.labels, k)  # as the app names them
     out = save_profile(router, args.out, labels=names)
-    print(f"fitted K = {args.k} on {len(table)} queries × {len(table.models)} models "
+    note = effective_k_note(args.k, k)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"fitted K = {k} on {len(table)} queries × {len(table.models)} models "
           f"(prior {router.config.prior}, shrinkage {router.config.shrinkage:g}); saved to {out}")
     return 0
 
 
 def cmd_route(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.embed.load import get_embedder
+    from avengers_core.embed.window import query_note
     from avengers_core.routing.profile import check_embedder, load_profile, saved_labels
 
     router = load_profile(args.dir)
@@ -153,14 +164,18 @@ def cmd_route(args: argparse.Namespace) -> int:
     emb = get_embedder(router.embedder_id, endpoints=args.endpoints)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
+    notes = [n for n in [query_note(emb, args.query)] if n]  # issue 22: a cut query
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
-        print(json.dumps({
+        print(jsonsafe.dumps({
             "cluster": res.cluster,
             "clusters": [{"id": c["id"], "p": c["p"]} for c in res.clusters],
             "models": res.models,
             "scores": res.scores,
             "task": res.task,
             "reason": res.reason(),
+            "notes": notes,
         }))
         return 0
     print(f"models: {', '.join(res.models)}")
@@ -174,6 +189,7 @@ def cmd_route(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.routing.evaluate import METHODS, evaluate, fit_split, sweep_k, sweep_models
     from avengers_core.routing.routers.base import RouterConfig
 
@@ -188,7 +204,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         res["sweep_k"] = sweep_k(table, x, ks, config, args.test_size, args.seed, _bar())
         res["sweep_models"] = sweep_models(table, x, fitted=fitted)
     if args.json:
-        print(json.dumps(res))
+        print(jsonsafe.dumps(res))
         return 0
     print(f"{res['n_train']} train / {res['n_test']} test queries, K = {args.k}, "
           f"shrinkage {res['shrinkage']:g}, best single = {res['best_single_model']}")

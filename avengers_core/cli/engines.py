@@ -161,6 +161,7 @@ def available_models(engines: Any) -> list[str]:
 
 
 def cmd_vote(args: argparse.Namespace) -> int:
+    from avengers_core import jsonsafe
     from avengers_core.backends import BackendUnavailable
     from avengers_core.pipeline import DEFAULT_SWITCH_THRESHOLD, Pipeline
     from avengers_core.routing.profile import check_embedder, load_profile
@@ -184,6 +185,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     pipeline = Pipeline(router, emb, engines, mapping)
     plan = pipeline.plan(args.query, local, top_n=args.top_n, switch=args.switch, kind=args.kind)
     res, models, kind, strategy = plan.route, plan.models, plan.kind, plan.strategy
+    cut = pipeline.query_notes(args.query)  # issue 22: a cut query
     for note in plan.notes:
         print(f"note: {note}", file=sys.stderr)
     if not models:
@@ -199,6 +201,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, options=options,
         threshold=args.switch if args.switch is not None else DEFAULT_SWITCH_THRESHOLD,
     )
+    run.notes.extend(cut)  # printed with the run's own notes at the end, and in --json
     print(f"routed to {', '.join(models)} (kind {kind}, task {res.task})", file=sys.stderr)
     # the total is known up front, except for Model-Switch, which stops when sure enough
     total = f"≤{args.samples * len(models)}" if strategy == "switch" else str(args.samples)
@@ -222,7 +225,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     t = result.tally
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(jsonsafe.dumps(result.to_dict(), ensure_ascii=False))
     else:
         print(
             f"answer: {_clip(str(result.answer))}  (confidence {result.confidence:.0%}, "

@@ -158,8 +158,8 @@ def _score(value: object, where: str) -> float:
 
 def _cost(value: object, where: str) -> float:
     x = _cell(value, where, "cost")
-    if not math.isnan(x) and x < 0:
-        raise InputError(f"{where}: cost must be >= 0, got {x}")
+    if not math.isnan(x) and not 0 <= x < math.inf:  # issue 22: 0 × inf made costs NaN
+        raise InputError(f"{where}: cost must be a finite number >= 0, got {x}")
     return x
 
 
@@ -194,6 +194,9 @@ def from_rows(rows: list[dict], source: str, where: list[str] | None = None) -> 
         costs = row.get("costs") or {}
         if not isinstance(costs, dict):
             raise InputError(f"{loc}: 'costs' must be {{model: number}}")
+        for field_name, named in ((skey, scores), ("costs", costs)):
+            for m in named:
+                check_model_name(str(m), f"{loc}, {field_name!r}")
         co = {str(m): _cost(v, f"{loc}, cost of {m!r}") for m, v in costs.items()}
         task = row.get("task")
         has_task |= task is not None
@@ -229,6 +232,24 @@ def from_rows(rows: list[dict], source: str, where: list[str] | None = None) -> 
         source=source,
     )
     return merge_duplicates(table)
+
+
+def check_model_name(name: str, where: str) -> None:
+    """Refuse a model name that cannot be told apart or written back (issue 22).
+
+    Refused: an empty or whitespace-only name, spaces around a name (the wide format strips
+    column names), and the wide format's own columns (`query`, `question`, `task`, `id`)
+    and `cost:` names, which the routing table's CSV download would read back as other data.
+    Raises InputError naming `where` (the row and field) and the name.
+    """
+    if not name.strip():
+        raise InputError(f"{where}: a model name is empty ({name!r}; expected a model's name)")
+    if name != name.strip():
+        raise InputError(f"{where}: model name {name!r} has spaces around it (expected "
+                         f"{name.strip()!r})")
+    if name in RESERVED_COLUMNS or name.startswith(COST_PREFIX):
+        raise InputError(f"{where}: model name {name!r} is a column of the wide table format "
+                         "(query, question, task, id, cost:<model>); rename the model")
 
 
 def merge_duplicates(table: RoutingTable) -> RoutingTable:

@@ -265,9 +265,11 @@ def _run(vectors: Path, out: Path, method: str, seed: int) -> None:
                 "running", d, t, m))
         else:
             coords = pca_2d(X)
+        # the map file is what readers take as "done": everything else happens before it
+        # (issue 22: a test saw the input still there once the map had appeared)
+        vectors.unlink(missing_ok=True)
         atomic_write_bytes(out, _npy_bytes(coords))
         job.write_status("done", 1, 1, "done")
-        vectors.unlink(missing_ok=True)
     except Exception as e:  # reported to the page through the status file
         job.write_status("failed", 0, 1, f"{type(e).__name__}: {e}")
         raise

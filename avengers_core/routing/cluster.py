@@ -18,6 +18,7 @@ import numpy as np
 
 from avengers_core.embed.base import normalise
 from avengers_core.errors import InputError
+from avengers_core.routing.effective_k import distinct, quiet_fit, refit_if_fewer
 
 DEFAULT_K = 64
 GPU_MIN = 50_000  # issue 13: from here on, a GPU clusters
@@ -33,6 +34,7 @@ class Clustering:
 
     centroids: np.ndarray  # (K, d) float32, unit norm
     labels: np.ndarray  # (N,) int
+    asked: int | None = None  # the K asked for; `k` is less when clusters were dropped
 
     @property
     def k(self) -> int:
@@ -61,7 +63,10 @@ def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 1,
 
     `device`: None/"auto" (`AVENGERS_DEVICE`, else the fastest present), "cpu", "cuda",
     "cuda:N" or "mps" (see `method_for`). `x` is used in place when it is already unit-norm
-    float32 (embeddings are), so no second copy of a large table is made. Raises InputError
+    float32 (embeddings are), so no second copy of a large table is made. Clusters that hold
+    no query or repeat another's centroid are dropped (`effective_k.keep_distinct`), and a
+    table with fewer distinct rows than `k` is fitted with that many clusters, so the
+    result may have fewer than `k` clusters (`asked` records `k`). Raises InputError
     when K < 1 or N < K."""
     if k < 1:
         raise InputError(f"K must be at least 1, got {k}")
@@ -70,7 +75,8 @@ def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 1,
     x = unit_rows(x)
     method, dev = method_for(len(x), device)
     if method == "torch":
-        return torch_kmeans(x, k, seed, dev)
+        return refit_if_fewer(distinct(torch_kmeans(x, k, seed, dev), k), x,
+                              lambda d: kmeans(x, d, seed, n_init, device))
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from threadpoolctl import threadpool_limits
 
@@ -84,8 +90,11 @@ def kmeans(x: np.ndarray, k: int = DEFAULT_K, seed: int = 0, n_init: int = 1,
     # threads waiting on each other run 2-10x slower when another program (Ollama, a
     # browser) holds a core; quiet, the difference is within noise (BENCHMARKS.md).
     with threadpool_limits(limits=1, user_api="blas"):
-        labels = km.fit_predict(x)
-    return Clustering(centroids=normalise(km.cluster_centers_), labels=labels.astype(int))
+        labels = quiet_fit(lambda: km.fit_predict(x))  # issue 22: no raw library warning
+    # issue 22: near-duplicate queries leave empty or repeated clusters; keep those that exist
+    found = distinct(Clustering(centroids=normalise(km.cluster_centers_),
+                                labels=labels.astype(int)), k)
+    return refit_if_fewer(found, x, lambda d: kmeans(x, d, seed, n_init, device))
 
 
 def unit_rows(x: np.ndarray, tol: float = 1e-3) -> np.ndarray:

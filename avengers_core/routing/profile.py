@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avengers_core import jsonsafe
 from avengers_core.data.readers import is_pickle
 from avengers_core.embed.base import Embedder
 from avengers_core.errors import InputError
@@ -75,6 +76,7 @@ def profile_files(router: AvengersRouter,
         "version": VERSION,
         "models": prof.models,
         "k": prof.k,
+        "k_asked": int(getattr(router, "k_asked", prof.k)),  # more than k: clusters dropped
         "embedder": {"id": router.embedder_id, "dim": int(router.centroids.shape[1])},
         "parameters": asdict(router.config),
         "global_mean": [float(v) for v in prof.global_mean],
@@ -84,7 +86,8 @@ def profile_files(router: AvengersRouter,
     if tp is not None:
         doc["task_prior"] = {"tasks": tp.tasks, "sums": tp.sums.round(6).tolist(),
                              "count": tp.count.astype(int).tolist()}
-    return {"profile.json": json.dumps(doc, indent=1).encode("utf-8"), "centroids.npz": npz}
+    text = jsonsafe.dumps(doc, indent=1)  # never NaN or Infinity (issue 22)
+    return {"profile.json": text.encode("utf-8"), "centroids.npz": npz}
 
 
 def save_profile(router: AvengersRouter, out: str | Path,
@@ -325,7 +328,10 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
     if task_prior is None or config.prior != "task":
         config, task_prior = replace(config, prior="global"), None
     profile = CapabilityProfile(models, sums, count, cost, shrinkage, size)
-    return AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
+    router = AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
+    asked = doc.get("k_asked")
+    router.k_asked = asked if isinstance(asked, int) and asked >= k else k
+    return router
 
 
 def check_embedder(router: AvengersRouter, embedder: Embedder, source: str | Path) -> None:

@@ -12,7 +12,7 @@ iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet), :class
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -21,6 +21,7 @@ from avengers_core.answers.extract import extract
 from avengers_core.answers.prompts import make_prompt
 from avengers_core.backends import DEFAULT_TEMPERATURE, BackendUnavailable, SampleError
 from avengers_core.backends.endpoints import Engines
+from avengers_core.backends.retry import call_retries, retry_notes
 from avengers_core.errors import InputError
 from avengers_core.pipeline import Pipeline, VotePlan
 from avengers_core.serve.requests import ChatRequest, ServeError
@@ -50,6 +51,7 @@ class Routing:
     models: list[str]
     kind: str = "free"
     strategy: str = "single"
+    notes: tuple[str, ...] = ()  # what the client should know (issue 22: a cut query, retries)
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,10 @@ class Reply:
     relayed: bool = False
 
     def avengers(self) -> dict[str, Any]:
-        """The `avengers` field: {cluster, models, answer, votes, confidence}."""
+        """The `avengers` field: {cluster, models, answer, votes, confidence, notes}."""
         return {"cluster": self.routing.cluster, "models": list(self.routing.models),
                 "answer": self.answer, "votes": dict(self.votes),
-                "confidence": self.confidence}
+                "confidence": self.confidence, "notes": list(self.routing.notes)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Service:
         no engine answers or none of the routed models is served."""
         try:
             plan = self.pipeline.plan(query, top_n=self.config.top_n)
+            cut = self.pipeline.query_notes(query)  # issue 22: the embedder cut it
         except InputError as e:
             raise ServeError(400, str(e)) from None
         except (BackendUnavailable, SampleError, OSError) as e:
@@ -126,7 +129,7 @@ class Service:
             raise ServeError(502, f"none of the routed models ({', '.join(res.ranking[:3])}) "
                                   f"is served by {self.engines.describe()}; pass --model-map",
                              code="model_not_found")
-        return Routing(res.cluster, models, plan.kind, plan.strategy)
+        return Routing(res.cluster, models, plan.kind, plan.strategy, tuple(cut))
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
@@ -193,7 +196,9 @@ class Service:
                     raise ServeError(502, f"{model}: {choice.error}")
                 answer = extract(choice.text, routing.kind) if routing.cluster is not None \
                     else None
-                yield Reply(choice.text, routing, answer=answer, relayed=True)
+                waited = tuple(retry_notes(call_retries(call)))  # issue 22: a busy engine
+                yield Reply(choice.text, replace(routing, notes=(*routing.notes, *waited)),
+                            answer=answer, relayed=True)
         except SampleError as e:
             raise ServeError(502, f"{model} @ {call.endpoint}: {e.reason}") from None
 
@@ -208,6 +213,8 @@ def _verdict(result: VoteResult, routing: Routing) -> Reply:
                               f"{failure_summary(result.samples)}")
     tally = result.tally
     text = samples[tally.voters[tally.winner][0]].text if tally.winner is not None else ok[0].text
-    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind)
+    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind,
+                   routing.strategy,
+                   (*routing.notes, *result.notes))
     return Reply(text, used, answer=tally.winner, votes=dict(tally.votes),
                  confidence=tally.confidence if tally.winner is not None else None)

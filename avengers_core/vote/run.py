@@ -30,6 +30,7 @@ from avengers_core.backends import (
     Timeouts,
 )
 from avengers_core.backends.endpoints import Engines, as_engines
+from avengers_core.backends.retry import call_retries, retry_notes
 from avengers_core.vote.events import (
     AnswerExtracted,
     ModelStarted,
@@ -110,6 +111,7 @@ class VoteRun:
         self.engines = as_engines(client, timeouts)
         self.options = dict(options or {})
         self.notes: list[str] = []
+        self._retries: list[tuple[str, int, float]] = []  # busy engines waited for (issue 22)
         self.models = list(models)
         self.query = query
         self.n_samples = samples
@@ -188,7 +190,7 @@ class VoteRun:
                 samples=sorted(self._samples, key=lambda s: s.index),
                 tally=self._tally(),
                 cancelled=self._cancel.is_set(),
-                notes=list(self.notes),
+                notes=[*self.notes, *retry_notes(self._retries)],
             )
             finished = True
             yield RunFinished(self.result)
@@ -265,6 +267,7 @@ class VoteRun:
                 finally:
                     with self._lock:
                         self._calls.discard(call)
+                        self._retries.extend(call_retries(call))
                 if redo:  # the server ignored `n`: draw the rest one request each
                     self.engines.n_ignored(call.endpoint)
                     with self._lock:

@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from avengers_core.backends.base import TIMER_PREFIX, SampleError, Timeouts
+from avengers_core.backends.base import TIMER_PREFIX, Timeouts
+from avengers_core.backends.errors import SampleError
 from avengers_core.backends.model_names import map_models, suggest_tag
 from avengers_core.backends.ollama import (
     DEFAULT_HOST,

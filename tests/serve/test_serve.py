@@ -278,18 +278,18 @@ def test_client_disconnect_leaves_no_upstream_request_open(srv, url, model, stre
         with httpx.stream("POST", f"{url}/api/chat", json=body, timeout=10) as r:
             lines = r.iter_lines()  # kept: dropping it would close the connection now
             next(lines)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 30  # generous: ends once it holds
             while srv.in_flight == 0 and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert srv.in_flight > 0
     else:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/v1/chat/completions", json=body, timeout=0.6)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: ends once it holds
     while srv.in_flight and time.monotonic() < deadline:
         time.sleep(0.02)
     assert srv.in_flight == 0
-    assert srv.wait_closed(5, still_open=baseline)
+    assert srv.wait_closed(30, still_open=baseline)
 
 
 # -- keys and binding --------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_the_command_serves_until_stopped(srv, profile, tmp_path):
 
 def test_threads_do_not_outlive_requests(url, oai):
     oai.chat.completions.create(model="avengers", messages=user())
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # generous: ends once it holds
     while time.monotonic() < deadline:
         if not [t for t in threading.enumerate() if t.name.startswith("avengers-serve")
                 and t.name != "avengers-serve-test"]:

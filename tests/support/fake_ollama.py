@@ -36,14 +36,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAILURES = ("http500", "html502", "hang", "stall", "cut", "drop", "reset", "badline",
-            "errorline", "http429")
+            "errorline", "http429", "http503")
 """Failure modes: `http500` error status (Ollama's JSON error); `html502` a proxy's HTML
 error page; `hang` never answers; `stall` sends one token then hangs; `cut` ends the
 stream cleanly without a `done: true` line; `drop` closes the connection mid-stream;
 `reset` closes it without any reply; `badline` sends a line that is not JSON;
 `errorline` sends Ollama's mid-stream `{"error": ...}` line (on `/v1`: an SSE event holding
-an `error` object); `http429` answers 429 with `Retry-After: 7`. On `/v1`, `cut` ends the
-stream without `[DONE]` and without a finish reason."""
+an `error` object); `http429` answers 429 with `Retry-After: 7` (the script's `retry_after`);
+`http503` answers 503 as a busy Ollama (`server busy, please try again`) or, on `/v1`, as
+llama.cpp's server loading its model (`Loading model`), with the script's `retry_after`.
+On `/v1`, `cut` ends the stream without `[DONE]` and without a finish reason."""
 
 
 @dataclass
@@ -62,6 +64,9 @@ class ModelScript:
     honours_n: on `/v1`, return `n` choices (choice i answers as seed + i would), or one
         (as llama-cpp-python's server and Ollama's `/v1` do).
     truncated: end each reply as the token limit does (finish/done reason "length").
+    retry_after: the `Retry-After` header of `http429` and `http503` (None: no header).
+    busy_first: the first `busy_first` chat requests for the model fail with `busy_mode`
+        (a busy or warming engine), the later ones are answered as scripted.
     """
 
     replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
@@ -73,9 +78,12 @@ class ModelScript:
     thinking: str = ""
     honours_n: bool = True
     truncated: bool = False
+    retry_after: str | None = "7"
+    busy_first: int = 0
+    busy_mode: str = "http503"
 
     def __post_init__(self) -> None:
-        modes = [self.fail, *self.fail_seeds.values()]
+        modes = [self.fail, *self.fail_seeds.values(), self.busy_mode]
         bad = [m for m in modes if m is not None and m not in FAILURES]
         if bad:
             raise ValueError(f"unknown failure mode {bad[0]!r}; expected one of {FAILURES}")
@@ -116,6 +124,7 @@ class FakeOllama:
         self._lock = threading.Lock()
         self._closed = threading.Condition(self._lock)
         self._counter: dict[str, int] = {}
+        self._busy_seen: dict[str, int] = {}
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", port), _make_handler(self))
         self._thread: threading.Thread | None = None
@@ -179,6 +188,14 @@ class FakeOllama:
         idx = seed if seed is not None else n
         failure = script.fail_seeds.get(seed, script.fail) if seed is not None else script.fail
         return script.replies[idx % len(script.replies)], failure
+
+    def _busy(self, model: str) -> str | None:
+        """The busy failure for this chat request, while the model's `busy_first` lasts."""
+        script = self.models[model]
+        with self._lock:
+            n = self._busy_seen.get(model, 0)
+            self._busy_seen[model] = n + 1
+        return script.busy_mode if n < script.busy_first else None
 
     def _enter(self) -> None:
         with self._lock:
@@ -357,12 +374,20 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             if failure == "http500":
                 self._json(500, {"error": "fake internal server error"})
                 return True
-            if failure == "http429":
-                data = json.dumps({"error": {"message": "fake rate limit",
-                                             "type": "rate_limit_error"}}).encode()
-                self.send_response(429)
+            if failure in ("http429", "http503"):
+                if failure == "http429":
+                    body = {"error": {"message": "fake rate limit", "type": "rate_limit_error"}}
+                elif self.path.startswith("/v1/"):  # llama.cpp's server while it loads
+                    body = {"error": {"code": 503, "message": "Loading model",
+                                      "type": "unavailable_error"}}
+                else:  # Ollama with its queue full (OLLAMA_MAX_QUEUE)
+                    body = {"error": "server busy, please try again.  maximum pending "
+                                     "requests exceeded"}
+                data = json.dumps(body).encode()
+                self.send_response(int(failure[4:]))
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Retry-After", "7")
+                if script.retry_after is not None:
+                    self.send_header("Retry-After", script.retry_after)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -382,6 +407,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             options = body.get("options") or {}
             seed = options.get("seed")
             text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
+            failure = srv._busy(model) or failure
             chat = self.path == "/api/chat"
             if self._fail_early(script, failure):
                 return
@@ -456,6 +482,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 text, fail = srv._reply_for(model, seed + i if isinstance(seed, int) else None)
                 replies.append(text)
                 failure = failure or fail
+            failure = srv._busy(model) or failure
             if self._fail_early(script, failure):
                 return
             base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}

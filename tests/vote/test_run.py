@@ -266,7 +266,8 @@ def test_ctrl_c_on_a_worker_thread_still_stops_the_consumer(srv):
     events = run.events()
 
     def interrupt_from_a_worker() -> None:
-        while srv.in_flight < 2:
+        deadline = time.monotonic() + 60  # generous: ends once both requests are in flight
+        while srv.in_flight < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.5)  # both SampleStarted events consumed: the consumer waits for more
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # lands on this thread

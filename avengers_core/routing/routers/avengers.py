@@ -14,7 +14,13 @@ import numpy as np
 from avengers_core.data.table import RoutingTable, check_enough_rows
 from avengers_core.errors import InputError
 from avengers_core.routing.cluster import kmeans
-from avengers_core.routing.routers.base import Router, RouterConfig, RouteResult, register
+from avengers_core.routing.routers.base import (
+    Router,
+    RouterConfig,
+    RouteResult,
+    at_most_one,
+    register,
+)
 from avengers_core.routing.score import (
     CapabilityProfile,
     TaskPrior,
@@ -55,6 +61,7 @@ class AvengersRouter(Router):
         self.models = profile.models
         self.cluster_tasks = cluster_tasks or [{} for _ in range(len(centroids))]
         self.labels = labels  # training queries' clusters (not saved)
+        self.k_asked = len(centroids)  # the K asked for at fit (more when clusters were dropped)
         self._allowed = self._allowed_mask()
 
     @classmethod
@@ -93,24 +100,26 @@ class AvengersRouter(Router):
         if task_prior is None or prior == "global":
             prior, task_prior = "global", None
         profile = CapabilityProfile.build(
-            clus.labels, table.scores, config.k, table.models, table.costs, float(tau)
-        )
-        tasks: list[dict[str, int]] = [{} for _ in range(config.k)]
+            clus.labels, table.scores, clus.k, table.models, table.costs, float(tau)
+        )  # clus.k: the clusters that exist (issue 22: empty or repeated ones dropped)
+        tasks: list[dict[str, int]] = [{} for _ in range(clus.k)]
         if table.tasks is not None:
             for lab, t in zip(clus.labels, table.tasks):
                 if t:
                     tasks[lab][t] = tasks[lab].get(t, 0) + 1
         if progress:
             progress(2, 2, step)
-        return cls(
+        router = cls(
             clus.centroids,
             profile,
-            replace(config, shrinkage=float(tau), prior=prior),
+            replace(config, k=clus.k, shrinkage=float(tau), prior=prior),
             embedder_id,
             [dict(sorted(d.items(), key=lambda kv: -kv[1])) for d in tasks],
             clus.labels,
             task_prior,
         )
+        router.k_asked = config.k
+        return router
 
     def _allowed_mask(self) -> np.ndarray:
         """Models the router may pick: all, or the paper's automatic selection of N."""
@@ -146,7 +155,8 @@ class AvengersRouter(Router):
         k = min(self.config.top_k, len(self.centroids))
         idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(sims, idx, axis=1)
-        return idx, top, softmax_neg_distance(top, self.config.beta)
+        # float64: float32 probabilities summed to 1.0000000149 and lifted scores above 1
+        return idx, top, softmax_neg_distance(top.astype(np.float64), self.config.beta)
 
     def prior(self, x: np.ndarray) -> np.ndarray:
         """(N, M) what each query's cluster scores shrink toward: the models' global means,
@@ -205,7 +215,7 @@ class AvengersRouter(Router):
                     m: {
                         "mean": None if np.isnan(mean[c, j]) else float(mean[c, j]),
                         "count": int(count[c, j]),
-                        "score": float(np.nan_to_num(cs[i, j])),
+                        "score": at_most_one(np.nan_to_num(cs[i, j])),
                     }
                     for j, m in enumerate(self.models)
                 },
@@ -213,10 +223,12 @@ class AvengersRouter(Router):
         return RouteResult(
             cluster=int(idx[0, 0]),
             clusters=[
-                {"id": int(c), "p": float(pp), "similarity": float(s)}
+                {"id": int(c), "p": at_most_one(pp), "similarity": at_most_one(s)}
                 for c, s, pp in zip(idx[0], sims[0], p[0])
             ],
-            scores={self.models[j]: float(fused[j]) for j in order if self._allowed[j]},
+            scores={self.models[j]: (at_most_one(fused[j]) if self.config.fusion == "score"
+                                     else float(fused[j]))
+                    for j in order if self._allowed[j]},
             models=ranking[: self.config.top_n],
             ranking=ranking,
             task=details[0]["task"],
@@ -244,5 +256,7 @@ class AvengersRouter(Router):
         if config.prior == "task" and self.task_prior is None:
             raise InputError("prior 'task' needs a task classifier: refit with prior 'task'")
         profile = replace(self.profile, shrinkage=float(config.shrinkage))
-        return AvengersRouter(self.centroids, profile, config, self.embedder_id,
-                              self.cluster_tasks, self.labels, self.task_prior)
+        router = AvengersRouter(self.centroids, profile, config, self.embedder_id,
+                                self.cluster_tasks, self.labels, self.task_prior)
+        router.k_asked = self.k_asked
+        return router

@@ -125,5 +125,11 @@ class RouteResult:
         return f"Cluster {self.cluster}{name} ({what}, {size}, p = {p:.2f}): {why}"
 
 
+def at_most_one(value: float) -> float:
+    """`value` as a Python float, rounding error above 1 removed: a probability, a cosine
+    or a score in [0, 1] computed in float32 can come out as 1.0000000149 (issue 22)."""
+    return min(float(value), 1.0)
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
