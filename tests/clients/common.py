@@ -7,6 +7,12 @@ go to llama3.1, which always says `The answer is 41.`
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
 from tests.fake_ollama import ModelScript
 from tests.test_cli_ollama import MATH, TRIVIA
 
@@ -40,3 +46,47 @@ def two_turns() -> list[dict[str, str]]:
             *user(TRIVIA_QUESTION)]
 
 
+
+
+CLIENTS_DIR = Path(__file__).resolve().parent
+CACHE = Path.home() / ".cache" / "avengers"
+CLIENTS_VENV = Path(os.environ.get("AVENGERS_CLIENTS_VENV", CACHE / "clients-venv"))
+"""The venv of LangChain and LiteLLM (tests/clients/requirements.txt), made by setup.sh."""
+OPENWEBUI_VENV = Path(os.environ.get("AVENGERS_OPENWEBUI_VENV", CACHE / "openwebui-venv"))
+"""Open WebUI's own venv, made by setup.sh."""
+DEAD_PROXY = "http://127.0.0.1:9"
+LOOPBACK_ONLY = {"HTTP_PROXY": DEAD_PROXY, "HTTPS_PROXY": DEAD_PROXY, "ALL_PROXY": DEAD_PROXY,
+                 "http_proxy": DEAD_PROXY, "https_proxy": DEAD_PROXY, "all_proxy": DEAD_PROXY,
+                 "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+"""Environment for a client under test: a request to anything but loopback goes to a closed
+loopback port and fails at once (the tests never reach beyond this machine)."""
+
+
+def client_env(**extra: str) -> dict[str, str]:
+    """This process's environment less any OpenAI/Ollama settings, plus LOOPBACK_ONLY and
+    `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("OPENAI_", "OLLAMA_", "LITELLM_"))}
+    return {**env, **LOOPBACK_ONLY, **extra}
+
+
+def run_driver(argv: list[str], client: str, url: str, calls: list[dict[str, Any]],
+               cwd: Path = CLIENTS_DIR, timeout: float = 180, **env: str
+               ) -> list[dict[str, Any]]:
+    """Run a client driver (`argv` + the JSON job) and return its results, one per call.
+
+    The drivers (node/drive.mjs, py_drive.py) print a JSON array; a driver that crashes fails
+    the test with its stderr."""
+    job = json.dumps({"client": client, "url": url, "calls": calls})
+    done = subprocess.run([*argv, job], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=client_env(**env))
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(results) == len(calls)
+    return results
+
+
+def ok(result: dict[str, Any]) -> dict[str, Any]:
+    """`result`, once it is known to be a success (else the client's error is the message)."""
+    assert result["ok"], result.get("error")
+    return result

@@ -7,9 +7,7 @@ Streamed and whole, for the vote (`avengers`), `avengers-route` and a passed-thr
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,8 @@ from tests.clients.common import (
     TRIVIA_QUESTION,
     VOTED_TEXT,
     VOTES,
+    ok,
+    run_driver,
     two_turns,
     user,
 )
@@ -44,23 +44,10 @@ def node_clients():
     return node
 
 
-def drive(client: str, url: str, calls: list[dict[str, Any]], timeout: float = 120
-          ) -> list[dict[str, Any]]:
+def drive(client: str, url: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run `calls` through the npm `client` ("openai" or "ollama") against `url`; one result
     per call (see drive.mjs)."""
-    job = json.dumps({"client": client, "url": url, "calls": calls})
-    done = subprocess.run(["node", "drive.mjs", job], cwd=NODE_DIR, capture_output=True,
-                          text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr
-    results = json.loads(done.stdout)
-    assert len(results) == len(calls)
-    return results
-
-
-def ok(result: dict[str, Any]) -> dict[str, Any]:
-    """`result`, once it is known to be a success (else the client's error, for the report)."""
-    assert result["ok"], result.get("error")
-    return result
+    return run_driver(["node", "drive.mjs"], client, url, calls, cwd=NODE_DIR)
 
 
 def check_vote(res: dict[str, Any], stream: bool) -> None:
