@@ -90,3 +90,20 @@ def ok(result: dict[str, Any]) -> dict[str, Any]:
     """`result`, once it is known to be a success (else the client's error is the message)."""
     assert result["ok"], result.get("error")
     return result
+
+
+def chat_calls(stream_key: str = "stream") -> dict[str, dict[str, Any]]:
+    """The chats every Python client makes, by name: the vote, `avengers-route` and a
+    passed-through model (seed 0: qwen2.5 answers `#### 42`), each whole and streamed, an
+    unknown model, and the two-turn chat; one driver run makes them all (a client's import
+    takes seconds)."""
+    calls: dict[str, dict[str, Any]] = {}
+    for stream in (False, True):
+        how = "streamed" if stream else "whole"
+        calls[f"vote-{how}"] = {"model": "avengers", "messages": user(), stream_key: stream}
+        for name, model in (("route", "avengers-route"), ("passed", LLAMA)):
+            calls[f"{name}-{how}"] = {"model": model, "messages": user(), stream_key: stream,
+                                      "extra": {"seed": 0}}
+    calls["unknown"] = {"model": "no-such-model", "messages": user()}
+    calls["two-turns"] = {"model": "avengers", "messages": two_turns()}
+    return calls

@@ -15,14 +15,14 @@ from tests.clients.common import (
     LLAMA,
     LLAMA_TEXT,
     VOTED_TEXT,
+    chat_calls,
     ok,
     run_driver,
-    two_turns,
-    user,
 )
 
 CLIENTS = ["langchain-openai", "langchain-ollama"]
-STREAM = [pytest.param(False, id="whole"), pytest.param(True, id="streamed")]
+STREAM = ["whole", "streamed"]
+CALLS = chat_calls()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -39,37 +39,40 @@ def drive(client: str, url: str, calls: list[dict[str, Any]]) -> list[dict[str, 
                       client, url, calls)
 
 
+@pytest.fixture(scope="module")
+def replies(serve_url) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each client's result of each call in CALLS, by client and call name."""
+    return {client: dict(zip(CALLS, drive(client, serve_url, list(CALLS.values()))))
+            for client in CLIENTS}
+
+
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("client", CLIENTS)
-def test_langchain_vote(serve_url, client, stream):
-    res = ok(drive(client, serve_url, [{"model": "avengers", "messages": user(),
-                                        "stream": stream}])[0])
+def test_langchain_vote(replies, client, stream):
+    res = ok(replies[client][f"vote-{stream}"])
     assert res["text"] == VOTED_TEXT and extract(res["text"], "number") == "42"
     assert res["finish"] == "stop" and res["model"] == "avengers"
-    assert (res["chunks"] > 1) is stream
+    assert (res["chunks"] > 1) is (stream == "streamed")
 
 
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("client", CLIENTS)
-def test_langchain_route_and_passthrough(serve_url, client, stream):
-    calls = [{"model": m, "messages": user(), "stream": stream, "extra": {"seed": 0}}
-             for m in ("avengers-route", LLAMA)]  # seed 0: qwen2.5's reply is `#### 42`
-    route, passed = drive(client, serve_url, calls)
-    assert extract(ok(route)["text"], "number") == "42"
-    assert ok(passed)["text"] == LLAMA_TEXT and passed["model"] == LLAMA
+def test_langchain_route_and_passthrough(replies, client, stream):
+    route, passed = (ok(replies[client][f"{name}-{stream}"]) for name in ("route", "passed"))
+    assert route["text"] == VOTED_TEXT and route["model"] == "avengers-route"
+    assert passed["text"] == LLAMA_TEXT and passed["model"] == LLAMA
     assert route["finish"] == passed["finish"] == "stop"
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_langchain_unknown_model_is_an_error(serve_url, client):
-    res = drive(client, serve_url, [{"model": "no-such-model", "messages": user()}])[0]
+def test_langchain_unknown_model_is_an_error(replies, client):
+    res = replies[client]["unknown"]
     assert not res["ok"] and "no-such-model" in res["error"]["message"]
     assert res["error"]["status"] in (404, None)  # ChatOllama's error carries no status
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_langchain_chat_keeps_its_model(serve_url, client):
+def test_langchain_chat_keeps_its_model(replies, client):
     """A chat that began with a math question stays on the math model for a trivia follow-up
     (routed by the first user message: part A of issue 21)."""
-    res = ok(drive(client, serve_url, [{"model": "avengers", "messages": two_turns()}])[0])
-    assert res["text"] == VOTED_TEXT
+    assert ok(replies[client]["two-turns"])["text"] == VOTED_TEXT
