@@ -174,3 +174,52 @@ def test_a_big_vote_fits_undicis_header_limit(srv, profile):
             assert res["avengers"]["models"] == [LLAMA]
             assert sum(res["avengers"]["votes"].values()) == 40
             assert len(res["avengers"]["votes"]) > 1
+
+
+@pytest.mark.parametrize("stream", STREAM)
+def test_truncation_reaches_the_client(srv, serve_url, stream):
+    """An engine reply cut by the token limit says so: finish/done reason `length` (part A of
+    issue 21; it was always `stop`)."""
+    srv.models[LLAMA] = ModelScript(replies=[LLAMA_TEXT], truncated=True)
+    call = {"op": "chat", "model": LLAMA, "messages": user(), "stream": stream}
+    for client in ("openai", "ollama"):
+        assert ok(drive(client, serve_url, [call])[0])["finish"] == "length", client
+
+
+@pytest.mark.parametrize("stream", STREAM)
+def test_openai_npm_usage(serve_url, stream):
+    """`usage` on a whole vote, and the `include_usage` chunk of a streamed one, counting the
+    samples drawn (part A of issue 21)."""
+    res = ok(drive("openai", serve_url, [
+        {"op": "chat", "model": "avengers", "messages": user(), "stream": stream,
+         "extra": {"stream_options": {"include_usage": True}} if stream else {}}])[0])
+    usage = res["usage"]
+    assert usage and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.parametrize("stream", STREAM)
+def test_ollama_npm_eval_count(serve_url, stream):
+    """The vote's final line has Ollama's eval count over the samples (part A of issue 21)."""
+    res = ok(drive("ollama", serve_url, [{"op": "chat", "model": "avengers", "messages": user(),
+                                          "stream": stream}])[0])
+    assert res["eval_count"] and res["eval_count"] > 0
+
+
+def test_openai_npm_retrieves_one_model(serve_url):
+    """`/v1/models/{id}` (part A of issue 21)."""
+    res = ok(drive("openai", serve_url, [{"op": "model", "model": "avengers"}])[0])
+    assert res == {"ok": True, "id": "avengers", "object": "model"}
+
+
+def test_ollama_npm_preload_and_unload(serve_url):
+    """How `ollama run` starts and stops a model: a chat with no messages or a generate with no
+    prompt loads it, with `keep_alive: 0` unloads it; Ollama answers `done` at once with
+    `done_reason` `load` / `unload` (part A of issue 21; it was a 400)."""
+    results = drive("ollama", serve_url, [
+        {"op": "chat", "model": "avengers", "messages": []},
+        {"op": "chat", "model": "avengers", "messages": [], "extra": {"keep_alive": 0}},
+        {"op": "generate", "model": "avengers"},
+        {"op": "generate", "model": "avengers", "extra": {"keep_alive": 0}}])
+    assert [ok(r)["finish"] for r in results] == ["load", "unload", "load", "unload"]
+    assert all(r["done"] is True and r["text"] == "" for r in results)
