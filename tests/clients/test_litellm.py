@@ -16,6 +16,7 @@ from tests.clients.common import (
     CLIENTS_VENV,
     LLAMA_TEXT,
     VOTED_TEXT,
+    VOTES,
     chat_calls,
     ok,
     run_driver,
@@ -54,6 +55,8 @@ def test_litellm_vote(replies, client, stream):
     assert res["text"] == VOTED_TEXT and extract(res["text"], "number") == "42"
     assert res["finish"] == "stop"
     assert (res["chunks"] > 1) is (stream == "streamed")
+    if client == "litellm-openai":  # its OpenAI provider keeps the reply's extra fields
+        assert res["avengers"]["votes"] == VOTES and res["avengers"]["answer"] == "42"
 
 
 @pytest.mark.parametrize("stream", STREAM)
