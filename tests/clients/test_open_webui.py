@@ -9,7 +9,8 @@ the browser aborts any request that is not for loopback. One Open WebUI holds bo
 connections to serve: the Ollama one (OLLAMA_BASE_URL; the model is `avengers`) and the
 OpenAI one (OPENAI_API_BASE_URLS; prefix `oai`, so that model is `oai.avengers`, sent to
 serve as `avengers`). Each is tried with Open WebUI's "Stream Chat Response" on and off (a
-user setting). What Open WebUI stored (its chat API) is checked beside what the page shows.
+user setting). What Open WebUI stored (its chat API) is checked beside what the page shows,
+and what it sent to serve (tests/clients/recording.py) beside both.
 Uses Debian's /usr/bin/chromium (never `playwright install`).
 """
 
@@ -29,10 +30,12 @@ import pytest
 from tests.clients.common import (
     OPENWEBUI_VENV,
     QUESTION,
+    SAMPLES,
     TRIVIA_QUESTION,
     VOTED_TEXT,
     client_env,
 )
+from tests.clients.recording import Recorder, recorded_serving
 from tests.net import free_port, stop, wait_http
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -43,6 +46,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 START_S = 300  # Open WebUI starts in ~30 s on a busy 2-core machine (DB migrations, imports)
 REPLY_MS = 120_000
 SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+CHAT_PATHS = {"ollama": "/api/chat", "openai": "/v1/chat/completions"}
 CONNECTIONS = {"ollama": re.compile(r"^Select avengers(:latest)? model$"),
                "openai": re.compile(r"^Select oai\.avengers model$")}
 """The model picker's option for `avengers` through each connection (the Ollama one may list
@@ -50,8 +54,17 @@ it with its tag, as Ollama names always have one)."""
 
 
 @pytest.fixture(scope="module")
-def webui(serve_url, tmp_path_factory) -> Iterator[str]:
-    """Open WebUI on a free loopback port, both connections pointing at `serve_url`."""
+def recorded(srv, profile) -> Iterator[tuple[str, Recorder]]:
+    """serve (6 samples) with a record of the requests it got."""
+    with recorded_serving([str(profile), "--host", srv.url, "--samples", str(SAMPLES),
+                           "--keepalive", "0.2"]) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def webui(recorded, tmp_path_factory) -> Iterator[str]:
+    """Open WebUI on a free loopback port, both connections pointing at serve."""
+    serve_url = recorded[0]
     exe = OPENWEBUI_VENV / "bin" / "open-webui"
     if not exe.exists():
         pytest.fail(f"no Open WebUI at {exe}: bash scripts/setup.sh --test")
@@ -164,7 +177,7 @@ def new_chat(page, webui: str, connection: str) -> str:
     """Open a new chat and choose `avengers` through `connection`; the model id chosen."""
     page.goto(webui)
     page.locator("#model-selector-model-button").click()
-    page.keyboard.type("avengers")
+    page.locator("#model-search-input").fill("avengers")  # typing could race the focus
     option = page.get_by_role("option", name=CONNECTIONS[connection])
     model = option.get_attribute("aria-label").removeprefix("Select ").removesuffix(" model")
     option.click()
@@ -176,11 +189,18 @@ def new_chat(page, webui: str, connection: str) -> str:
 @pytest.mark.parametrize("stream", [pytest.param(True, id="streamed"),
                                     pytest.param(False, id="whole")])
 @pytest.mark.parametrize("connection", list(CONNECTIONS))
-def test_open_webui_chats_with_avengers(page, webui, connection, stream):
+def test_open_webui_chats_with_avengers(page, webui, recorded, connection, stream):
+    recorder = recorded[1]
     set_streaming(page, stream)
     model = new_chat(page, webui, connection)
 
+    before = len(recorder.requests)
     chat = send(page, QUESTION, replies=1)
+    sent = [body for path, body in recorder.requests[before:] if path == CHAT_PATHS[connection]]
+    assert len(sent) == 1, recorder.requests[before:]  # no title or tag tasks
+    assert sent[0]["model"].removesuffix(":latest") == "avengers"  # no `oai.` prefix
+    assert sent[0].get("stream", connection == "ollama") is stream  # Ollama streams by default
+    sent_model = sent[0]["model"]
     first = assistant_replies(chat)[0]
     assert first["content"] == VOTED_TEXT and first["model"] == model, first
     shown = page.locator(f"#message-{first['id']} #response-content-container")
@@ -188,7 +208,12 @@ def test_open_webui_chats_with_avengers(page, webui, connection, stream):
     assert page.locator(f"#message-{first['id']} #response-message-model-name").inner_text() \
         == model
 
+    before = len(recorder.requests)
     chat = send(page, TRIVIA_QUESTION, replies=2)  # the same chat keeps its model
+    sent = [body for path, body in recorder.requests[before:] if path == CHAT_PATHS[connection]]
+    assert len(sent) == 1 and sent[0]["model"] == sent_model
+    assert [m["content"] for m in sent[0]["messages"] if m["role"] == "user"] \
+        == [QUESTION, TRIVIA_QUESTION]  # the whole conversation goes to serve
     second = assistant_replies(chat)[1]
     assert chat["chat"]["models"] == [model] and second["model"] == model
     assert second["content"].strip() and second.get("error") is None
