@@ -7,8 +7,8 @@ import pytest
 
 from tests.clients.common import SAMPLES, scripts
 from tests.support.fake_ollama import FakeOllama
-from tests.support.serve_util import serving
 from tests.support.profiles import build_profile
+from tests.support.serve_util import serving
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from typing import Any
 
 import uvicorn
 
-from avengers_core.cli import build_parser
-from avengers_core.cli_serve import prepare
+from avengers_core.cli.commands import build_parser
+from avengers_core.cli.serve import prepare
 from tests.support.net import free_port
 
 

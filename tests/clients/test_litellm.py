@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from avengers_core.extract import extract
+from avengers_core.answers.extract import extract
 from tests.clients.common import (
     CLIENTS_DIR,
     CLIENTS_VENV,

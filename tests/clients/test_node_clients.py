@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from avengers_core.extract import extract
+from avengers_core.answers.extract import extract
 from tests.clients.common import (
     LLAMA,
     LLAMA_TEXT,
