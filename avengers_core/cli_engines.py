@@ -22,6 +22,7 @@ from typing import Any
 from avengers_core.backends import BACKENDS
 from avengers_core.device import add_device_option
 from avengers_core.errors import InputError
+from avengers_core.trust import add_key_env_option, add_profile_embedder_options
 
 EXIT_INPUT = 2
 EXIT_NO_ANSWER = 1
@@ -43,6 +44,8 @@ def add_engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
     s.add_argument("--endpoints", metavar="FILE",
                    help="TOML/JSON file: per-model backend, URLs (replicas), engine model "
                         "name, api_key_env; overrides --backend/--host for those models")
+    add_key_env_option(s)
+    s.set_defaults(engine_key_flag=key_flag)
     s.add_argument("--max-tokens", type=int, help="cap on tokens per reply")
     s.add_argument("--think", choices=["on", "off", "low", "medium", "high"],
                    help="reasoning models: thinking off, on, or a level (default: the "
@@ -64,7 +67,8 @@ def request_options(args: argparse.Namespace) -> dict[str, Any]:
 def engines_from_args(args: argparse.Namespace) -> Any:
     from avengers_core.endpoints import Engines
 
-    return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints)
+    return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints,
+                             key_option=getattr(args, "engine_key_flag", "--api-key-env"))
 
 
 def register(subparsers: Any) -> None:
@@ -78,6 +82,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
     s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
+    add_profile_embedder_options(s)
     s.add_argument(
         "--kind",
         choices=["auto", "number", "choice", "text", "free"],
@@ -150,6 +155,24 @@ def profile_embedder(embedder_id: str, engines: Any):
     return get_embedder(embedder_id, endpoints=engines.endpoints)
 
 
+def embedder_for_profile(args: argparse.Namespace, router: Any, engines: Any) -> Any:
+    """The embedder for the profile `router` loaded from `args.dir`: `--embedder` when
+    given, else the profile's own, unless that is a server the user did not trust
+    (InputError naming it, see :mod:`avengers_core.trust`). Contacts nothing itself."""
+    from avengers_core.trust import profile_embedder_name
+
+    default = engines.default
+    host = default.host if default is not None and default.name == "ollama" else None
+    name = profile_embedder_name(router.embedder_id, args.dir,
+                                 named=getattr(args, "embedder", None),
+                                 trusted=getattr(args, "trust_profile_embedder", False),
+                                 ollama_host=host, endpoints=engines.endpoints)
+    if name != router.embedder_id:
+        print(f"note: embedding with {name} (the profile was fitted with "
+              f"{router.embedder_id})", file=sys.stderr)
+    return profile_embedder(name, engines)
+
+
 def available_models(engines: Any) -> list[str]:
     """The models the engines serve (notes on skipped replicas go to stderr).
     Raises BackendUnavailable when no server answers."""
@@ -182,7 +205,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     except BackendUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    emb = profile_embedder(router.embedder_id, engines)
+    emb = embedder_for_profile(args, router, engines)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     kind = kind_for_task(res.task) if args.kind == "auto" else args.kind

@@ -24,6 +24,7 @@ import numpy as np
 from avengers_core.embed import Embedder
 from avengers_core.errors import InputError
 from avengers_core.fileio import atomic_write_bytes
+from avengers_core.npz_limits import check_npz
 from avengers_core.route import AvengersRouter, RouterConfig
 from avengers_core.score import CapabilityProfile, TaskPrior
 from avengers_core.table import is_pickle
@@ -172,6 +173,7 @@ def _centroids(where: str, data: bytes) -> np.ndarray:
     """The `centroids` float array of an .npz, refusing anything pickled."""
     if is_pickle(data):
         raise _fail(where, "a Python pickle, which is never loaded (expected an .npz file)")
+    check_npz(data, where, MAX_MEMBER_BYTES)  # before anything inflates (issue 20)
     try:
         z = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from avengers_core.redact import scrub, strip_userinfo
+
 DEFAULT_TEMPERATURE = 0.7
 TIMER_PREFIX = "avengers-timeout"
 REASON_CHARS = 160  # a failure reason is one short line, whatever the server sent
@@ -31,17 +33,20 @@ class Timeouts:
 
 
 class BackendUnavailable(RuntimeError):
-    """The server cannot be reached (or answers nothing usable); the message names it."""
+    """The server cannot be reached (or answers nothing usable); the message names it
+    (secrets scrubbed, see :mod:`avengers_core.redact`)."""
 
     def __init__(self, host: str, message: str) -> None:
         self.host = host
-        super().__init__(message)
+        super().__init__(scrub(message))
 
 
 class SampleError(Exception):
-    """One request failed; `reason` is a short, user-readable explanation."""
+    """One request failed; `reason` is a short, user-readable explanation (secrets
+    scrubbed: a server may quote the key it got)."""
 
     def __init__(self, reason: str) -> None:
+        reason = scrub(reason)
         super().__init__(reason)
         self.reason = reason
 
@@ -79,8 +84,8 @@ class StreamCall(ABC):
 
     @property
     def endpoint(self) -> str:
-        """Where the request goes: the base URL (shown per sample)."""
-        return self.host
+        """Where the request goes: the base URL (shown per sample), without userinfo."""
+        return strip_userinfo(self.host)
 
     def abort(self, reason: str = "cancelled") -> None:
         """Stop the request now; `run()` then raises SampleError(reason)."""
@@ -183,6 +188,6 @@ class Backend(ABC):
 
 def one_line(text: str) -> str:
     """`text` as one short line: HTML tags dropped (a proxy's error page), whitespace
-    collapsed, cut at REASON_CHARS."""
-    text = " ".join(re.sub(r"<[^>]*>", " ", text).split())
+    collapsed, secrets scrubbed, cut at REASON_CHARS."""
+    text = " ".join(re.sub(r"<[^>]*>", " ", scrub(text)).split())
     return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1].rstrip() + "…"
