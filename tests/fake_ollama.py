@@ -36,14 +36,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAILURES = ("http500", "html502", "hang", "stall", "cut", "drop", "reset", "badline",
-            "errorline", "http429")
+            "errorline", "http429", "http401")
 """Failure modes: `http500` error status (Ollama's JSON error); `html502` a proxy's HTML
 error page; `hang` never answers; `stall` sends one token then hangs; `cut` ends the
 stream cleanly without a `done: true` line; `drop` closes the connection mid-stream;
 `reset` closes it without any reply; `badline` sends a line that is not JSON;
 `errorline` sends Ollama's mid-stream `{"error": ...}` line (on `/v1`: an SSE event holding
-an `error` object); `http429` answers 429 with `Retry-After: 7`. On `/v1`, `cut` ends the
-stream without `[DONE]` and without a finish reason."""
+an `error` object); `http429` answers 429 with `Retry-After: 7`; `http401` answers 401
+quoting the key it got, as hosted APIs do ("Incorrect API key provided: sk-..."). On `/v1`,
+`cut` ends the stream without `[DONE]` and without a finish reason."""
 
 
 @dataclass
@@ -356,6 +357,15 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 return True
             if failure == "http500":
                 self._json(500, {"error": "fake internal server error"})
+                return True
+            if failure == "http401":  # a hosted API's 401 quotes the key it was sent
+                given = (self.headers.get("Authorization") or "").partition(" ")[2]
+                message = f"Incorrect API key provided: {given}. Find your key in the console."
+                if self.path.startswith("/v1"):
+                    self._json(401, {"error": {"message": message, "code": "invalid_api_key",
+                                               "type": "invalid_request_error"}})
+                else:
+                    self._json(401, {"error": f"unauthorized: {message}"})
                 return True
             if failure == "http429":
                 data = json.dumps({"error": {"message": "fake rate limit",
