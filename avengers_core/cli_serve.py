@@ -85,13 +85,14 @@ def _loopback(bind: str) -> bool:
         return False
 
 
-def prepare(args: argparse.Namespace) -> Any:
-    """Check the arguments, load the profile, reach the engines and build the ASGI app.
+def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
+    """Check the arguments, load the profile, reach the engines and build the ASGI app
+    (its body timeout from `limits`, a serve.limits.Limits; default: the defaults).
     Raises InputError (bad arguments, no key for a public bind) and BackendUnavailable."""
     from avengers_core.endpoints import api_key
     from avengers_core.profile import check_embedder, load_profile
     from avengers_core.serve.app import KEEPALIVE_S, build_app
-    from avengers_core.serve.guard import env_origins, split_list
+    from avengers_core.serve.guard import BODY_TIMEOUT_S, env_origins, split_list
     from avengers_core.serve.service import ServeConfig, Service
 
     key = api_key(args.api_key_env)
@@ -117,7 +118,8 @@ def prepare(args: argparse.Namespace) -> Any:
                      max_queue=args.max_queue, keepalive_s=keepalive,
                      allowed_hosts=split_list(args.allowed_hosts or []),
                      allowed_origins=[*split_list(args.allowed_origins or []), *env_origins()],
-                     check_host=_loopback(args.bind))
+                     check_host=_loopback(args.bind),
+                     body_timeout_s=limits.body_timeout_s if limits else BODY_TIMEOUT_S)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -127,8 +129,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from avengers_core.redact import install_log_scrubbing
     from avengers_core.serve.limits import Limits, server_config
 
+    if args.max_connections < 1:
+        raise InputError("--max-connections must be at least 1")
+    limits = Limits(max_connections=args.max_connections)
     try:
-        app = prepare(args)
+        app = prepare(args, limits)
     except BackendUnavailable as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
@@ -136,8 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving models avengers, avengers-route and the engines' own at "
           f"http://{host}:{args.port} (OpenAI API under /v1, Ollama API under /api)",
           file=sys.stderr, flush=True)
-    config = server_config(app, args.bind, args.port, Limits(max_connections=args.max_connections),
-                           log_level="warning", timeout_graceful_shutdown=5)
+    config = server_config(app, args.bind, args.port, limits, log_level="warning",
+                           timeout_graceful_shutdown=5)
     install_log_scrubbing()  # after uvicorn set its handlers up: no secret in a log line
     uvicorn.Server(config).run()
     return 0

@@ -25,9 +25,9 @@ def serving(argv: list[str], limits: Limits | None = None) -> Iterator[str]:
     command's own server configuration (`limits`: its defaults, or these timeouts and
     cap); yields its base URL. Raises TimeoutError when it does not start within 20 s."""
     args = build_parser().parse_args(["serve", *argv])
-    app = prepare(args)
-    port = free_port()
     limits = limits or Limits(max_connections=args.max_connections)
+    app = prepare(args, limits)
+    port = free_port()
     server = uvicorn.Server(server_config(app, "127.0.0.1", port, limits,
                                           log_level="warning", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, name="avengers-serve-test", daemon=True)
