@@ -151,7 +151,7 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
                        "**Check again**.")
         st.stop()
     for note in eng.notes:
-        st.caption(md_escape(note))
+        st.caption(md_escape(scrub(note)))
     if not models:
         if backend == "ollama":
             ollama_missing(host, wanted or [], running=True)

@@ -287,10 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from avengers_core.device import use_device
-    from avengers_core.redact import scrub
+    from avengers_core.redact import install_log_scrubbing, scrub
     from avengers_core.trust import allow_key_envs
 
     args = build_parser().parse_args(argv)
+    install_log_scrubbing()  # notes logged on the way carry no secret
     try:
         # key variables the user named may be used by an endpoints file (issue 20)
         allow_key_envs([*(getattr(args, "allow_key_env", None) or []),

@@ -112,7 +112,9 @@ def register(subparsers: Any) -> None:
 
 
 def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from avengers_core.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)  # no URL credentials or keys
     return EXIT_INPUT
 
 
@@ -176,9 +178,11 @@ def embedder_for_profile(args: argparse.Namespace, router: Any, engines: Any) ->
 def available_models(engines: Any) -> list[str]:
     """The models the engines serve (notes on skipped replicas go to stderr).
     Raises BackendUnavailable when no server answers."""
+    from avengers_core.redact import scrub
+
     models = engines.list_models()
     for note in engines.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {scrub(note)}", file=sys.stderr)
     return models
 
 

@@ -270,6 +270,21 @@ def test_an_upstream_error_quoting_the_key_is_scrubbed(leaky, srv, path, model, 
     assert res.status_code in (200, 502)
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_credentials_of_an_environment_host_never_reach_a_client(srv, profile, monkeypatch,
+                                                                 path, stream):
+    monkeypatch.setenv("OLLAMA_HOST", srv.url.replace("http://", "http://alice:hunter2@"))
+    with serving([str(profile), "--samples", "1"]) as u:
+        srv.models[QWEN] = ModelScript(fail="http500")
+        for model in ("avengers", "avengers-route", QWEN):
+            body = {**chat_body(path, model=model), "stream": stream}
+            with httpx.stream("POST", u + path, json=body, timeout=60) as res:
+                text = res.read().decode()
+            assert "500" in text or "failed" in text, text
+            assert "hunter2" not in text and "alice" not in text
+
+
 def test_log_lines_are_scrubbed():
     import logging
 
