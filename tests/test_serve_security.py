@@ -122,6 +122,15 @@ def test_allowed_origins_get_real_cors(url, srv, origin):
     assert engine_calls(srv) > before
 
 
+@pytest.mark.parametrize(("site", "mode", "status"), [
+    ("cross-site", "no-cors", 403), ("same-site", "cors", 403), ("cross-site", "navigate", 200),
+    ("same-origin", "cors", 200), ("none", "navigate", 200)])
+def test_fetch_metadata_catches_cross_site_requests_without_origin(url, site, mode, status):
+    res = httpx.get(url + "/api/tags", timeout=10,
+                    headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode})
+    assert res.status_code == status
+
+
 def test_requests_without_origin_work_as_before(url):
     res = httpx.post(url + "/api/chat", content=json.dumps(chat_body("/api/chat")), timeout=60)
     assert res.status_code == 200 and res.json()["avengers"]["answer"] == "42"

@@ -15,7 +15,9 @@ XSRF), every request passes :class:`Guard` before anything else runs:
   127.0.0.1 and 0.0.0.0 over http and https on any port, and `app://`, `file://`,
   `tauri://`, `vscode-webview://`, `vscode-file://` origins. `--allowed-origins` and the
   environment variable `AVENGERS_ALLOWED_ORIGINS` (comma-separated; `*` as a wildcard,
-  alone: any origin) extend it. Requests without Origin (curl, the SDKs) pass.
+  alone: any origin) extend it. Requests without Origin (curl, the SDKs) pass, unless the
+  browser's Fetch Metadata (`Sec-Fetch-Site: cross-site`) says another site's page sent
+  them (a navigation excepted).
 - **CORS** for allowed origins: a preflight (`OPTIONS` with
   `Access-Control-Request-Method`) is answered 204 with `Access-Control-Allow-Origin`,
   `-Methods`, `-Headers` (always `Authorization` and `Content-Type`) and, when Chrome asks
@@ -151,6 +153,12 @@ class Guard:
                                  "host_not_allowed")(scope, receive, send)
             return
         origin = headers.get("origin")
+        if origin is None and _cross_site_without_origin(headers):
+            await error_response(path, 403, "a request from another site's page without "
+                                 "Origin is not allowed (expected a request from a program, "
+                                 "or from an allowed origin)",
+                                 "origin_not_allowed")(scope, receive, send)
+            return
         if origin is not None and not self.origin_allowed(origin):
             await error_response(path, 403, f"Origin {origin[:200]!r} is not allowed: start "
                                  f"the server with --allowed-origins {origin[:200]} (or set "
@@ -202,6 +210,16 @@ class Guard:
             return message
 
         return timed_receive
+
+
+def _cross_site_without_origin(headers: Headers) -> bool:
+    """A browser's request from another site that carries no Origin (a no-cors GET, say
+    an `<img>` or `<script>` pointing here, or an old browser's POST): browsers mark it
+    with `Sec-Fetch-Site` (Fetch Metadata); a navigation (the user opening a link) is
+    allowed, as are programs, which send no such header."""
+    site = headers.get("sec-fetch-site", "").lower()
+    return site in ("cross-site", "same-site") and \
+        headers.get("sec-fetch-mode", "").lower() != "navigate"
 
 
 def _with_cors(send: Send, origin: str) -> Send:
