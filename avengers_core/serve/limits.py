@@ -7,7 +7,7 @@ headers (a client that sends half a header line is held forever, and with
 :class:`GuardedH11Protocol`, uvicorn's h11 protocol plus:
 
 - a **header timeout**: a connection that has not sent a whole request head
-  `header_timeout_s` after it opened (or after its previous response) is closed;
+  `header_timeout_s` after it opened (a later request: after its first byte) is closed;
 - an **idle timeout** between requests (uvicorn's `timeout_keep_alive`);
 - a **connection cap**: beyond `max_connections` open connections, a new connection's
   request is answered 503 in the protocol's error shape and the connection closed (as
