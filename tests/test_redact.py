@@ -81,3 +81,15 @@ def test_bearer_tokens():
     assert bearer_token(b"Bearer k") == bearer_token(b"bEaReR k") == b"k"
     assert bearer_token(b"Basic k") is None and bearer_token(b"Bearer") is None
     assert bearer_token(None) is None
+
+
+def test_the_host_check_follows_the_bind_address():
+    loopback = Guard(None)
+    assert loopback.host_allowed("127.0.0.1:1") and loopback.host_allowed("[::1]:2")
+    assert loopback.host_allowed("127.0.0.5") and not loopback.host_allowed("evil.example")
+    assert not loopback.host_allowed("localhost.evil.example:80")
+    public = Guard(None, check_host=False)  # bound beyond loopback: any name reaches it
+    assert public.host_allowed("evil.example")
+    named = Guard(None, check_host=False, allowed_hosts=["chat.example.com"])
+    assert named.host_allowed("chat.example.com:443") and not named.host_allowed("evil.example")
+    assert Guard(None, allowed_hosts=["*"]).host_allowed("anything.example")
