@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 from avengers_core.errors import InputError
 
 MASK = "***"
-MIN_SECRET_CHARS = 4
-"""Registered secrets shorter than this are not scrubbed (they would mask ordinary words)."""
+MIN_SECRET_CHARS = 8
+"""Registered secrets shorter than this are not scrubbed: placeholders such as `none`,
+`EMPTY` (vLLM's convention) or `test` would mask ordinary words, and are no secret."""
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/\s@?#]*)@")
 """`scheme://user:password@`: what RFC 3986 §3.2.1 calls userinfo (deprecated in URLs)."""

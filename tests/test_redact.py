@@ -93,3 +93,8 @@ def test_the_host_check_follows_the_bind_address():
     named = Guard(None, check_host=False, allowed_hosts=["chat.example.com"])
     assert named.host_allowed("chat.example.com:443") and not named.host_allowed("evil.example")
     assert Guard(None, allowed_hosts=["*"]).host_allowed("anything.example")
+
+
+def test_placeholder_keys_do_not_mask_words():
+    register_secret("EMPTY")  # vLLM's conventional placeholder key
+    assert scrub("the reply was EMPTY") == "the reply was EMPTY"
