@@ -8,6 +8,9 @@ page URL opened right after a server start would skip this file (no sidebar, no 
 import streamlit as st
 
 from app_state import compute, session, sidebar
+from avengers_core.redact import install_log_scrubbing
+
+install_log_scrubbing()  # no key or URL password in the app's log lines (issue 20)
 
 st.set_page_config(page_title="Avengers Lab", page_icon=":material/hub:", layout="wide")
 

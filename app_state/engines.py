@@ -64,17 +64,25 @@ BACKEND_LABELS = {"ollama": "Ollama", "openai": "OpenAI-compatible"}
 
 @st.cache_resource(ttl=10, show_spinner="Asking the engines for their models…")
 def connect(backend: str, host: str, key_env: str, endpoints: bytes | None,
-            endpoints_name: str) -> tuple[Any, list[str]]:
+            endpoints_name: str, key_envs: str = "") -> tuple[Any, list[str]]:
     """(Engines, the models they serve) for these settings; raises InputError (a bad
-    endpoints file, an unset key variable) or BackendUnavailable, neither cached."""
+    endpoints file, an unset key variable, credentials in the host URL) or
+    BackendUnavailable, neither cached. The endpoints file may name only the key variables
+    the user allowed (issue 20): `key_env`, those in `key_envs` (comma-separated) and
+    those in AVENGERS_KEY_ENVS."""
     from avengers_core.backends import get_backend
     from avengers_core.backends.endpoints import Engines, api_key, parse_endpoints
+    from avengers_core.backends.trust import allowed_key_envs
+    from avengers_core.redact import refuse_userinfo
 
+    refuse_userinfo(host, "Host", "the API key variable field")
     key = api_key(key_env or None, "API key variable")
     parsed = {}
     if endpoints is not None:
+        allowed = allowed_key_envs([key_env, *key_envs.replace(",", " ").split()])
         parsed = parse_endpoints(endpoints, endpoints_name,
-                                 toml=endpoints_name.lower().endswith(".toml"))
+                                 toml=endpoints_name.lower().endswith(".toml"),
+                                 allowed_keys=allowed)
     eng = Engines(get_backend(backend, host, api_key=key), parsed)
     return eng, eng.list_models()
 
@@ -94,6 +102,7 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
     from avengers_core.backends import BACKENDS, BackendUnavailable
     from avengers_core.backends.openai import resolve_base_url
     from avengers_core.errors import InputError
+    from avengers_core.redact import scrub
 
     b_col, host_col, check_col = st.columns([1.5, 3, 1], vertical_alignment="bottom")
     backend = b_col.selectbox("Backend", BACKENDS, key="engine_backend",
@@ -118,12 +127,18 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
             "Endpoints file (TOML or JSON)", type=["toml", "json"], key="engine_endpoints",
             help="Per model: backend, urls (replicas), the engine's model name, api_key_env; "
                  "see docs/ENGINES.md. It overrides the backend and host for those models.")
-    choice = (backend, host, key_env, up.getvalue() if up else None, up.name if up else "")
+        key_envs = st.text_input(
+            "Key variables the file may use", key="engine_key_envs",
+            help="Names of environment variables whose keys the endpoints file may send "
+                 "(comma-separated); a file someone else wrote can name no other. The API "
+                 "key variable above is allowed too.").strip()
+    choice = (backend, host, key_env, up.getvalue() if up else None, up.name if up else "",
+              key_envs)
     st.session_state["engine_choice"] = choice  # for the tour's live vote
     try:
         eng, models = connect(*choice)
     except InputError as e:
-        st.error(md_escape(str(e)))
+        st.error(md_escape(scrub(str(e))))
         st.stop()
     except BackendUnavailable as e:
         if backend == "ollama" and up is None:
@@ -134,7 +149,7 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
                        "**Check again**.")
         st.stop()
     for note in eng.notes:
-        st.caption(md_escape(note))
+        st.caption(md_escape(scrub(note)))
     if not models:
         if backend == "ollama":
             ollama_missing(host, wanted or [], running=True)

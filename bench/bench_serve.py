@@ -47,7 +47,8 @@ def _overhead(repeats: int) -> dict[str, Any]:
     with FakeOllama({MODEL: script, "nomic-embed-text": ModelScript()}) as srv, \
             tempfile.TemporaryDirectory() as tmp:
         profile = build_profile(srv.url, Path(tmp) / "profile")
-        with serving([str(profile), "--host", srv.url]) as url:
+        # the profile's embedder is the scripted engine's: trusted by name (issue 20)
+        with serving([str(profile), "--host", srv.url, "--trust-profile-embedder"]) as url:
             direct, routed = ollama.Client(host=srv.url), ollama.Client(host=url)
             question = MATH[0]
             for client, model in ((direct, MODEL), (routed, "avengers-route")):  # warm-up
@@ -107,7 +108,8 @@ def run(repeats: int, quick: bool) -> dict[str, Any]:
             tempfile.TemporaryDirectory() as tmp:
         profile = build_profile(srv.url, Path(tmp) / "profile")
         argv = [str(profile), "--host", srv.url, "--samples", str(SAMPLES), "--concurrency",
-                str(SAMPLES), "--max-concurrent", "50", "--max-queue", "100"]
+                str(SAMPLES), "--max-concurrent", "50", "--max-queue", "100",
+                "--trust-profile-embedder"]
         with serving(argv) as url:
             _load(url, 1, 2)  # warm-up
             for clients in (1, 10) if quick else CLIENTS:

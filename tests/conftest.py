@@ -19,6 +19,11 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 if "AVENGERS_DATA_DIR" not in os.environ and SHARED_DATA.exists():
     os.environ["AVENGERS_DATA_DIR"] = str(SHARED_DATA)
 
+# The suites' profiles are embedded by the scripted engine's `ollama:` model, which a
+# profile may only use when the user trusts it (issue 20). The rule itself is tested in
+# tests/test_serve_security.py, with this variable removed.
+os.environ.setdefault("AVENGERS_TRUST_PROFILE_EMBEDDER", "1")
+
 
 def make_rows(n: int = 200, seed: int = 0) -> tuple[list[dict], np.ndarray]:
     """A small two-topic routing table and unit vectors: model A wins topic 0, B topic 1."""

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "avengers_core"
 
 # lower layers never import higher ones (docs/ARCHITECTURE.md draws the same picture)
 LAYERS = [
-    {"errors", "fileio", "config", "device", "jsonsafe"},
+    {"errors", "fileio", "config", "device", "jsonsafe", "redact", "npz_limits"},
     {"data", "backends"},
     {"embed", "answers"},
     {"routing", "vote", "calibrate"},

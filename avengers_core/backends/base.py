@@ -17,6 +17,7 @@ from typing import Any
 
 from avengers_core.backends.errors import SampleError
 from avengers_core.backends.retry import with_retries
+from avengers_core.redact import scrub, strip_userinfo
 
 DEFAULT_TEMPERATURE = 0.7
 TIMER_PREFIX = "avengers-timeout"
@@ -33,11 +34,12 @@ class Timeouts:
 
 
 class BackendUnavailable(RuntimeError):
-    """The server cannot be reached (or answers nothing usable); the message names it."""
+    """The server cannot be reached (or answers nothing usable); the message names it
+    (secrets scrubbed, see :mod:`avengers_core.redact`)."""
 
     def __init__(self, host: str, message: str) -> None:
         self.host = host
-        super().__init__(message)
+        super().__init__(scrub(message))
 
 
 @dataclass
@@ -74,8 +76,8 @@ class StreamCall(ABC):
 
     @property
     def endpoint(self) -> str:
-        """Where the request goes: the base URL (shown per sample)."""
-        return self.host
+        """Where the request goes: the base URL (shown per sample), without userinfo."""
+        return strip_userinfo(self.host)
 
     def abort(self, reason: str = "cancelled") -> None:
         """Stop the request now; `run()` then raises SampleError(reason)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,9 @@ from avengers_core.backends import (
     get_backend,
 )
 from avengers_core.backends.model_names import find_listed
+from avengers_core.backends.trust import check_key_env, note_key_use
 from avengers_core.errors import InputError
+from avengers_core.redact import refuse_userinfo, register_secret, strip_userinfo
 
 KEYS = ("backend", "urls", "url", "model", "api_key_env", "n")
 
@@ -57,21 +59,25 @@ class Endpoint:
     n: bool | None = None
 
 
-def load_endpoints(path: str | Path) -> dict[str, Endpoint]:
+def load_endpoints(path: str | Path, allowed_keys: Collection[str] | None = None
+                   ) -> dict[str, Endpoint]:
     """Read an endpoints file (`.toml` or `.json`): `{"models": {name: {...}}}`.
 
     Raises InputError naming the file, the model and what was expected; an API key must
-    be named by `api_key_env`, never written in the file.
+    be named by `api_key_env`, never written in the file, and that variable must be one
+    the user allowed (`allowed_keys`, default :func:`backends.trust.allowed_key_envs`).
     """
     path = Path(path)
     try:
         text = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: endpoints file not found") from None
-    return parse_endpoints(text, str(path), toml=path.suffix.lower() == ".toml")
+    return parse_endpoints(text, str(path), toml=path.suffix.lower() == ".toml",
+                           allowed_keys=allowed_keys)
 
 
-def parse_endpoints(data: bytes, where: str, toml: bool) -> dict[str, Endpoint]:
+def parse_endpoints(data: bytes, where: str, toml: bool,
+                    allowed_keys: Collection[str] | None = None) -> dict[str, Endpoint]:
     """The endpoints in `data` (TOML if `toml`, else JSON); `where` names the source in
     errors (a file name, or an upload's). Raises InputError as :func:`load_endpoints`."""
     try:
@@ -96,10 +102,11 @@ def parse_endpoints(data: bytes, where: str, toml: bool) -> dict[str, Endpoint]:
     models = parsed.get("models") if isinstance(parsed, dict) else None
     if not isinstance(models, dict) or not models:
         raise InputError(f"{where}: expected a 'models' table of model name -> endpoint")
-    return {name: _endpoint(where, name, spec) for name, spec in models.items()}
+    return {name: _endpoint(where, name, spec, allowed_keys) for name, spec in models.items()}
 
 
-def _endpoint(source: str, name: str, spec: Any) -> Endpoint:
+def _endpoint(source: str, name: str, spec: Any,
+              allowed_keys: Collection[str] | None = None) -> Endpoint:
     where = f"{source}, model {name!r}"
     if not isinstance(spec, dict):
         raise InputError(f"{where}: expected a table with 'backend' and 'urls'")
@@ -117,6 +124,8 @@ def _endpoint(source: str, name: str, spec: Any) -> Endpoint:
         urls = [urls]
     if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
         raise InputError(f"{where}: expected 'urls', a list of base URLs (one per replica)")
+    for url in urls:
+        refuse_userinfo(url, f"{where}, urls", "'api_key_env'")
     model = spec.get("model", name)
     key_env = spec.get("api_key_env")
     n = spec.get("n")
@@ -124,6 +133,8 @@ def _endpoint(source: str, name: str, spec: Any) -> Endpoint:
         raise InputError(f"{where}: expected 'model' to be the engine's model name")
     if key_env is not None and not isinstance(key_env, str):
         raise InputError(f"{where}: expected 'api_key_env' to name an environment variable")
+    if key_env is not None:
+        check_key_env(key_env, where, allowed_keys)  # issue 20: the user allows key variables
     if n is not None and not isinstance(n, bool):
         raise InputError(f"{where}: expected 'n' to be true or false")
     return Endpoint(name, backend, tuple(dict.fromkeys(urls)), model, key_env, n)
@@ -137,6 +148,7 @@ def api_key(env_name: str | None, where: str = "--api-key-env") -> str | None:
     value = config.named_variable(env_name)
     if not value:
         raise InputError(f"{where}: environment variable {env_name} is not set")
+    register_secret(value)  # scrubbed from every message from now on
     return value
 
 
@@ -182,9 +194,13 @@ class Engines:
         api_key_env: str | None = None,
         endpoints_file: str | Path | None = None,
         timeouts: Timeouts | None = None,
+        key_option: str = "--api-key-env",
     ) -> Engines:
         """The engines of the command line: `--backend/--host/--api-key-env` for the
-        default, and `--endpoints` for the models it names. Raises InputError."""
+        default, and `--endpoints` for the models it names. Raises InputError, also for a
+        `host` with a user name or password (the key goes in the variable `key_option`
+        names)."""
+        refuse_userinfo(host, "--host", key_option)
         endpoints = load_endpoints(endpoints_file) if endpoints_file else {}
         key = api_key(api_key_env)
         try:
@@ -226,7 +242,11 @@ class Engines:
         for ep in self.endpoints.values():
             replicas = []
             for url in ep.urls:
-                backend = get_backend(ep.backend, url, self.timeouts, api_key(ep.api_key_env))
+                key = api_key(ep.api_key_env)
+                # no key variable named: none is sent (not the backend's default variable)
+                backend = get_backend(ep.backend, url, self.timeouts, key or "")
+                if key and ep.backend == "openai":
+                    note_key_use(str(ep.api_key_env), url, f"endpoints file, model {ep.name!r},")
                 if ep.backend == "openai":
                     backend.supports_n = ep.n
                 key = (ep.backend, backend.host)
@@ -293,7 +313,7 @@ class Engines:
         """A server at `endpoint` returned fewer choices than asked: ask it for one from
         now on."""
         for backend in self._backends():
-            if backend.host == endpoint and hasattr(backend, "supports_n"):
+            if strip_userinfo(backend.host) == endpoint and hasattr(backend, "supports_n"):
                 backend.supports_n = False
 
     def _backends(self) -> Iterator[Backend]:

@@ -36,6 +36,7 @@ from avengers_core.backends.transport import (
     ssl_context,
     tracking_transport,
 )
+from avengers_core.redact import register_secret
 
 DEFAULT_HOST = "http://127.0.0.1:8000/v1"
 """The default base URL: vLLM's and llama-cpp-python's default port (`OPENAI_BASE_URL`
@@ -229,6 +230,7 @@ class OpenAIBackend(Backend):
     ) -> None:
         super().__init__(resolve_base_url(host), timeouts)
         self.api_key = api_key if api_key is not None else config.openai_api_key()
+        register_secret(self.api_key)  # never shown in a message (issue 20)
         self.supports_n = supports_n
 
     def list_models(self) -> list[str]:

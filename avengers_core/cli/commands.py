@@ -161,7 +161,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     names = saved_labels(args.dir)
     changes = {"top_k": args.top_k, "top_n": args.top_n, "beta": args.beta, "alpha": args.alpha}
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
-    emb = get_embedder(router.embedder_id, endpoints=args.endpoints)
+    emb = get_embedder(_route_embedder(args, router.embedder_id), endpoints=args.endpoints)
     check_embedder(router, emb, args.dir)
     res = router.route(args.query, embedder=emb)
     notes = [n for n in [query_note(emb, args.query)] if n]  # issue 22: a cut query
@@ -186,6 +186,21 @@ def cmd_route(args: argparse.Namespace) -> int:
     for m, s in res.scores.items():
         print(f"  {s:8.4f}  {m}")
     return 0
+
+
+def _route_embedder(args: argparse.Namespace, profile_id: str) -> str:
+    """The embedder `route` uses: `--embedder`, or the profile's own unless it is a server
+    the user did not trust (InputError naming it, see avengers_core.backends.trust)."""
+    from avengers_core.backends.endpoints import load_endpoints
+    from avengers_core.backends.trust import profile_embedder_name
+
+    endpoints = load_endpoints(args.endpoints) if args.endpoints else None
+    name = profile_embedder_name(profile_id, args.dir, named=args.embedder,
+                                 trusted=args.trust_profile_embedder, endpoints=endpoints)
+    if name != profile_id:
+        print(f"note: embedding with {name} (the profile was fitted with {profile_id})",
+              file=sys.stderr)
+    return name
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -219,6 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _embedder_options(s: argparse.ArgumentParser, embedder: bool = True) -> None:
     """--embedder (fit, evaluate), --endpoints and --device: how and where queries embed."""
+    from avengers_core.backends.trust import add_key_env_option
     from avengers_core.device import add_device_option
     from avengers_core.embed.base import DEFAULT_EMBEDDER
 
@@ -228,10 +244,12 @@ def _embedder_options(s: argparse.ArgumentParser, embedder: bool = True) -> None
                             "openai:<model>@<base URL> or openai:<name in --endpoints>")
     s.add_argument("--endpoints", metavar="FILE",
                    help="endpoints file (TOML/JSON) naming an openai:<name> embedder's servers")
+    add_key_env_option(s)
     add_device_option(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from avengers_core.backends.trust import add_profile_embedder_options
     from avengers_core.routing.cluster import DEFAULT_K
 
     p = Parser(
@@ -263,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--beta", type=float, help="softmax sharpness over cosine distance")
     s.add_argument("--alpha", type=float, help="1 = performance only, 0 = cost only")
     _embedder_options(s, embedder=False)
+    add_profile_embedder_options(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_route)
 
@@ -287,17 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from avengers_core.backends.trust import allow_key_envs
     from avengers_core.device import use_device
+    from avengers_core.redact import install_log_scrubbing, scrub
 
     args = build_parser().parse_args(argv)
+    install_log_scrubbing()  # notes logged on the way carry no secret
     try:
+        # key variables the user named may be used by an endpoints file (issue 20)
+        allow_key_envs([*(getattr(args, "allow_key_env", None) or []),
+                        getattr(args, "engine_key_env", None)])
         use_device(getattr(args, "device", None))
         return int(args.func(args) or 0)
     except (InputError, OSError) as e:
         msg = str(e)
         if isinstance(e, OSError):  # e.g. permission denied on --out
             msg = (f"{e.filename}: " if e.filename else "") + (e.strerror or msg)
-        print("error: " + " ".join(msg.split()), file=sys.stderr)  # always one line
+        print("error: " + " ".join(scrub(msg).split()), file=sys.stderr)  # one line, no secret
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

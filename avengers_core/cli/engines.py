@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from avengers_core.backends import BACKENDS
+from avengers_core.backends.trust import add_key_env_option, add_profile_embedder_options
 from avengers_core.device import add_device_option
 from avengers_core.errors import InputError
 
@@ -43,6 +44,8 @@ def add_engine_options(s: Any, key_flag: str = "--api-key-env") -> None:
     s.add_argument("--endpoints", metavar="FILE",
                    help="TOML/JSON file: per-model backend, URLs (replicas), engine model "
                         "name, api_key_env; overrides --backend/--host for those models")
+    add_key_env_option(s)
+    s.set_defaults(engine_key_flag=key_flag)
     s.add_argument("--max-tokens", type=int, help="cap on tokens per reply")
     s.add_argument("--think", choices=["on", "off", "low", "medium", "high"],
                    help="reasoning models: thinking off, on, or a level (default: the "
@@ -64,7 +67,8 @@ def request_options(args: argparse.Namespace) -> dict[str, Any]:
 def engines_from_args(args: argparse.Namespace) -> Any:
     from avengers_core.backends.endpoints import Engines
 
-    return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints)
+    return Engines.from_args(args.backend, args.host, args.engine_key_env, args.endpoints,
+                             key_option=getattr(args, "engine_key_flag", "--api-key-env"))
 
 
 def register(subparsers: Any) -> None:
@@ -78,6 +82,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
     s.add_argument("--model-map", help="JSON object or JSON file: table name -> served model")
+    add_profile_embedder_options(s)
     s.add_argument(
         "--kind",
         choices=["auto", "number", "choice", "text", "free"],
@@ -107,7 +112,9 @@ def register(subparsers: Any) -> None:
 
 
 def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    from avengers_core.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)  # no URL credentials or keys
     return EXIT_INPUT
 
 
@@ -151,12 +158,32 @@ def profile_embedder(embedder_id: str, engines: Any):
     return get_embedder(embedder_id, endpoints=engines.endpoints)
 
 
+def embedder_for_profile(args: argparse.Namespace, router: Any, engines: Any) -> Any:
+    """The embedder for the profile `router` loaded from `args.dir`: `--embedder` when
+    given, else the profile's own, unless that is a server the user did not trust
+    (InputError naming it, see :mod:`avengers_core.backends.trust`). Contacts nothing itself."""
+    from avengers_core.backends.trust import profile_embedder_name
+
+    default = engines.default
+    host = default.host if default is not None and default.name == "ollama" else None
+    name = profile_embedder_name(router.embedder_id, args.dir,
+                                 named=getattr(args, "embedder", None),
+                                 trusted=getattr(args, "trust_profile_embedder", False),
+                                 ollama_host=host, endpoints=engines.endpoints)
+    if name != router.embedder_id:
+        print(f"note: embedding with {name} (the profile was fitted with "
+              f"{router.embedder_id})", file=sys.stderr)
+    return profile_embedder(name, engines)
+
+
 def available_models(engines: Any) -> list[str]:
     """The models the engines serve (notes on skipped replicas go to stderr).
     Raises BackendUnavailable when no server answers."""
+    from avengers_core.redact import scrub
+
     models = engines.list_models()
     for note in engines.notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(f"note: {scrub(note)}", file=sys.stderr)
     return models
 
 
@@ -180,7 +207,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     except BackendUnavailable as e:
         return _error(str(e))
     router = load_profile(args.dir)
-    emb = profile_embedder(router.embedder_id, engines)
+    emb = embedder_for_profile(args, router, engines)
     check_embedder(router, emb, args.dir)
     pipeline = Pipeline(router, emb, engines, mapping)
     plan = pipeline.plan(args.query, local, top_n=args.top_n, switch=args.switch, kind=args.kind)

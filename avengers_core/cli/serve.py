@@ -2,11 +2,13 @@
 
     avengers serve DIR [--bind 127.0.0.1] [--port 11500] [--backend ollama|openai] [--host URL]
                        [--endpoints FILE] [--model-map JSON|FILE] [--samples 10]
-                       [--api-key-env NAME]
+                       [--api-key-env NAME] [--allowed-hosts NAMES] [--allowed-origins ORIGINS]
 
 The engine options are `vote`'s (:mod:`avengers_core.cli.engines`), except that the key of
 the default engine is `--upstream-key-env`: `--api-key-env` names the variable holding the
-key this server's clients must send. Binding anywhere but loopback requires it.
+key this server's clients must send. Binding anywhere but loopback requires it. Who else may
+call it (Host and Origin checks, CORS, timeouts, connection cap): docs/SERVE.md, "Security",
+and :mod:`avengers_core.serve.guard`.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ import ipaddress
 import sys
 from typing import Any
 
+from avengers_core.backends.trust import add_profile_embedder_options
 from avengers_core.cli.engines import (
     add_engine_options,
     available_models,
+    embedder_for_profile,
     engines_from_args,
     parse_model_map,
-    profile_embedder,
     request_options,
 )
 from avengers_core.device import add_device_option
 from avengers_core.errors import InputError
+
+MAX_CONNECTIONS = 128  # avengers_core.serve.limits.MAX_CONNECTIONS, without importing uvicorn
 
 DEFAULT_PORT = 11500
 
@@ -56,6 +61,17 @@ def register(subparsers: Any) -> None:
                    help="chat requests waiting beyond those; more get 429/503 (default 32)")
     s.add_argument("--keepalive", type=float,
                    help="seconds between keep-alives while a vote runs (default 5)")
+    s.add_argument("--allowed-hosts", metavar="NAMES", action="append",
+                   help="host names clients may use besides localhost and loopback addresses "
+                        "(comma-separated, repeatable; e.g. a reverse proxy's name)")
+    s.add_argument("--allowed-origins", metavar="ORIGINS", action="append",
+                   help="browser origins allowed besides Ollama's local defaults, e.g. "
+                        "http://192.168.1.5:3000 for Open WebUI on another machine "
+                        "(comma-separated, repeatable, * as a wildcard; also "
+                        "$AVENGERS_ALLOWED_ORIGINS)")
+    s.add_argument("--max-connections", type=int, default=MAX_CONNECTIONS,
+                   help=f"open connections at most; more get 503 (default {MAX_CONNECTIONS})")
+    add_profile_embedder_options(s)
     add_device_option(s)
     s.set_defaults(func=cmd_serve)
 
@@ -69,12 +85,14 @@ def _loopback(bind: str) -> bool:
         return False
 
 
-def prepare(args: argparse.Namespace) -> Any:
-    """Check the arguments, load the profile, reach the engines and build the ASGI app.
+def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
+    """Check the arguments, load the profile, reach the engines and build the ASGI app
+    (its body timeout from `limits`, a serve.limits.Limits; default: the defaults).
     Raises InputError (bad arguments, no key for a public bind) and BackendUnavailable."""
     from avengers_core.backends.endpoints import api_key
     from avengers_core.routing.profile import check_embedder, load_profile
     from avengers_core.serve.app import KEEPALIVE_S, build_app
+    from avengers_core.serve.guard import BODY_TIMEOUT_S, env_origins, split_list
     from avengers_core.serve.service import ServeConfig, Service
 
     key = api_key(args.api_key_env)
@@ -86,25 +104,36 @@ def prepare(args: argparse.Namespace) -> Any:
         raise InputError("--max-concurrent must be ≥ 1, --max-queue ≥ 0, --keepalive > 0")
     if args.top_n < 1 or args.concurrency < 1:
         raise InputError("--top-n and --concurrency must be at least 1")
+    if args.max_connections < 1:
+        raise InputError("--max-connections must be at least 1")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
                          options=request_options(args), mapping=parse_model_map(args.model_map))
     engines = engines_from_args(args)
     router = load_profile(args.dir)
-    embedder = profile_embedder(router.embedder_id, engines)
+    embedder = embedder_for_profile(args, router, engines)
     check_embedder(router, embedder, args.dir)
     available_models(engines)
     service = Service(router, embedder, engines, config)
     return build_app(service, api_key=key, max_concurrent=args.max_concurrent,
-                     max_queue=args.max_queue, keepalive_s=keepalive)
+                     max_queue=args.max_queue, keepalive_s=keepalive,
+                     allowed_hosts=split_list(args.allowed_hosts or []),
+                     allowed_origins=[*split_list(args.allowed_origins or []), *env_origins()],
+                     check_host=_loopback(args.bind),
+                     body_timeout_s=limits.body_timeout_s if limits else BODY_TIMEOUT_S)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from avengers_core.backends import BackendUnavailable
+    from avengers_core.redact import install_log_scrubbing
+    from avengers_core.serve.limits import Limits, server_config
 
+    if args.max_connections < 1:
+        raise InputError("--max-connections must be at least 1")
+    limits = Limits(max_connections=args.max_connections)
     try:
-        app = prepare(args)
+        app = prepare(args, limits)
     except BackendUnavailable as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
@@ -112,6 +141,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving models avengers, avengers-route and the engines' own at "
           f"http://{host}:{args.port} (OpenAI API under /v1, Ollama API under /api)",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.bind, port=args.port, log_level="warning",
-                timeout_graceful_shutdown=5)
+    config = server_config(app, args.bind, args.port, limits, log_level="warning",
+                           timeout_graceful_shutdown=5)
+    install_log_scrubbing()  # after uvicorn set its handlers up: no secret in a log line
+    uvicorn.Server(config).run()
     return 0

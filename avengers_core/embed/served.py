@@ -24,8 +24,10 @@ import numpy as np
 from avengers_core.backends import SampleError
 from avengers_core.backends.endpoints import Endpoint, api_key, load_endpoints
 from avengers_core.backends.openai import OpenAIBackend
+from avengers_core.backends.trust import note_key_use
 from avengers_core.embed.base import Progress, ServedEmbedder, normalise
 from avengers_core.errors import InputError
+from avengers_core.redact import refuse_userinfo, strip_userinfo
 
 BATCH = 64  # texts per request (TEI's default maximum client batch is 32-512)
 CONCURRENCY = 4  # requests in flight
@@ -50,7 +52,8 @@ class ServerEmbedder(ServedEmbedder):
         self.model = model
         self.batch_size = max(1, batch_size)
         self.concurrency = max(1, concurrency)
-        self._backends = [OpenAIBackend(u, api_key=key) for u in urls]
+        # "" (not None): without a key named by the user, none is sent (issue 20)
+        self._backends = [OpenAIBackend(u, api_key=key or "") for u in urls]
         self._next = itertools.cycle(range(len(self._backends)))
         self._per_token = False  # the server returns token vectors: one text per request
 
@@ -120,14 +123,18 @@ def server_embedder(name: str,
                     endpoints: str | Path | Mapping[str, Endpoint] | None = None
                     ) -> ServerEmbedder:
     """The embedder named `openai:<model>@<base URL>` or `openai:<name>` (a model of the
-    endpoints file, or mapping, `endpoints`). The key of the explicit form is read from
-    `OPENAI_API_KEY`, if set. Raises InputError for a bad name or an unknown model."""
+    endpoints file, or mapping, `endpoints`). The explicit form sends no key (a profile may
+    name it: it must never carry `OPENAI_API_KEY` to a URL of its choosing, issue 20); a
+    server that needs one is named in an endpoints file with `api_key_env`. Raises
+    InputError for a bad name, credentials in the URL or an unknown model."""
     spec = name.split(":", 1)[1] if name.startswith("openai:") else name
     if "@" in spec:
         model, url = spec.rsplit("@", 1)
         if not model or not url.startswith(("http://", "https://")):
             raise InputError(f"embedder {name!r}: expected openai:<model>@<base URL>, e.g. "
                              "openai:nomic-embed-text@http://127.0.0.1:8000/v1")
+        refuse_userinfo(url, f"embedder {strip_userinfo(name)!r}",
+                        "api_key_env in an endpoints file (embedder openai:<name>)")
         return ServerEmbedder(f"openai:{model}@{url.rstrip('/')}", model, (url.rstrip("/"),))
     if not spec:
         raise InputError(f"embedder {name!r}: expected openai:<model>@<base URL> or "
@@ -143,4 +150,7 @@ def server_embedder(name: str,
         raise InputError(f"embedder {name!r}: the endpoints file gives backend "
                          f"{ep.backend!r} (expected 'openai', which serves /v1/embeddings)")
     key = api_key(ep.api_key_env, f"endpoints file, model {spec!r}")
+    if key:
+        for url in ep.urls:
+            note_key_use(str(ep.api_key_env), url, f"embedder {name!r}")
     return ServerEmbedder(f"openai:{spec}", ep.model, ep.urls, key)

@@ -26,6 +26,7 @@ from avengers_core.data.readers import is_pickle
 from avengers_core.embed.base import Embedder
 from avengers_core.errors import InputError
 from avengers_core.fileio import atomic_write_bytes
+from avengers_core.npz_limits import check_npz
 from avengers_core.routing.routers.avengers import AvengersRouter
 from avengers_core.routing.routers.base import RouterConfig
 from avengers_core.routing.score import CapabilityProfile, TaskPrior
@@ -176,6 +177,7 @@ def _centroids(where: str, data: bytes) -> np.ndarray:
     """The `centroids` float array of an .npz, refusing anything pickled."""
     if is_pickle(data):
         raise _fail(where, "a Python pickle, which is never loaded (expected an .npz file)")
+    check_npz(data, where, MAX_MEMBER_BYTES)  # before anything inflates (issue 20)
     try:
         z = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:

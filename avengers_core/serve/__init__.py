@@ -4,5 +4,7 @@
 :class:`~avengers_core.serve.service.Service` (router, embedder, engines). Modules: `service`
 (route, vote, relay), `requests` (parsing and checks), `replies` (admission, streamed or
 whole replies, headers), `streams` (thread bridge, queue, disconnect-aware streaming),
-`openai_api` and `ollama_api` (the two protocols), `app` (key check, routes).
+`openai_api` and `ollama_api` (the two protocols), `app` (key check, routes); issue 20:
+`guard` (Host and Origin checks, CORS, body timeout), `limits` (header and idle timeouts,
+connection cap), `payload` (JSON depth and text checks).
 """

@@ -7,8 +7,8 @@ unknown path or a missing key, comes in the shape of the protocol its path belon
 
 from __future__ import annotations
 
-import hmac
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from avengers_core.redact import scrub
 from avengers_core.serve import ollama_api, openai_api
+from avengers_core.serve.guard import BODY_TIMEOUT_S, Guard, key_matches
 from avengers_core.serve.service import Service
 from avengers_core.serve.streams import Admission
 
@@ -26,22 +28,23 @@ KEEPALIVE_S = 5.0
 
 
 def error_for(path: str, status: int, message: str, code: str | None = None) -> JSONResponse:
-    """An error in the shape of the protocol that serves `path`."""
+    """An error in the shape of the protocol that serves `path` (secrets scrubbed)."""
     shape = openai_api.error_body if path.startswith("/v1") else ollama_api.error_body
-    return JSONResponse(shape(status, message, code), status_code=status)
+    return JSONResponse(shape(status, scrub(message), code), status_code=status)
 
 
 class BearerKey:
-    """ASGI middleware: every request must carry `Authorization: Bearer <key>` (401)."""
+    """ASGI middleware: every request must carry `Authorization: Bearer <key>` (401); the
+    scheme is matched case-insensitively (RFC 7235 §2.1)."""
 
     def __init__(self, app: ASGIApp, key: str) -> None:
         self.app = app
-        self.expected = f"Bearer {key}".encode()
+        self.expected = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if not key_matches(given, self.expected):
                 response = error_for(scope["path"], 401, "missing or wrong API key (expected "
                                      "the header Authorization: Bearer <key>)",
                                      "invalid_api_key")
@@ -57,10 +60,18 @@ def build_app(
     max_concurrent: int = 8,
     max_queue: int = 32,
     keepalive_s: float = KEEPALIVE_S,
+    allowed_hosts: Iterable[str] = (),
+    allowed_origins: Iterable[str] = (),
+    check_host: bool = True,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> ASGIApp:
     """The server for `service`: at most `max_concurrent` chat requests run at once and
     `max_queue` wait (more get 429/503); with `api_key`, every request needs it as a
-    Bearer token. Raises ValueError for limits below 1 (queue: below 0)."""
+    Bearer token. Before anything, :class:`~avengers_core.serve.guard.Guard` checks the
+    Host (`check_host`: serving on loopback; `allowed_hosts` are allowed too) and the
+    Origin (`allowed_origins` extend Ollama's defaults), answers CORS preflights and
+    bounds the body's arrival (`body_timeout_s`). Raises ValueError for limits below 1
+    (queue: below 0)."""
 
     async def http_error(request: Request, exc: Any) -> JSONResponse:
         return error_for(request.url.path, exc.status_code, f"{exc.detail}: {request.method} "
@@ -75,4 +86,6 @@ def build_app(
     app.state.admission = Admission(max_concurrent, max_queue)
     app.state.keepalive_s = keepalive_s
     app.state.started = time.time()
-    return BearerKey(app, api_key) if api_key else app
+    inner: ASGIApp = BearerKey(app, api_key) if api_key else app
+    return Guard(inner, allowed_hosts=allowed_hosts, allowed_origins=allowed_origins,
+                 check_host=check_host, body_timeout_s=body_timeout_s)

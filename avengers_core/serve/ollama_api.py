@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from avengers_core.redact import scrub
 from avengers_core.serve.replies import KeepAlive, Protocol, respond
 from avengers_core.serve.requests import (
     ChatRequest,
@@ -41,8 +42,8 @@ read it from /api/version to decide what to send."""
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """Ollama's error object."""
-    return {"error": message}
+    """Ollama's error object (secrets scrubbed from `message`, issue 20)."""
+    return {"error": scrub(message)}
 
 
 def _now() -> str:

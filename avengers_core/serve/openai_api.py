@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from avengers_core.redact import scrub
 from avengers_core.serve.replies import KeepAlive, Protocol, respond
 from avengers_core.serve.requests import (
     ChatRequest,
@@ -41,8 +42,8 @@ EFFORTS = {"none": False, "minimal": "low", "low": "low", "medium": "medium", "h
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
-    """The OpenAI error object."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "api_error"),
+    """The OpenAI error object (secrets scrubbed from `message`, issue 20)."""
+    return {"error": {"message": scrub(message), "type": ERROR_TYPES.get(status, "api_error"),
                       "param": None, "code": code}}
 
 

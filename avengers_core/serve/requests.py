@@ -9,12 +9,13 @@ modules put it in their own error shape.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
+
+from avengers_core.serve.payload import PayloadError, parse_json
 
 MAX_BODY_BYTES = 1 << 20
 """Request bodies above 1 MiB are refused (413): a chat request is text, and a huge body
@@ -65,7 +66,8 @@ class ChatRequest:
 
 async def read_json(request: Request) -> dict[str, Any]:
     """The request body as a JSON object; ServeError 413 above MAX_BODY_BYTES (counted
-    while reading, so a chunked body cannot slip past), 400 when it is not a JSON object."""
+    while reading, so a chunked body cannot slip past), 400 when it is not a JSON object,
+    nests too deep or holds a lone surrogate (:mod:`avengers_core.serve.payload`)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ServeError(413, f"request body of {declared} bytes is over the "
@@ -76,9 +78,9 @@ async def read_json(request: Request) -> dict[str, Any]:
         if len(body) > MAX_BODY_BYTES:
             raise ServeError(413, f"request body is over the {MAX_BODY_BYTES} byte limit")
     try:
-        obj = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ServeError(400, f"request body is not valid JSON ({e})") from None
+        obj = parse_json(bytes(body))  # depth and lone surrogates checked (issue 20)
+    except PayloadError as e:
+        raise ServeError(400, str(e)) from None
     if not isinstance(obj, dict):
         raise ServeError(400, "request body must be a JSON object")
     return obj

@@ -23,7 +23,8 @@ def write(tmp_path, text: str, name: str = "endpoints.toml"):
     return path
 
 
-def test_toml_and_json_files_read_alike(tmp_path):
+def test_toml_and_json_files_read_alike(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVENGERS_KEY_ENVS", "VLLM_KEY")  # the user allows the file's key
     toml = write(tmp_path, """
 [models."qwen-big"]
 backend = "openai"

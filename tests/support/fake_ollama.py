@@ -36,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FAILURES = ("http500", "html502", "hang", "stall", "cut", "drop", "reset", "badline",
-            "errorline", "http429", "http503")
+            "errorline", "http429", "http503", "http401")
 """Failure modes: `http500` error status (Ollama's JSON error); `html502` a proxy's HTML
 error page; `hang` never answers; `stall` sends one token then hangs; `cut` ends the
 stream cleanly without a `done: true` line; `drop` closes the connection mid-stream;
@@ -44,8 +44,10 @@ stream cleanly without a `done: true` line; `drop` closes the connection mid-str
 `errorline` sends Ollama's mid-stream `{"error": ...}` line (on `/v1`: an SSE event holding
 an `error` object); `http429` answers 429 with `Retry-After: 7` (the script's `retry_after`);
 `http503` answers 503 as a busy Ollama (`server busy, please try again`) or, on `/v1`, as
-llama.cpp's server loading its model (`Loading model`), with the script's `retry_after`.
-On `/v1`, `cut` ends the stream without `[DONE]` and without a finish reason."""
+llama.cpp's server loading its model (`Loading model`), with the script's `retry_after`;
+`http401` answers 401 quoting the key it got, as hosted APIs do ("Incorrect API key
+provided: sk-..."). On `/v1`, `cut` ends the stream without `[DONE]` and without a finish
+reason."""
 
 
 @dataclass
@@ -373,6 +375,15 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 return True
             if failure == "http500":
                 self._json(500, {"error": "fake internal server error"})
+                return True
+            if failure == "http401":  # a hosted API's 401 quotes the key it was sent
+                given = (self.headers.get("Authorization") or "").partition(" ")[2]
+                message = f"Incorrect API key provided: {given}. Find your key in the console."
+                if self.path.startswith("/v1"):
+                    self._json(401, {"error": {"message": message, "code": "invalid_api_key",
+                                               "type": "invalid_request_error"}})
+                else:
+                    self._json(401, {"error": f"unauthorized: {message}"})
                 return True
             if failure in ("http429", "http503"):
                 if failure == "http429":

@@ -15,19 +15,22 @@ import uvicorn
 
 from avengers_core.cli.commands import build_parser
 from avengers_core.cli.serve import prepare
+from avengers_core.serve.limits import Limits, server_config
 from tests.support.net import free_port
 
 
 @contextlib.contextmanager
-def serving(argv: list[str]) -> Iterator[str]:
-    """Run `avengers serve ARGV` (without --bind/--port) until the block ends; yields its
-    base URL. Raises TimeoutError when it does not start within 120 s (generous: a loaded
-    machine; the wait ends as soon as it listens)."""
+def serving(argv: list[str], limits: Limits | None = None) -> Iterator[str]:
+    """Run `avengers serve ARGV` (without --bind/--port) until the block ends, with the
+    command's own server configuration (`limits`: its defaults, or these timeouts and
+    cap); yields its base URL. Raises TimeoutError when it does not start within 120 s
+    (generous: a loaded machine; the wait ends as soon as it listens)."""
     args = build_parser().parse_args(["serve", *argv])
-    app = prepare(args)
+    limits = limits or Limits(max_connections=args.max_connections)
+    app = prepare(args, limits)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", timeout_graceful_shutdown=3))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, limits,
+                                          log_level="warning", timeout_graceful_shutdown=3))
     thread = threading.Thread(target=server.run, name="avengers-serve-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
