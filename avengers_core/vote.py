@@ -64,6 +64,9 @@ class Sample:
     choice: int = 0
     no_answer: str | None = None
     truncated: bool = False
+    finish_reason: str | None = None  # the engine's, where it said (serve relays it)
+    prompt_tokens: int | None = None  # usage, where the engine reported it
+    completion_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -547,6 +550,8 @@ class VoteRun:
         for i, (s, choice) in enumerate(zip(batch, choices, strict=False)):
             s.text, s.thinking, s.error = choice.text, choice.thinking, choice.error
             s.truncated = choice.truncated
+            s.finish_reason = choice.finish_reason
+            s.prompt_tokens, s.completion_tokens = choice.prompt_tokens, choice.completion_tokens
             s.choice = i if len(batch) > 1 else 0
         return batch[len(choices):]
 
