@@ -232,6 +232,14 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _prompt_words(body: dict[str, Any]) -> int:
+    """Prompt tokens for usage: words of the prompt, or of the messages' contents."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return _words([m.get("content") for m in messages if isinstance(m, dict)])
+    return _words(body.get("prompt"))
+
+
 def _words(value: Any) -> int:
     """A token count for usage: words in every string inside `value`."""
     if isinstance(value, str):
@@ -420,7 +428,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             call = script.tool_call if chat and body.get("tools") else None
             if call is not None:
                 text = ""
-            usage = {"prompt_eval_count": _words(body.get("messages") or body.get("prompt")),
+            usage = {"prompt_eval_count": _prompt_words(body),
                      "eval_count": len(text.split()) + _words(call)}
             logprobs = bool(body.get("logprobs"))
             if self._fail_early(script, failure):
@@ -517,7 +525,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             call = script.tool_call if body.get("tools") and not completion else None
             if call is not None:
                 replies = ["" for _ in replies]
-            prompt_tokens = _words(body.get("messages") or body.get("prompt"))
+            prompt_tokens = _prompt_words(body)
             completion_tokens = sum(len(t.split()) for t in replies) + _words(call)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                      "total_tokens": prompt_tokens + completion_tokens}

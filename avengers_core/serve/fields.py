@@ -395,7 +395,8 @@ def ollama_to_openai(body: Mapping[str, Any], model: str, generate: bool = False
                 out["response_format"] = response_format(
                     json_format_of({"format": value}, "ollama"))  # type: ignore[arg-type]
         elif key in ("tools", "logprobs", "top_logprobs"):
-            out[key] = value
+            if value != []:  # the ollama client sends tools: [] (OpenAI refuses an empty list)
+                out[key] = value
         elif key == "think":
             if value is False:
                 out["chat_template_kwargs"] = {"enable_thinking": False}
