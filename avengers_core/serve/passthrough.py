@@ -289,10 +289,10 @@ class OpenAIToOllama(Converter):
         line = self._line(done=True)
         reason = self.finish or "stop"
         line["done_reason"] = "stop" if reason == "tool_calls" else reason
-        line["prompt_eval_count"] = int(self.usage.get("prompt_tokens") or 0)
-        line["eval_count"] = int(self.usage.get("completion_tokens") or 0)
         self.seen.finish = line["done_reason"]
-        if self.usage:
+        if self.usage:  # counts only where the engine gave them (not a made-up 0)
+            line["prompt_eval_count"] = int(self.usage.get("prompt_tokens") or 0)
+            line["eval_count"] = int(self.usage.get("completion_tokens") or 0)
             self.seen.usage = {"prompt_tokens": line["prompt_eval_count"],
                                "completion_tokens": line["eval_count"]}
         return line
