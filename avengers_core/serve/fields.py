@@ -65,7 +65,7 @@ OLLAMA_TO_OPENAI: dict[str, str] = {
     "messages": "messages (images → image_url data: URL parts; tool_calls arguments as "
                 "JSON strings with ids; tool messages answer the preceding calls in order)",
     "prompt": "/api/generate: one user message (raw: /v1/completions prompt)",
-    "system": "/api/generate: a system message first",
+    "system": "a system message first (/api/generate; a chat's top-level system too)",
     "images": "/api/generate: image_url parts of the user message",
     "stream": "stream (true when absent, as in Ollama's API)",
     "format": "response_format (\"json\" → json_object, a schema → json_schema)",
@@ -404,6 +404,8 @@ def ollama_to_openai(body: Mapping[str, Any], model: str, generate: bool = False
                 out["reasoning_effort"] = value
         elif key == "messages" and not generate:
             out["messages"] = _messages_to_openai(value)
+        elif key == "system" and not generate and isinstance(value, str):
+            continue  # a chat's top-level system prompt (Open WebUI sends one): below
         elif generate and key in ("prompt", "system", "images", "raw", "suffix"):
             continue  # below
         else:
@@ -427,6 +429,9 @@ def ollama_to_openai(body: Mapping[str, Any], model: str, generate: bool = False
             _refuse(f"options.{key}", "no counterpart in the OpenAI API (the engine sets it "
                                       "when it starts); use a model served by Ollama")
     if not generate:
+        if body.get("system"):
+            out["messages"] = [{"role": "system", "content": body["system"]},
+                               *out.get("messages", [])]
         return "/chat/completions", out
     prompt = body.get("prompt") or ""
     if raw:
