@@ -319,3 +319,33 @@ def test_streamed_relay_has_no_added_chunk(url):
     lines = ndjson(r.text)
     assert "".join(x["message"]["content"] for x in lines) == "The answer is 41."
     assert lines[-1]["done"] and lines[-1]["avengers"]["cluster"] is None
+
+
+def test_ollama_tool_conversation_is_mapped_for_an_openai_engine(srv, url):
+    before = len(srv.requests)
+    res = clients(url, 30)[1].chat(model=OA_LLAMA, tools=[TOOL], messages=[
+        *user(), {"role": "assistant", "content": "", "tool_calls": [
+            {"function": {"name": "add", "arguments": {"a": 40, "b": 2}}}]},
+        {"role": "tool", "content": "42", "tool_name": "add"}])
+    assert res.message.content == "The answer is 41."
+    got = sent(srv, before, "/v1/chat/completions")[0]["messages"]
+    call = got[1]["tool_calls"][0]
+    assert got[1]["content"] is None and call["type"] == "function"
+    assert json.loads(call["function"]["arguments"]) == {"a": 40, "b": 2}
+    assert got[2] == {"role": "tool", "content": "42", "tool_call_id": call["id"]}
+
+
+def test_a_chats_top_level_system_prompt_is_mapped(srv, url):
+    before = len(srv.requests)  # Open WebUI sends one to its Ollama connections
+    r = httpx.post(f"{url}/api/chat", timeout=30, json={
+        "model": OA_LLAMA, "messages": user(), "system": "Be brief.", "stream": False})
+    assert r.status_code == 200, r.text
+    assert sent(srv, before, "/v1/chat/completions")[0]["messages"] == [
+        {"role": "system", "content": "Be brief."}, *user()]
+
+
+def test_a_remote_image_url_cannot_reach_an_ollama_engine(url):
+    with pytest.raises(openai.BadRequestError, match="data:image"):
+        clients(url, 30)[0].chat.completions.create(model=LLAMA, messages=[{
+            "role": "user", "content": [{"type": "image_url", "image_url": {
+                "url": "https://example.com/cat.png"}}]}])

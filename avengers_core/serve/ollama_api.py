@@ -174,6 +174,8 @@ def parse_generate(body: dict[str, Any]) -> ChatRequest:
     prompt, system = body.get("prompt"), body.get("system")
     if prompt in (None, "") and not body.get("images"):
         return _common(body, (), "ollama-generate", load=_load(body))
+    if prompt is None:  # images alone
+        prompt = ""
     if not isinstance(prompt, str):
         raise bad("prompt: expected a string")
     if bare(model_of(body)) in ROUTER_MODELS and not prompt.strip():
