@@ -257,6 +257,7 @@ def _listing(m: str, started: str) -> dict[str, Any]:
 
 
 async def tags(request: Request) -> Response:
+    """`/api/tags`: every offered model, tagged, with `details`."""
     names = await _models(request)
     if isinstance(names, Response):
         return names
@@ -274,6 +275,7 @@ async def ps(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
+    """`/api/show` for any offered name (tagged or not); 404 otherwise."""
     from anyio import to_thread
 
     try:

@@ -130,6 +130,7 @@ class Converter:
         return obj
 
     def result(self, body: dict[str, Any] | None = None) -> Relayed:
+        """What was seen, with the whole reply `body` when not streamed."""
         self.seen.text = "".join(self.parts)
         self.seen.body = body
         return self.seen
@@ -224,6 +225,7 @@ class OllamaToOpenAI(Converter):
         return {"content": lp} if isinstance(lp, list) else None
 
     def chunk(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """An Ollama line as an OpenAI chunk (and the usage chunk after the last, if asked)."""
         self._observe(obj)
         out: list[dict[str, Any]] = []
         done = bool(obj.get("done"))
@@ -243,6 +245,7 @@ class OllamaToOpenAI(Converter):
         return out
 
     def whole(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Ollama's whole reply as an OpenAI chat completion or legacy completion."""
         self._observe(obj)
         if self.api == "openai-chat":
             choice = {"index": 0, "message": self._message(obj, False),
@@ -253,6 +256,7 @@ class OllamaToOpenAI(Converter):
         return {**self._base(), "choices": [choice], "usage": self._usage(obj)}
 
     def result(self, body: dict[str, Any] | None = None) -> Relayed:
+        """What was seen, the finish reason in OpenAI's words."""
         seen = super().result(body)
         if seen.finish is not None:
             seen.finish = "tool_calls" if self.calls else (
@@ -330,6 +334,7 @@ class OpenAIToOllama(Converter):
         return text, thinking if isinstance(thinking, str) else ""
 
     def chunk(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """An OpenAI chunk as Ollama lines (tool call fragments are kept for the end)."""
         if isinstance(obj.get("usage"), dict):
             self.usage = obj["usage"]
         out = []
@@ -344,6 +349,7 @@ class OpenAIToOllama(Converter):
         return out
 
     def end(self) -> list[dict[str, Any]]:
+        """The joined tool calls, then the `done` line with the reason and counts."""
         out = []
         if self.calls and self.api == "ollama-chat":
             line = self._line()
@@ -356,6 +362,7 @@ class OpenAIToOllama(Converter):
         return out
 
     def whole(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI whole reply as Ollama's whole reply."""
         if isinstance(obj.get("usage"), dict):
             self.usage = obj["usage"]
         text = thinking = ""
@@ -534,6 +541,7 @@ class Usage:
         self.completion_tokens += completion or 0
 
     def as_dict(self) -> dict[str, int] | None:
+        """{prompt_tokens, completion_tokens}, or None when no engine reported usage."""
         if not self.reported:
             return None
         return {"prompt_tokens": self.prompt_tokens,
