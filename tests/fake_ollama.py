@@ -342,6 +342,14 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/v1/models":
                 data = [{"id": m, "object": "model", "owned_by": "fake"} for m in srv.models]
                 self._json(200, {"object": "list", "data": data})
+            elif self.path == "/api/ps":  # the models asked for so far count as loaded
+                with srv._lock:
+                    asked = [m for m in srv._counter if m in srv.models]
+                self._json(200, {"models": [
+                    {"name": m, "model": m, "size": 1000, "size_vram": 1000,
+                     "digest": hashlib.sha256(m.encode()).hexdigest(),
+                     "details": {"format": "gguf", "family": "fake"},
+                     "expires_at": "2999-01-01T00:00:00Z"} for m in asked]})
             elif self.path == "/api/version":
                 self._json(200, {"version": "0.0.0-fake"})
             elif self.path in ("/", ""):

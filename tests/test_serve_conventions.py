@@ -110,8 +110,10 @@ def test_preload_of_an_ollama_engines_model_is_relayed(srv, url, oll):
 
 
 def test_ps_show_and_version(oll, url):
-    running = oll.ps().models
-    assert [m.model for m in running] == ["avengers:latest", "avengers-route:latest"]
+    oll.chat(model=LLAMA, messages=user())  # the engine loads llama
+    running = [m.model for m in oll.ps().models]
+    assert running[:2] == ["avengers:latest", "avengers-route:latest"]
+    assert LLAMA in running[2:]  # what the Ollama engine has loaded
     for name in ("avengers", "avengers:latest", "avengers-route", QWEN, f"{OA_LLAMA}:latest"):
         shown = oll.show(name)
         assert "completion" in shown.capabilities

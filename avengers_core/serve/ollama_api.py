@@ -267,11 +267,31 @@ async def tags(request: Request) -> Response:
 
 async def ps(request: Request) -> Response:
     """`/api/ps`: the router's two models, always loaded (its router and embedder live in
-    this process); the engines' own models load and unload on the engines."""
+    this process), then what the default Ollama engine says it has loaded."""
+    from anyio import to_thread
+
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(request.app.state.started))
-    return JSONResponse({"models": [
-        {**_listing(m, started), "expires_at": "2999-01-01T00:00:00Z", "size_vram": 0,
-         "context_length": 0} for m in ROUTER_MODELS]})
+    own = [{**_listing(m, started), "expires_at": "2999-01-01T00:00:00Z", "size_vram": 0,
+            "context_length": 0} for m in ROUTER_MODELS]
+    loaded = await to_thread.run_sync(_engine_ps, request.app.state.service)
+    return JSONResponse({"models": own + loaded})
+
+
+def _engine_ps(service: Any) -> list[dict[str, Any]]:
+    """The default Ollama engine's `/api/ps` entries ([] when it is not Ollama or does
+    not answer): the models loaded there, served here under the same names."""
+    import httpx
+
+    default = service.engines.default
+    if default is None or default.name != "ollama":
+        return []
+    try:
+        r = httpx.get(f"{default.host}/api/ps", timeout=default.timeouts.connect)
+        models = r.json().get("models") if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return []
+    return [m for m in models or () if isinstance(m, dict) and m.get("model")
+            and m["model"] not in ROUTER_MODELS]
 
 
 async def show(request: Request) -> Response:
