@@ -68,8 +68,9 @@ def avengers_headers(routing: Routing, reply: Reply | None = None) -> dict[str, 
     def clip(value: Any, chars: int = HEADER_CHARS) -> Any:
         return value[:chars] if isinstance(value, str) else value
 
+    models = [clip(m, 64) for m in routing.models[:HEADER_VOTES]]
     headers = {"x-avengers-cluster": json.dumps(routing.cluster),
-               "x-avengers-models": json.dumps([clip(m) for m in routing.models[:HEADER_VOTES]])}
+               "x-avengers-models": json.dumps(models)}
     if reply is not None:
         fields = reply.avengers()
         headers.update({"x-avengers-answer": json.dumps(clip(fields["answer"])),
