@@ -349,3 +349,40 @@ def test_a_remote_image_url_cannot_reach_an_ollama_engine(url):
         clients(url, 30)[0].chat.completions.create(model=LLAMA, messages=[{
             "role": "user", "content": [{"type": "image_url", "image_url": {
                 "url": "https://example.com/cat.png"}}]}])
+
+
+JUNK = [
+    ("/v1/chat/completions", {"model": LLAMA, "messages": "hi"}),
+    ("/v1/chat/completions", {"model": LLAMA, "messages": [{"role": "assistant",
+                                                            "tool_calls": 5}]}),
+    ("/v1/chat/completions", {"model": OA_LLAMA, "messages": [{"role": "user",
+                                                               "content": [1, 2]}]}),
+    ("/v1/chat/completions", {"model": "avengers", "messages": [{"role": "user",
+                                                                 "content": "x"}],
+                              "response_format": "json", "stop": 5}),
+    ("/v1/chat/completions", {"model": LLAMA, "messages": [{"role": "user", "content": "x"}],
+                              "response_format": {"type": "json_schema"}}),
+    ("/v1/completions", {"model": "avengers", "prompt": [1, 2]}),
+    ("/v1/embeddings", {"model": "avengers", "input": 5}),
+    ("/api/chat", {"model": OA_LLAMA, "messages": [{"role": "user", "content": "x",
+                                                    "images": "abc"}]}),
+    ("/api/chat", {"model": OA_LLAMA, "messages": [{"role": "assistant", "content": "",
+                                                    "tool_calls": {"a": 1}}]}),
+    ("/api/chat", {"model": OA_LLAMA, "messages": [{"role": "tool", "content": "1"}]}),
+    ("/api/chat", {"model": "avengers", "messages": [{"role": "user", "content": "x"}],
+                   "format": 5}),
+    ("/api/generate", {"model": OA_LLAMA, "prompt": "x", "images": ["%%%"], "stream": False}),
+    ("/api/generate", {"model": OA_LLAMA, "prompt": "x", "suffix": "y"}),
+    ("/api/embed", {"model": "avengers", "input": []}),
+    ("/api/show", {"model": 5}),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), JUNK)
+def test_malformed_fields_never_give_a_500(url, path, body):
+    r = httpx.post(f"{url}{path}", json=body, timeout=30)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        error = r.json()["error"]
+        message = error["message"] if isinstance(error, dict) else error
+        assert ":" in message and "\n" not in message  # one line naming the field

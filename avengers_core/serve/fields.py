@@ -342,6 +342,8 @@ def _message_to_ollama(m: Any, i: int) -> dict[str, Any]:
     if images:
         out["images"] = images
     calls = m.get("tool_calls")
+    if calls and not isinstance(calls, list):
+        raise bad(f"{where}.tool_calls: expected a list")
     if calls:
         out["tool_calls"] = [_call_to_ollama(c, f"{where}.tool_calls[{k}]")
                              for k, c in enumerate(calls)]
@@ -455,6 +457,8 @@ def ollama_to_openai(body: Mapping[str, Any], model: str, generate: bool = False
 def _user_to_openai(text: str, images: Any) -> dict[str, Any]:
     if not images:
         return {"role": "user", "content": text}
+    if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+        raise bad("images: expected a list of base64 strings")
     parts: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     parts += [{"type": "image_url", "image_url": {"url": data_url(img)}} for img in images]
     return {"role": "user", "content": parts}
@@ -463,7 +467,10 @@ def _user_to_openai(text: str, images: Any) -> dict[str, Any]:
 def data_url(image: str) -> str:
     """A base64 image (as Ollama takes them) as a data: URL, its type read from its first
     bytes (PNG, JPEG, GIF, WebP; else PNG)."""
-    head = base64.b64decode(image[:24] + "=" * (-len(image[:24]) % 4), validate=False)
+    try:
+        head = base64.b64decode(image[:24] + "=" * (-len(image[:24]) % 4), validate=False)
+    except ValueError:  # binascii.Error: not base64; the engine will say so
+        head = b""
     mime = "image/png"
     if head.startswith(b"\xff\xd8"):
         mime = "image/jpeg"
@@ -488,6 +495,8 @@ def _messages_to_openai(messages: Any) -> list[dict[str, Any]]:
         msg = _user_to_openai(content, m.get("images"))
         msg["role"] = m["role"]
         if m.get("tool_calls"):
+            if not isinstance(m["tool_calls"], list):
+                raise bad(f"messages[{i}].tool_calls: expected a list")
             calls = []
             for k, call in enumerate(m["tool_calls"]):
                 fn = call.get("function") if isinstance(call, dict) else None
