@@ -4,5 +4,7 @@
 :class:`~avengers_core.serve.service.Service` (router, embedder, engines). Modules: `service`
 (route, vote, relay), `requests` (parsing and checks), `replies` (admission, streamed or
 whole replies, headers), `streams` (thread bridge, queue, disconnect-aware streaming),
-`openai_api` and `ollama_api` (the two protocols), `app` (key check, routes).
+`openai_api` and `ollama_api` (the two protocols), `app` (key check, routes); issue 21:
+`passthrough` (faithful relay to an engine, reply converters), `fields` (field tables across
+protocols and what the vote honours), `embeddings` (`/api/embed`, `/v1/embeddings`).
 """
