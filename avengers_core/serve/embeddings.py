@@ -32,8 +32,7 @@ def texts_of(value: Any) -> list[str]:
 
 
 def _profile_vectors(service: Service, texts: list[str]) -> list[list[float]]:
-    with service._route_lock:  # the embedder routing uses: one call at a time
-        return [[float(x) for x in row] for row in service.embedder.encode(texts)]
+    return service.embed(texts)
 
 
 def _which(service: Service, model: str) -> str | None:

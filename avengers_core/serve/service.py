@@ -161,6 +161,12 @@ class Service:
                 return name
         return None
 
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """The profile's embedder's vectors for `texts` (L2-normalised; blocking), one call
+        at a time as routing's own (issue 21: `/api/embed`, `/v1/embeddings`)."""
+        with self._route_lock:
+            return [[float(x) for x in row] for row in self.embedder.encode(texts)]
+
     def route(self, query: str) -> Routing:
         """Route `query` to the served models (blocking: embeds it). ServeError 502 when
         no engine answers or none of the routed models is served."""
