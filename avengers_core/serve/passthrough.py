@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from avengers_core.backends.transport import http_reason, tracking_transport
@@ -530,7 +530,6 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reported: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, prompt: int | None, completion: int | None) -> None:
         """Count one sample's tokens (skipped when the engine did not say)."""
