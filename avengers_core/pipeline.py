@@ -145,6 +145,14 @@ class Pipeline:
         with self._route_lock:
             return self.router.route(query, embedder=self.embedder)
 
+    def embed(self, texts: list[str]) -> Any:
+        """The router's embedder's (n, d) vectors for `texts`, one call at a time as
+        routing's own (serve's `/api/embed` and `/v1/embeddings`)."""
+        if self.embedder is None:
+            raise InputError("this router has no embedder")
+        with self._route_lock:
+            return self.embedder.encode(texts)
+
     def query_notes(self, query: str) -> list[str]:
         """What the user should know about the query itself: that the embedder read only
         the start of it (issue 22); empty when nothing is worth saying."""

@@ -51,6 +51,9 @@ class Choice:
     thinking: str = ""
     error: str | None = None
     truncated: bool = False  # the token limit cut the reply (finish/done reason "length")
+    finish_reason: str | None = None  # the engine's own finish or done reason
+    prompt_tokens: int | None = None  # usage, where the engine reported it
+    completion_tokens: int | None = None
 
 
 TokenCallback = Callable[[int, str], None]

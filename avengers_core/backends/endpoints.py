@@ -302,6 +302,11 @@ class Engines:
         with self._lock:
             return next(route.cycle), route.model
 
+    def pick(self, model: str) -> tuple[Backend, str]:
+        """The backend that serves `model` next (replicas in turn) and the engine's own
+        name for it, for a relay (`avengers serve`). Raises InputError when none does."""
+        return self._pick(model)
+
     def supports_n(self, model: str) -> bool:
         """Whether to ask `model` for several choices per request: the endpoint says so,
         or nothing said it does not (found out from the first reply)."""

@@ -97,6 +97,7 @@ class OllamaCall(StreamCall):
         self.prompt = prompt
         extra = dict(options or {})
         self.think = extra.pop("think", None)
+        self.format = extra.pop("format", None)  # "json" or a schema (serve, issue 21)
         max_tokens = extra.pop("max_tokens", None)
         self.options: dict[str, Any] = {"temperature": temperature, **extra}
         if max_tokens is not None:
@@ -119,6 +120,8 @@ class OllamaCall(StreamCall):
             kwargs: dict[str, Any] = {}
             if self.think is not None:
                 kwargs["think"] = self.think
+            if self.format is not None:
+                kwargs["format"] = self.format
             stream = client.chat(
                 model=self.model,
                 messages=[{"role": "user", "content": self.prompt}],
@@ -140,6 +143,9 @@ class OllamaCall(StreamCall):
                 if part.done:
                     done = True
                     choice.truncated = getattr(part, "done_reason", None) == "length"
+                    choice.finish_reason = getattr(part, "done_reason", None)
+                    choice.prompt_tokens = getattr(part, "prompt_eval_count", None)
+                    choice.completion_tokens = getattr(part, "eval_count", None)
                     break
             if self.aborted is not None:
                 raise SampleError(self.aborted)

@@ -106,6 +106,14 @@ class OpenAICall(StreamCall):
         think = extra.pop("think", None)
         if extra.get("max_tokens") is not None:
             self.params["max_tokens"] = int(extra.pop("max_tokens"))
+        for key in ("stop", "top_p"):  # serve's per-sample fields (issue 21)
+            if extra.get(key) is not None:
+                self.params[key] = extra.pop(key)
+        fmt = extra.pop("format", None)
+        if fmt is not None:
+            self.params["response_format"] = (
+                {"type": "json_object"} if fmt == "json"
+                else {"type": "json_schema", "json_schema": {"name": "format", "schema": fmt}})
         if think is False:
             # vLLM and SGLang pass chat_template_kwargs to the template (Qwen3, DeepSeek)
             self.params["extra_body"] = {"chat_template_kwargs": {"enable_thinking": False}}
@@ -128,11 +136,17 @@ class OpenAICall(StreamCall):
                 model=self.model,
                 messages=[{"role": "user", "content": self.prompt}],
                 stream=True,
+                stream_options={"include_usage": True},  # usage: a server that cannot ignores it
                 **self.params,
             )
             for chunk in stream:
                 if self.aborted is not None:
                     break
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:  # the last chunk: usage of the whole request
+                    first = choices.setdefault(0, Choice())
+                    first.prompt_tokens = usage.prompt_tokens
+                    first.completion_tokens = usage.completion_tokens
                 for c in chunk.choices or ():
                     choice = choices.setdefault(c.index, Choice())
                     delta = c.delta
@@ -148,6 +162,7 @@ class OpenAICall(StreamCall):
                     if c.finish_reason is not None:
                         finished.add(c.index)
                         choice.truncated = c.finish_reason == "length"
+                        choice.finish_reason = c.finish_reason
             if self.aborted is not None:
                 raise SampleError(self.aborted)
             if not choices:

@@ -59,6 +59,9 @@ def register(subparsers: Any) -> None:
                    help="chat requests served at once (default 8)")
     s.add_argument("--max-queue", type=int, default=32,
                    help="chat requests waiting beyond those; more get 429/503 (default 32)")
+    s.add_argument("--route-each-turn", action="store_true",
+                   help="route every turn on its last user message (default: a conversation "
+                        "is routed by its first user message, so it keeps its model)")
     s.add_argument("--keepalive", type=float,
                    help="seconds between keep-alives while a vote runs (default 5)")
     s.add_argument("--allowed-hosts", metavar="NAMES", action="append",
@@ -107,7 +110,8 @@ def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
     if args.max_connections < 1:
         raise InputError("--max-connections must be at least 1")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
-                         options=request_options(args), mapping=parse_model_map(args.model_map))
+                         options=request_options(args), mapping=parse_model_map(args.model_map),
+                         route_each_turn=args.route_each_turn)
     engines = engines_from_args(args)
     router = load_profile(args.dir)
     embedder = embedder_for_profile(args, router, engines)

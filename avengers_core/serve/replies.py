@@ -3,7 +3,9 @@ whole reply; the protocol modules supply the shapes through a :class:`Protocol`.
 
 Headers: `x-avengers-cluster` and `x-avengers-models` on every routed reply; a whole
 (not streamed) reply also has `x-avengers-answer`, `x-avengers-votes` and
-`x-avengers-confidence`. Values are JSON (ASCII), long answers clipped to HEADER_CHARS; the
+`x-avengers-confidence`. Values are JSON (ASCII). They are a summary, all together under
+HEADER_BYTES (issue 21: Node's fetch fails at 16 KiB of headers): answers clipped to
+HEADER_CHARS, the tally to its HEADER_VOTES largest answers plus `"…": <the rest>`; the
 body's `avengers` field always has them in full.
 """
 
@@ -24,6 +26,9 @@ from avengers_core.serve.service import Reply, Routing, Service, Text
 from avengers_core.serve.streams import Admission, LiveStream, QueueFull, Tick
 
 HEADER_CHARS = 200
+HEADER_VOTES = 10
+HEADER_BYTES = 8 * 1024
+"""Every `x-avengers-*` header, names and values, stays under 8 KiB."""
 
 
 class KeepAlive:
@@ -59,19 +64,31 @@ class Protocol(ABC):
 
 
 def avengers_headers(routing: Routing, reply: Reply | None = None) -> dict[str, str]:
-    """The `x-avengers-*` headers (see the module docstring)."""
-    def clip(value: Any) -> Any:
-        return value[:HEADER_CHARS] if isinstance(value, str) else value
+    """The `x-avengers-*` headers (see the module docstring), under HEADER_BYTES."""
+    def clip(value: Any, chars: int = HEADER_CHARS) -> Any:
+        return value[:chars] if isinstance(value, str) else value
 
+    models = [clip(m, 64) for m in routing.models[:HEADER_VOTES]]
     headers = {"x-avengers-cluster": json.dumps(routing.cluster),
-               "x-avengers-models": json.dumps(routing.models)}
+               "x-avengers-models": json.dumps(models)}
     if reply is not None:
         fields = reply.avengers()
-        votes = {clip(k): v for k, v in fields["votes"].items()}
         headers.update({"x-avengers-answer": json.dumps(clip(fields["answer"])),
-                        "x-avengers-votes": json.dumps(votes),
                         "x-avengers-confidence": json.dumps(fields["confidence"])})
+        ranked = list(fields["votes"].items())  # the tally is ordered, winner first
+        for keep in range(min(len(ranked), HEADER_VOTES), -1, -1):
+            votes = {clip(k, 64): v for k, v in ranked[:keep]}
+            rest = sum(v for _, v in ranked[keep:])
+            if rest:
+                votes["…"] = votes.get("…", 0) + rest
+            headers["x-avengers-votes"] = json.dumps(votes)
+            if _size(headers) < HEADER_BYTES:
+                break
     return headers
+
+
+def _size(headers: dict[str, str]) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in headers.items())
 
 
 async def paced(flow: AsyncIterator[Any], keepalive_s: float

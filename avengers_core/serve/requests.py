@@ -10,7 +10,8 @@ modules put it in their own error shape.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -35,9 +36,15 @@ class ServeError(Exception):
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat turn to answer. `messages`: [{"role", "content"}] with text content, the
-    last one from the user; `temperature`, `seed`, `max_tokens` and `think` are None where
-    the client did not say."""
+    """One chat turn to answer. `messages`: [{"role", "content"}] with text content (for a
+    vote the last one is from the user); `temperature`, `seed`, `max_tokens` and `think`
+    are None where the client did not say.
+
+    Issue 21: `api` is the kind of request (see serve.passthrough.APIS) and `body` the
+    client's JSON as sent (what a relay forwards); `single` says why the vote cannot
+    answer it (one routed sample answers instead); `stop`, `top_p` and `json_format`
+    (None, "json" or a schema) are honoured per sample; `include_usage` asks for the
+    usage chunk; `load` is "load" or "unload" for Ollama's preload and unload requests."""
 
     model: str
     messages: tuple[dict[str, str], ...]
@@ -46,11 +53,29 @@ class ChatRequest:
     seed: int | None = None
     max_tokens: int | None = None
     think: bool | str | None = None
+    api: str = "openai-chat"
+    body: Mapping[str, Any] = field(default_factory=dict)
+    single: str | None = None
+    stop: tuple[str, ...] | None = None
+    top_p: float | None = None
+    json_format: Any = None
+    include_usage: bool = False
+    load: str | None = None
 
     @property
     def query(self) -> str:
-        """The last user message: what gets routed (and voted on)."""
-        return self.messages[-1]["content"]
+        """The last user message: what gets voted on (and routed with --route-each-turn)."""
+        users = [m["content"] for m in self.messages if m["role"] == "user"]
+        return users[-1] if users else ""
+
+    def routed_text(self, each_turn: bool = False) -> str:
+        """What gets routed: the first user message (a conversation keeps its model), or
+        with `each_turn` the last one."""
+        users = [m["content"] for m in self.messages if m["role"] == "user"
+                 and m["content"].strip()]
+        if not users:
+            return ""
+        return users[-1] if each_turn else users[0]
 
     def prompt(self, last: str | None = None) -> str:
         """The conversation as one prompt (the backends take one user turn): the last user

@@ -1,18 +1,23 @@
 """What the server does for a chat request, whatever the protocol: route, vote, relay.
 
-Model names (issue 12): `avengers` routes the last user message, draws `samples` samples
-from the routed model(s), votes (:class:`~avengers_core.vote.run.VoteRun`) and replies with
-the winning sample's text; `avengers-route` routes and relays the routed model's own
-stream; any other name the engines serve is relayed unchanged. Each flow is an async
-iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet), :class:`Text`
-(streamed reply text) and finally :class:`Reply`; failures raise ServeError. The
-`avengers` field of a reply, :meth:`Reply.avengers`, says how it was routed.
+Model names (issue 12): `avengers` routes the conversation, draws `samples` samples from
+the routed model(s), votes (:class:`~avengers_core.vote.run.VoteRun`) and replies with the
+winning sample's text; `avengers-route` routes and relays the request to the routed model;
+any other name the engines serve is relayed (issue 21: faithfully, see
+:mod:`~avengers_core.serve.passthrough`). A conversation is routed by its first user
+message (it keeps its model), or by its last with `--route-each-turn`. A request the vote
+cannot honour (tools, logprobs, images) is answered by one routed sample. Each flow is an
+async iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet),
+:class:`Begin` (a vote started), :class:`Text` (streamed text),
+:class:`~avengers_core.serve.passthrough.Chunk` (a relayed chunk) and finally
+:class:`Reply`; failures raise ServeError. The `avengers` field of a reply,
+:meth:`Reply.avengers`, says how it was routed.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -21,18 +26,31 @@ from avengers_core.answers.extract import extract
 from avengers_core.answers.prompts import make_prompt
 from avengers_core.backends import DEFAULT_TEMPERATURE, BackendUnavailable, SampleError
 from avengers_core.backends.endpoints import Engines
-from avengers_core.backends.retry import call_retries, retry_notes
 from avengers_core.errors import InputError
 from avengers_core.pipeline import Pipeline, VotePlan
+from avengers_core.serve import passthrough
+from avengers_core.serve.fields import canonical_json
 from avengers_core.serve.requests import ChatRequest, ServeError
 from avengers_core.serve.streams import Finished, Tick, bridged
-from avengers_core.vote.tally import VoteResult, failure_summary
+from avengers_core.vote.tally import VoteResult, count_votes, failure_summary
 
 VOTE_MODEL = "avengers"
 ROUTE_MODEL = "avengers-route"
 ROUTER_MODELS = (VOTE_MODEL, ROUTE_MODEL)
 MAX_SAMPLES = 64
 """`--samples` cap: each sample is one upstream request per chat request."""
+FIRST_TURN = "first user message"
+EACH_TURN = "each turn"
+
+
+def bare(model: str) -> str:
+    """`model` without Ollama's default tag `:latest` (`avengers:latest` is `avengers`)."""
+    return model.removesuffix(":latest")
+
+
+@dataclass(frozen=True)
+class Begin:
+    """A vote started: a streamed reply sends its first (empty) chunk at once."""
 
 
 @dataclass(frozen=True)
@@ -66,25 +84,41 @@ class Reply:
     votes: dict[str, int] = field(default_factory=dict)
     confidence: float | None = None
     relayed: bool = False
+    # issue 21: the engine's whole reply (client's shape) when relayed and not streamed;
+    # the (winner's) real finish reason; usage summed over the samples; the routing rule;
+    # why one routed sample answered instead of a vote
+    raw: dict[str, Any] | None = None
+    finish: str | None = None
+    usage: dict[str, int] | None = None
+    rule: str | None = None
+    single: str | None = None
 
     def avengers(self) -> dict[str, Any]:
-        """The `avengers` field: {cluster, models, answer, votes, confidence, notes}."""
-        return {"cluster": self.routing.cluster, "models": list(self.routing.models),
-                "answer": self.answer, "votes": dict(self.votes),
-                "confidence": self.confidence, "notes": list(self.routing.notes)}
+        """The `avengers` field: {cluster, models, answer, votes, confidence, notes}, plus
+        `rule` (what was routed) on routed replies and `single` when one sample answered."""
+        out = {"cluster": self.routing.cluster, "models": list(self.routing.models),
+               "answer": self.answer, "votes": dict(self.votes),
+               "confidence": self.confidence, "notes": list(self.routing.notes)}
+        if self.rule is not None:
+            out["rule"] = self.rule
+        if self.single is not None:
+            out["single"] = self.single
+        return out
 
 
 @dataclass(frozen=True)
 class ServeConfig:
     """Server settings: `samples` per vote, parallel samples per vote (`concurrency`),
     `top_n` routed models to spread over, `options` (max_tokens, think) the defaults and
-    ceilings of every request, the model map (table name -> served name)."""
+    ceilings of every request, the model map (table name -> served name), and whether to
+    route each turn on its last user message (`route_each_turn`) instead of the first."""
 
     samples: int = 10
     concurrency: int = 4
     top_n: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
     mapping: Mapping[str, str] = field(default_factory=dict)
+    route_each_turn: bool = False
 
 
 class Service:
@@ -109,10 +143,24 @@ class Service:
 
     def knows(self, model: str) -> bool:
         """Whether `model` is offered (blocking the first time)."""
+        return self.resolve(model) is not None
+
+    def resolve(self, model: str) -> str | None:
+        """The offered name `model` means, as Ollama reads names: `x:latest` is `x`, and
+        `x` is `x:latest`; None when not offered (blocking the first time)."""
         try:
-            return model in self.models()
+            names = self.models()
         except BackendUnavailable:
-            return model in ROUTER_MODELS
+            names = list(ROUTER_MODELS)
+        for name in (model, bare(model), f"{model}:latest"):
+            if name in names:
+                return name
+        return None
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """The profile's embedder's vectors for `texts` (L2-normalised; blocking), one call
+        at a time as routing's own (issue 21: `/api/embed`, `/v1/embeddings`)."""
+        return [[float(x) for x in row] for row in self.pipeline.embed(texts)]
 
     def route(self, query: str) -> Routing:
         """Route `query` to the served models (blocking: embeds it). ServeError 502 when
@@ -133,88 +181,115 @@ class Service:
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
-        the headers can say where it went). ServeError 404 for a model not offered."""
-        if req.model in ROUTER_MODELS:
-            routing = await anyio.to_thread.run_sync(self.route, req.query)
-            if req.model == VOTE_MODEL:
-                return routing, self.vote(req, routing)
-            return routing, self.relay(req, routing.models[0], routing)
-        if not await anyio.to_thread.run_sync(self.knows, req.model):
+        the headers can say where it went). ServeError 404 for a model not offered, 400
+        for a field a relay cannot map."""
+        name = bare(req.model)
+        if name in ROUTER_MODELS:
+            each = self.config.route_each_turn
+            routing = await anyio.to_thread.run_sync(self.route, req.routed_text(each))
+            rule = EACH_TURN if each else FIRST_TURN
+            if name == VOTE_MODEL and req.single is None:
+                return routing, self.vote(req, routing, rule)
+            # route, then pass through; for `avengers`, one routed sample (req.single)
+            return routing, await self.relay(req, routing.models[0], routing, rule)
+        served = await anyio.to_thread.run_sync(self.resolve, req.model)
+        if served is None:
             raise ServeError(404, f"model {req.model!r} not found (see the model list)",
                              code="model_not_found")
-        routing = Routing(None, [req.model])
-        return routing, self.relay(req, req.model, routing)
+        routing = Routing(None, [served])
+        return routing, await self.relay(req, served, routing)
 
     def options(self, req: ChatRequest) -> dict[str, Any]:
-        """Per-request options: the request's max_tokens (at most the server's) and think
-        (the server's when the request does not say)."""
+        """Per-request options: the request's max_tokens (at most the server's), think
+        (the server's when the request does not say), and the per-sample fields a vote
+        honours (stop, top_p, format; see serve.fields.VOTE_FIELDS)."""
         options = dict(self.config.options)
         ceiling = options.get("max_tokens")
         if req.max_tokens is not None:
             options["max_tokens"] = min(req.max_tokens, ceiling or req.max_tokens)
         if req.think is not None:
             options["think"] = req.think
+        if req.stop is not None:
+            options["stop"] = list(req.stop)
+        if req.top_p is not None:
+            options["top_p"] = req.top_p
+        if req.json_format is not None:
+            options["format"] = req.json_format
         return options
 
-    async def vote(self, req: ChatRequest, routing: Routing) -> AsyncIterator[Tick | Reply]:
+    async def vote(self, req: ChatRequest, routing: Routing, rule: str | None = None
+                   ) -> AsyncIterator[Begin | Tick | Reply]:
         """Vote over samples of the routed models; the winning sample's text replies.
-        A vote needs different samples, so a temperature of 0 becomes the default."""
+        A vote needs different samples, so a temperature of 0 becomes the default. With
+        a JSON format the samples vote with their parsed JSON (the query unchanged)."""
         temperature = req.temperature if req.temperature else DEFAULT_TEMPERATURE
-        plan = VotePlan(list(routing.models), routing.kind, routing.strategy)
+        structured = req.json_format is not None
+        plan = VotePlan(list(routing.models), "free" if structured else routing.kind,
+                        routing.strategy)
         run = self.pipeline.vote(
             plan, req.query, samples=self.config.samples, temperature=temperature,
             concurrency=self.config.concurrency, seed=req.seed or 0,
-            prompt=req.prompt(make_prompt(req.query, routing.kind)), options=self.options(req),
+            prompt=req.prompt(None if structured else make_prompt(req.query, routing.kind)),
+            options=self.options(req),
         )
+        yield Begin()
         async for item in bridged(lambda _put: run.run(), run.cancel):
             if isinstance(item, Finished):
-                yield _verdict(item.value, routing)
+                result = _json_recount(item.value) if structured else item.value
+                yield _verdict(result, routing, rule)
             else:
                 yield item
 
-    async def relay(self, req: ChatRequest, model: str, routing: Routing
-                    ) -> AsyncIterator[Tick | Text | Reply]:
-        """Stream one reply of `model` through: its text as it comes, then the Reply
-        (its answer extracted when the model was routed)."""
-        temperature = DEFAULT_TEMPERATURE if req.temperature is None else req.temperature
-        try:
-            call = self.engines.stream_call(model, req.prompt(), seed=req.seed,
-                                            temperature=temperature, options=self.options(req))
-        except InputError as e:
-            raise ServeError(404, str(e), code="model_not_found") from None
+    async def relay(self, req: ChatRequest, model: str, routing: Routing,
+                    rule: str | None = None) -> AsyncIterator[Tick | passthrough.Chunk | Reply]:
+        """The relay of `req` to `model` (serve.passthrough), planned now so a field with
+        no counterpart is a 400 before the reply starts; the flow yields the engine's
+        chunks, then the Reply (its answer extracted when the model was routed)."""
+        call, conv = await anyio.to_thread.run_sync(
+            passthrough.prepare, self.engines, req.api, req.body, model, req.include_usage)
 
-        def work(put: Any) -> Any:
-            return call.run_choices(lambda i, text: put(Text(text)) if i == 0 and text else None)
-
-        try:
-            async for item in bridged(work, lambda: call.abort("the client disconnected")):
+        async def flow() -> AsyncIterator[Tick | passthrough.Chunk | Reply]:
+            async for item in passthrough.run(call, conv):
                 if not isinstance(item, Finished):
                     yield item
                     continue
-                choice = item.value[0]
-                if choice.error is not None:
-                    raise ServeError(502, f"{model}: {choice.error}")
-                answer = extract(choice.text, routing.kind) if routing.cluster is not None \
+                seen = item.value
+                answer = extract(seen.text, routing.kind) if routing.cluster is not None \
                     else None
-                waited = tuple(retry_notes(call_retries(call)))  # issue 22: a busy engine
-                yield Reply(choice.text, replace(routing, notes=(*routing.notes, *waited)),
-                            answer=answer, relayed=True)
-        except SampleError as e:
-            raise ServeError(502, f"{model} @ {call.endpoint}: {e.reason}") from None
+                yield Reply(seen.text, routing, answer=answer, relayed=True, raw=seen.body,
+                            finish=seen.finish, usage=seen.usage, rule=rule,
+                            single=req.single if bare(req.model) == VOTE_MODEL else None)
+
+        return flow()
 
 
-def _verdict(result: VoteResult, routing: Routing) -> Reply:
+def _json_recount(result: VoteResult) -> VoteResult:
+    """The vote recounted over the samples' parsed JSON (canonical: equal objects are one
+    answer; replies that are not JSON do not vote)."""
+    for s in result.samples:
+        s.answer = canonical_json(s.text) if s.error is None else None
+    result.tally = count_votes(result.samples, "json")
+    result.kind = "json"
+    return result
+
+
+def _verdict(result: VoteResult, routing: Routing, rule: str | None = None) -> Reply:
     """The vote's Reply: the winning sample's text (the first to arrive among its voters);
-    with no winner, the first answered sample's text; ServeError 502 when all failed."""
+    with no winner, the first answered sample's text; ServeError 502 when all failed. Its
+    finish reason is the chosen sample's own; usage is summed over every sample drawn."""
     samples = {s.index: s for s in result.samples}
     ok = sorted((s for s in result.samples if s.error is None), key=lambda s: s.arrival)
     if not ok:
         raise ServeError(502, f"all {len(result.samples)} samples failed: "
                               f"{failure_summary(result.samples)}")
     tally = result.tally
-    text = samples[tally.voters[tally.winner][0]].text if tally.winner is not None else ok[0].text
+    chosen = samples[tally.voters[tally.winner][0]] if tally.winner is not None else ok[0]
+    usage = passthrough.Usage()
+    for s in result.samples:
+        usage.add(s.prompt_tokens, s.completion_tokens)
     used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind,
-                   routing.strategy,
-                   (*routing.notes, *result.notes))
-    return Reply(text, used, answer=tally.winner, votes=dict(tally.votes),
-                 confidence=tally.confidence if tally.winner is not None else None)
+                   routing.strategy, (*routing.notes, *result.notes))
+    return Reply(chosen.text, used, answer=tally.winner, votes=dict(tally.votes),
+                 confidence=tally.confidence if tally.winner is not None else None,
+                 finish=chosen.finish_reason or ("length" if chosen.truncated else "stop"),
+                 usage=usage.as_dict(), rule=rule)

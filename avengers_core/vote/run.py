@@ -309,6 +309,8 @@ class VoteRun:
         for i, (s, choice) in enumerate(zip(batch, choices, strict=False)):
             s.text, s.thinking, s.error = choice.text, choice.thinking, choice.error
             s.truncated = choice.truncated
+            s.finish_reason = choice.finish_reason
+            s.prompt_tokens, s.completion_tokens = choice.prompt_tokens, choice.completion_tokens
             s.choice = i if len(batch) > 1 else 0
         return batch[len(choices):]
 

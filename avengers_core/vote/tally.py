@@ -40,6 +40,9 @@ class Sample:
     choice: int = 0
     no_answer: str | None = None
     truncated: bool = False
+    finish_reason: str | None = None  # the engine's, where it said (serve relays it)
+    prompt_tokens: int | None = None  # usage, where the engine reported it
+    completion_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

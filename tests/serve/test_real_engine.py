@@ -100,7 +100,7 @@ def check_field(field: dict, text: str, voted: bool) -> None:
 def test_models_include_the_engines_model(oai, oll):
     ids = [m.id for m in oai.models.list()]
     assert ids[:2] == ["avengers", "avengers-route"] and ALIAS in ids
-    assert ALIAS in [m.model for m in oll.list().models]
+    assert f"{ALIAS}:latest" in [m.model for m in oll.list().models]  # tagged, as Ollama
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -134,8 +134,9 @@ def test_bad_requests_get_400_on_the_real_engine(oai, oll):
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="avengers", messages=[{"role": "user"}])
     with pytest.raises(ollama.ResponseError) as e:
-        oll.chat(model="avengers-route", messages=[])
+        oll.chat(model="avengers-route", messages=[{"role": "user", "content": " "}])
     assert e.value.status_code == 400
+    assert oll.chat(model="avengers-route", messages=[]).done_reason == "load"  # a preload
 
 
 def test_disconnect_mid_vote_and_the_engine_still_answers(url, oai):

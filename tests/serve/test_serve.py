@@ -92,7 +92,9 @@ def test_model_lists_offer_both_router_names_and_the_served_models(oai, oll, url
     ids = [m.id for m in oai.models.list()]
     assert ids[:2] == ["avengers", "avengers-route"]
     assert {QWEN, LLAMA} <= set(ids)
-    assert [m.model for m in oll.list().models] == ids
+    # Ollama lists names with their tag (issue 21): `avengers` is `avengers:latest`
+    assert [m.model for m in oll.list().models] == [
+        i if ":" in i else f"{i}:latest" for i in ids]
     assert oll.show("avengers").details.family == "avengers"
     assert httpx.get(f"{url}/api/version").json()["version"]
     root = httpx.get(url)
@@ -232,8 +234,8 @@ def test_ollama_bad_requests_get_400(oll, stream):
         send(oll.chat(model="avengers", messages=[{"role": "assistant", "content": "hi"}],
                       stream=stream))
     assert e.value.status_code == 400 and "user message" in e.value.error
-    with pytest.raises(ollama.ResponseError) as e:
-        send(oll.generate(model="avengers", prompt="", stream=stream))
+    with pytest.raises(ollama.ResponseError) as e:  # "" is a preload (issue 21); blank is not
+        send(oll.generate(model="avengers", prompt="  ", stream=stream))
     assert e.value.status_code == 400 and "prompt" in e.value.error
     with pytest.raises(ollama.ResponseError) as e:
         send(oll.chat(model="no-such-model", messages=user(), stream=stream))

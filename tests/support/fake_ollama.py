@@ -1,7 +1,8 @@
 """A small real HTTP server on 127.0.0.1 that speaks the Ollama wire protocol, for tests.
 
 It also speaks the OpenAI-compatible protocol (`/v1/models`, `/v1/chat/completions`,
-`/v1/embeddings`) with the same scripts, so the `openai` backend meets the same faults plus
+`/v1/completions`, `/v1/embeddings`) with the same scripts, so the `openai` backend meets
+the same faults plus
 its own (HTTP 429 with Retry-After, a stream cut before `[DONE]`, an `error` object
 mid-stream), and a server that honours `n` or, like llama-cpp-python's, ignores it.
 
@@ -69,6 +70,14 @@ class ModelScript:
     retry_after: the `Retry-After` header of `http429` and `http503` (None: no header).
     busy_first: the first `busy_first` chat requests for the model fail with `busy_mode`
         (a busy or warming engine), the later ones are answered as scripted.
+    tool_call: when the request offers `tools`, answer with this call instead of text:
+        {"name": ..., "arguments": {...}} (Ollama's `message.tool_calls`; on `/v1` streamed
+        `delta.tool_calls` fragments and finish reason "tool_calls").
+
+    Every script also (issue 21): cuts a reply at the first `stop` sequence asked
+    (`options.stop`, or `stop` on `/v1`); reports usage (Ollama's `prompt_eval_count` and
+    `eval_count`, `/v1`'s `usage`, and the usage chunk when `stream_options.include_usage`
+    asks), counting a token per word; and sends log-probabilities when `logprobs` asks.
     """
 
     replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
@@ -83,6 +92,7 @@ class ModelScript:
     retry_after: str | None = "7"
     busy_first: int = 0
     busy_mode: str = "http503"
+    tool_call: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         modes = [self.fail, *self.fail_seeds.values(), self.busy_mode]
@@ -241,6 +251,37 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def _prompt_words(body: dict[str, Any]) -> int:
+    """Prompt tokens for usage: words of the prompt, or of the messages' contents."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        return _words([m.get("content") for m in messages if isinstance(m, dict)])
+    return _words(body.get("prompt"))
+
+
+def _words(value: Any) -> int:
+    """A token count for usage: words in every string inside `value`."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, dict):
+        return sum(_words(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_words(v) for v in value)
+    return 0
+
+
+def _cut(text: str, stop: Any) -> str:
+    """`text` up to the first of the `stop` sequences (a string or a list)."""
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    at = [text.find(s) for s in stops if isinstance(s, str) and s and s in text]
+    return text[: min(at)] if at else text
+
+
+def _logprobs(piece: str) -> list[dict[str, Any]]:
+    return [{"token": piece, "logprob": -0.5, "bytes": list(piece.encode()),
+             "top_logprobs": []}]
+
+
 def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -320,6 +361,14 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             elif self.path == "/v1/models":
                 data = [{"id": m, "object": "model", "owned_by": "fake"} for m in srv.models]
                 self._json(200, {"object": "list", "data": data})
+            elif self.path == "/api/ps":  # the models asked for so far count as loaded
+                with srv._lock:
+                    asked = [m for m in srv._counter if m in srv.models]
+                self._json(200, {"models": [
+                    {"name": m, "model": m, "size": 1000, "size_vram": 1000,
+                     "digest": hashlib.sha256(m.encode()).hexdigest(),
+                     "details": {"format": "gguf", "family": "fake"},
+                     "expires_at": "2999-01-01T00:00:00Z"} for m in asked]})
             elif self.path == "/api/version":
                 self._json(200, {"version": "0.0.0-fake"})
             elif self.path in ("/", ""):
@@ -339,7 +388,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self._body()
             srv._record(self.path, {**body, "authorization": self.headers.get("Authorization")})
-            if self.path in ("/v1/chat/completions", "/v1/embeddings"):
+            if self.path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
                 self._openai(body)
                 return
             if self.path not in ("/api/chat", "/api/generate", "/api/embed"):
@@ -419,11 +468,26 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             seed = options.get("seed")
             text, failure = srv._reply_for(model, seed if isinstance(seed, int) else None)
             failure = srv._busy(model) or failure
+            text = _cut(text, options.get("stop"))
             chat = self.path == "/api/chat"
+            call = script.tool_call if chat and body.get("tools") else None
+            if call is not None:
+                text = ""
+            usage = {"prompt_eval_count": _prompt_words(body),
+                     "eval_count": len(text.split()) + _words(call)}
+            logprobs = bool(body.get("logprobs"))
             if self._fail_early(script, failure):
                 return
             if body.get("stream", True) is False:
-                self._json(200, _part(model, text, chat, done=True))
+                whole = _part(model, text, chat, done=True)
+                whole.update(usage)
+                if script.truncated:
+                    whole["done_reason"] = "length"
+                if call is not None:
+                    whole["message"]["tool_calls"] = [{"function": call}]
+                if logprobs:
+                    whole["logprobs"] = _logprobs(text)
+                self._json(200, whole)
                 return
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
@@ -434,11 +498,18 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 part = _part(model, "", chat, done=False)
                 part["message"]["thinking"] = script.thinking  # Ollama >= 0.12.4
                 self._chunk(json.dumps(part) + "\n")
+            if call is not None:
+                part = _part(model, "", chat, done=False)
+                part["message"]["tool_calls"] = [{"function": call}]
+                self._chunk(json.dumps(part) + "\n")
             pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
             for i, piece in enumerate(pieces):
                 if i and self._wait(script.token_delay):
                     return
-                self._chunk(json.dumps(_part(model, piece, chat, done=False)) + "\n")
+                part = _part(model, piece, chat, done=False)
+                if logprobs:
+                    part["logprobs"] = _logprobs(piece)
+                self._chunk(json.dumps(part) + "\n")
                 if failure == "stall":
                     self._wait(math.inf)
                     return
@@ -454,6 +525,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         return  # no terminating chunk: the connection just closes
             if failure != "cut":
                 last = _part(model, "", chat, done=True)
+                last.update(usage)
                 if script.truncated:
                     last["done_reason"] = "length"
                 self._chunk(json.dumps(last) + "\n")
@@ -461,7 +533,8 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
         def _openai(self, body: dict[str, Any]) -> None:
-            """`/v1/chat/completions` (streamed as SSE, or not) and `/v1/embeddings`."""
+            """`/v1/chat/completions` and `/v1/completions` (streamed as SSE, or not) and
+            `/v1/embeddings`."""
             model = str(body.get("model", ""))
             if model not in srv.models:
                 self._json(404, {"error": {"message": f"The model `{model}` does not exist.",
@@ -487,21 +560,47 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             script = srv.models[model]
             seed = body.get("seed")
             n = int(body.get("n") or 1) if script.honours_n else 1
+            completion = self.path == "/v1/completions"
             replies = []
             failure = None
             for i in range(n):
                 text, fail = srv._reply_for(model, seed + i if isinstance(seed, int) else None)
-                replies.append(text)
+                replies.append(_cut(text, body.get("stop")))
                 failure = failure or fail
             failure = srv._busy(model) or failure
+            call = script.tool_call if body.get("tools") and not completion else None
+            if call is not None:
+                replies = ["" for _ in replies]
+            prompt_tokens = _prompt_words(body)
+            completion_tokens = sum(len(t.split()) for t in replies) + _words(call)
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                     "total_tokens": prompt_tokens + completion_tokens}
+            finish = "tool_calls" if call is not None else (
+                "length" if script.truncated else "stop")
+            logprobs = bool(body.get("logprobs"))
             if self._fail_early(script, failure):
                 return
             base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": model}
             if body.get("stream") is not True:
-                choices = [{"index": i, "finish_reason": "stop",
+                if completion:
+                    choices = [{"index": i, "finish_reason": finish, "text": text,
+                                "logprobs": None} for i, text in enumerate(replies)]
+                    self._json(200, {**base, "object": "text_completion", "choices": choices,
+                                     "usage": usage})
+                    return
+                choices = [{"index": i, "finish_reason": finish,
+                            "logprobs": {"content": _logprobs(text)} if logprobs else None,
                             "message": {"role": "assistant", "content": text}}
                            for i, text in enumerate(replies)]
-                self._json(200, {**base, "object": "chat.completion", "choices": choices})
+                if call is not None:
+                    for c in choices:
+                        c["message"]["content"] = None
+                        c["message"]["tool_calls"] = [{
+                            "id": "call_fake", "type": "function", "function": {
+                                "name": call["name"],
+                                "arguments": json.dumps(call["arguments"])}}]
+                self._json(200, {**base, "object": "chat.completion", "choices": choices,
+                                 "usage": usage})
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -509,21 +608,37 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
 
             def event(delta: dict[str, Any], i: int, finish: str | None = None) -> None:
-                chunk = {**base, "object": "chat.completion.chunk",
-                         "choices": [{"index": i, "delta": delta, "finish_reason": finish}]}
+                if completion:
+                    choice = {"index": i, "text": delta.get("content", ""), "logprobs": None,
+                              "finish_reason": finish}
+                    chunk = {**base, "object": "text_completion", "choices": [choice]}
+                else:
+                    choice = {"index": i, "delta": delta, "finish_reason": finish}
+                    if logprobs and delta.get("content"):
+                        choice["logprobs"] = {"content": _logprobs(delta["content"])}
+                    chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
                 self._chunk(f"data: {json.dumps(chunk)}\n\n")
 
             size = max(1, script.chunk)
             if script.thinking:
                 for i in range(n):
                     event({"role": "assistant", "reasoning_content": script.thinking}, i)
+            if call is not None:  # the call's arguments in two fragments, as engines send
+                args = json.dumps(call["arguments"])
+                half = len(args) // 2
+                for i in range(n):
+                    event({"role": "assistant", "content": None, "tool_calls": [{
+                        "index": 0, "id": "call_fake", "type": "function",
+                        "function": {"name": call["name"], "arguments": args[:half]}}]}, i)
+                    event({"tool_calls": [{"index": 0, "function": {
+                        "arguments": args[half:]}}]}, i)
             pieces = [[t[k : k + size] for k in range(0, len(t), size)] or [""]
                       for t in replies]
             for step in range(max(len(p) for p in pieces)):
                 if step and self._wait(script.token_delay):
                     return
                 for i, p in enumerate(pieces):
-                    if step < len(p):
+                    if step < len(p) and (p[step] or call is None):
                         event({"content": p[step]}, i)
                 if failure == "stall":
                     self._wait(math.inf)
@@ -542,7 +657,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         return
             if failure not in ("cut", "errorline"):
                 for i in range(n):
-                    event({}, i, "length" if script.truncated else "stop")
+                    event({}, i, finish)
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    self._chunk(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}"
+                                "\n\n")
                 self._chunk("data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()

@@ -47,11 +47,12 @@ def serving(argv: list[str], limits: Limits | None = None) -> Iterator[str]:
 
 def openai_reply(res: Any, stream: bool) -> tuple[str, dict[str, Any]]:
     """The text and `avengers` field of an `openai` client reply, streamed (every chunk
-    read; the last must finish with "stop") or whole."""
+    read; the last must finish, with "stop" or, cut by the token limit, "length") or
+    whole."""
     if not stream:
         return res.choices[0].message.content, res.model_extra["avengers"]
     chunks = list(res)
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     return ("".join(c.choices[0].delta.content or "" for c in chunks),
             chunks[-1].model_extra["avengers"])
 
