@@ -395,7 +395,7 @@ def converter_for(api: str, up: Upstream, include_usage: bool) -> Converter:
 
 def error_message(raw: bytes) -> str:
     """The engine's own words from an error body (Ollama's, OpenAI's, FastAPI's)."""
-    from avengers_core.backends.base import one_line
+    from avengers_core.backends.errors import one_line
 
     try:
         obj = json.loads(raw)

@@ -172,7 +172,7 @@ def test_a_rebinding_host_is_refused_before_any_work(url, srv, method, path):
 def test_loopback_hosts_are_served(url, host):
     port = url.rsplit(":", 1)[1]
     res = httpx.get(url + "/api/tags", headers={"Host": f"{host}:{port}"}, timeout=10)
-    assert res.status_code == 200 and "avengers" in {m["name"] for m in res.json()["models"]}
+    assert res.status_code == 200 and "avengers:latest" in {m["name"] for m in res.json()["models"]}
 
 
 # -- 3. a shared profile names a server as its embedder --------------------------------------
