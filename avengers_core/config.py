@@ -13,6 +13,9 @@ called, so a test or a command may set the variable at any time before.
 | `OLLAMA_HOST` | the Ollama server | the `ollama` client's default |
 | `OPENAI_BASE_URL` | the OpenAI-compatible server | `http://127.0.0.1:8000/v1` |
 | `OPENAI_API_KEY` | the OpenAI-compatible server's key | none |
+| `AVENGERS_ALLOWED_ORIGINS` | browser origins `avengers serve` allows beyond Ollama's | none |
+| `AVENGERS_TRUST_PROFILE_EMBEDDER` | `1`: trust a profile's embedding server | unset |
+| `AVENGERS_KEY_ENVS` | key variables an endpoints file may name | none |
 
 Variables that the user names (`--api-key-env`, an endpoints file's `api_key_env`) are read
 through :func:`named_variable`.
@@ -74,6 +77,24 @@ def openai_base_url() -> str | None:
 def openai_api_key() -> str | None:
     """`OPENAI_API_KEY`, as the official `openai` client reads it (None: unset)."""
     return os.environ.get("OPENAI_API_KEY")
+
+
+def allowed_origins() -> str | None:
+    """`AVENGERS_ALLOWED_ORIGINS`: origins `avengers serve` allows beside Ollama's defaults
+    (comma or space separated; None: unset)."""
+    return os.environ.get("AVENGERS_ALLOWED_ORIGINS")
+
+
+def trust_profile_embedder() -> bool:
+    """`AVENGERS_TRUST_PROFILE_EMBEDDER=1`: use a profile's embedding server without
+    `--trust-profile-embedder` (issue 20)."""
+    return os.environ.get("AVENGERS_TRUST_PROFILE_EMBEDDER", "").strip() == "1"
+
+
+def allowed_key_variables() -> str:
+    """`AVENGERS_KEY_ENVS`: key variables an endpoints file may name (comma or space
+    separated; empty: none beyond those given on the command line)."""
+    return os.environ.get("AVENGERS_KEY_ENVS", "")
 
 
 def named_variable(name: str) -> str | None:

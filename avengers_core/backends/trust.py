@@ -24,12 +24,12 @@ app) and endpoints files. Neither may decide where the user's queries or keys go
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from avengers_core import config
 from avengers_core.errors import InputError
 from avengers_core.redact import strip_userinfo
 
@@ -80,7 +80,7 @@ def profile_embedder_name(profile_id: str, source: Any, *, named: str | None = N
     if named:
         return named
     url = embedder_server(profile_id, ollama_host, endpoints)
-    if url is None or trusted or os.environ.get(TRUST_ENV, "").strip() == "1":
+    if url is None or trusted or config.trust_profile_embedder():
         return profile_id
     raise InputError(f"{source}: the profile's embedder {profile_id!r} would send every query "
                      f"to {url}; a profile never chooses a server on its own: name the "
@@ -99,7 +99,7 @@ def allow_key_envs(names: Iterable[str | None]) -> None:
 def allowed_key_envs(extra: Iterable[str | None] = ()) -> frozenset[str]:
     """The key variables an endpoints file may name: those allowed with
     :func:`allow_key_envs`, those in `AVENGERS_KEY_ENVS`, and `extra`."""
-    env = re.split(r"[,\s]+", os.environ.get(KEY_ENVS_VAR, ""))
+    env = re.split(r"[,\s]+", config.allowed_key_variables())
     with _lock:
         names = set(_allowed)
     return frozenset(n for n in [*names, *env, *extra] if n)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
-import os
 import re
 from collections.abc import Iterable
 
@@ -45,6 +44,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from avengers_core import config
 from avengers_core.serve import ollama_api, openai_api
 
 ORIGINS_ENV = "AVENGERS_ALLOWED_ORIGINS"
@@ -256,5 +256,5 @@ def key_matches(header: bytes | None, key: bytes) -> bool:
 
 def env_origins() -> list[str]:
     """The origins allowed by the environment variable :data:`ORIGINS_ENV`."""
-    return split_list([os.environ.get(ORIGINS_ENV)])
+    return split_list([config.allowed_origins()])
 
