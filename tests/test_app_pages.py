@@ -184,19 +184,23 @@ def test_markdown_escape_makes_data_inert():
 
 def test_route_reason_reads_well():
     from app_state.fmt import route_reason
-    from avengers_core.routing.routers.base import RouteResult
+    from avengers_core.data.table import from_rows
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
+    from tests.conftest import make_rows
 
-    def result(count: int, size: int) -> RouteResult:
-        stats = {"m_2": {"mean": None if count == 0 else 1.0, "count": count, "score": 0.5}}
-        return RouteResult(cluster=1, clusters=[{"id": 1, "p": 0.35, "similarity": 0.9}],
-                           scores={"m_2": 0.5}, models=["m_2"], ranking=["m_2"], task=None,
-                           details=[{"id": 1, "size": size, "task": None, "tasks": {},
-                                     "models": stats}])
-
-    none = route_reason(result(0, 1), ["plain", "x"])
-    assert "1 question," in none and "m\\_2 has no scores in this cluster" in none
-    one = route_reason(result(1, 3), ["plain", "x"])
-    assert "3 questions," in one and "answered 100% of 1 question." in one
+    rows, x = make_rows()
+    for row in rows:  # model names that Markdown would read as emphasis
+        row["scores"] = {f"m_{m}": v for m, v in row["scores"].items()}
+        row.pop("costs")
+    r = AvengersRouter.fit(from_rows(rows, "toy"), x,
+                           RouterConfig(k=2, prior="global", shrinkage=0.0))
+    res = r.route_vector(x[0])
+    one = route_reason(res, ["plain", "x_y"])
+    top = res.models[0].replace("_", "\\_")
+    assert one.startswith(f"**Route to {top}.**") and top in one
+    assert "m_" not in one.replace("m\\_", "")
+    assert "questions there; the router used" in one
 
 
 def test_download_names_are_slugs():

@@ -105,16 +105,16 @@ def test_cluster_order_and_best_models(toy):
     assert [best[c] for c in by_model] == sorted(best, key=r.models.index)
 
 
-def test_reason_reads_well_without_scores_and_for_one_question():
-    from avengers_core.routing.routers.base import RouteResult
-
-    stats = {"A": {"mean": None, "count": 0, "score": 0.5}}
-    res = RouteResult(cluster=3, clusters=[{"id": 3, "p": 1.0, "similarity": 0.9}],
-                      scores={"A": 0.5}, models=["A"], ranking=["A"], task=None,
-                      details=[{"id": 3, "size": 1, "task": None, "tasks": {}, "models": stats}])
+def test_reason_reads_well_without_scores_and_for_one_question(toy):
+    table, x = toy
+    r = AvengersRouter.fit(table, x, RouterConfig(k=4, prior="global", shrinkage=5.0))
+    res = r.route_vector(x[0])
+    c = res.explanation.clusters[0]
+    c.n, c.tasks, c.raw[res.models[0]] = 1, {}, None  # as a one-query cluster reads
     text = res.reason()
     assert "1 question," in text and "mixed tasks" in text
-    assert "A has no scores in this cluster" in text
+    assert f"{res.models[0]} has no scores there, so its effective score there is the prior" \
+        in text
 
 
 # --- K-means at scale (issue 13): torch on a GPU, MiniBatchKMeans past 200k on CPU ------
