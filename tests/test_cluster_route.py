@@ -45,7 +45,7 @@ def test_route_result_explains(toy):
     assert res.models == res.ranking[:2]
     assert set(res.scores) == {"A", "B"}
     assert res.task in ("topic0", "topic1")
-    assert f"Cluster {res.cluster}" in res.reason()
+    assert f"Nearest cluster {res.cluster}" in res.reason()
     assert res.details[0]["size"] > 0
     with pytest.raises(InputError, match="dimension"):
         r.route_vector(np.zeros(3))
