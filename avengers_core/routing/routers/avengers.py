@@ -167,6 +167,16 @@ class AvengersRouter(Router):
             return self.task_prior.prior(x, g)
         return np.tile(g, (len(x), 1))
 
+    def task_mixture(self, vec: np.ndarray) -> list[list]:
+        """The task prior's predicted mixture for one vector (d,) or (1, d): its top tasks
+        as [task, P(task | vector)], most likely first (`explain.TOP_TASKS` at most, each at
+        least `explain.MIN_TASK_P`); empty without the task prior."""
+        if self.config.prior != "task" or self.task_prior is None:
+            return []
+        pt = self.task_prior.proba(np.asarray(vec, dtype=np.float32).reshape(1, -1))[0]
+        return [[self.task_prior.tasks[t], float(pt[t])]
+                for t in np.argsort(-pt, kind="stable")[:TOP_TASKS] if pt[t] >= MIN_TASK_P]
+
     def query_scores(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """(N, k, M) routing scores of each query's clusters `idx`: shrunk toward the
         query's prior, cost-aware. With the global prior, `cluster_scores()[idx]`."""
@@ -255,12 +265,7 @@ class AvengersRouter(Router):
         tau = float(prof.shrinkage)
         prior_kind = "task" if cfg.prior == "task" and self.task_prior is not None else "global"
         prior = self.prior(vec)[0]
-        tasks: list[list] = []
-        if prior_kind == "task":
-            pt = self.task_prior.proba(vec)[0]
-            tasks = [[self.task_prior.tasks[t], float(pt[t])]
-                     for t in np.argsort(-pt, kind="stable")[:TOP_TASKS]
-                     if pt[t] >= MIN_TASK_P]
+        tasks = self.task_mixture(vec) if prior_kind == "task" else []
         mean, count = prof.mean, prof.count
         allowed = [j for j in range(len(models)) if self._allowed[j]]
 
