@@ -39,8 +39,10 @@ query = st.text_area("Query", value=default_query or "What is 6 times 7?", heigh
 
 ranking, task, res = [], None, None
 if ds is not None and query.strip():
-    res = compute.router(ds).route_vector(compute.query_vector(query))
+    _r = compute.router(ds)
+    res = _r.route_vector(compute.query_vector(query), compute.labels(ds, _r))
     ranking, task = res.ranking, res.task
+    st.caption("Routing: " + fmt.route_reason(res, compute.labels(ds, _r)))
 
 eng, local = engines.engine_settings(ranking)
 

@@ -325,7 +325,11 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
     if task_prior is None or config.prior != "task":
         config, task_prior = replace(config, prior="global"), None
     profile = CapabilityProfile(models, sums, count, cost, shrinkage, size)
-    return AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
+    router = AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
+    names = [c.get("label") for c in cl]  # saved labels name the clusters of explanations
+    if all(isinstance(n, str) for n in names):
+        router.cluster_names = names
+    return router
 
 
 def check_embedder(router: AvengersRouter, embedder: Embedder, source: str | Path) -> None:

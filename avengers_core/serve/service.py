@@ -50,6 +50,7 @@ class Routing:
     models: list[str]
     kind: str = "free"
     strategy: str = "single"
+    explanation: dict[str, Any] | None = None  # the router's, compact (issue 19)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,14 @@ class Reply:
     relayed: bool = False
 
     def avengers(self) -> dict[str, Any]:
-        """The `avengers` field: {cluster, models, answer, votes, confidence}."""
-        return {"cluster": self.routing.cluster, "models": list(self.routing.models),
-                "answer": self.answer, "votes": dict(self.votes),
-                "confidence": self.confidence}
+        """The `avengers` field: {cluster, models, answer, votes, confidence}, and for a
+        routed reply `explanation` (`routing.explain.Explanation.compact`)."""
+        out = {"cluster": self.routing.cluster, "models": list(self.routing.models),
+               "answer": self.answer, "votes": dict(self.votes),
+               "confidence": self.confidence}
+        if self.routing.explanation is not None:
+            out["explanation"] = self.routing.explanation
+        return out
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,8 @@ class Service:
             raise ServeError(502, f"none of the routed models ({', '.join(res.ranking[:3])}) "
                                   f"is served by {self.engines.describe()}; pass --model-map",
                              code="model_not_found")
-        return Routing(res.cluster, models, plan.kind, plan.strategy)
+        expl = res.explanation.compact() if res.explanation is not None else None
+        return Routing(res.cluster, models, plan.kind, plan.strategy, expl)
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
@@ -208,6 +214,7 @@ def _verdict(result: VoteResult, routing: Routing) -> Reply:
                               f"{failure_summary(result.samples)}")
     tally = result.tally
     text = samples[tally.voters[tally.winner][0]].text if tally.winner is not None else ok[0].text
-    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind)
+    used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind,
+                   explanation=routing.explanation)
     return Reply(text, used, answer=tally.winner, votes=dict(tally.votes),
                  confidence=tally.confidence if tally.winner is not None else None)

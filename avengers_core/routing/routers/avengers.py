@@ -62,6 +62,7 @@ class AvengersRouter(Router):
         self.models = profile.models
         self.cluster_tasks = cluster_tasks or [{} for _ in range(len(centroids))]
         self.labels = labels  # training queries' clusters (not saved)
+        self.cluster_names: list[str] | None = None  # saved labels, for explanations
         self._allowed = self._allowed_mask()
 
     @classmethod
@@ -207,7 +208,8 @@ class AvengersRouter(Router):
 
     def route_vector(self, vec: np.ndarray, names: list[str] | None = None) -> RouteResult:
         """Route one query vector (d,) and explain the choice with the numbers that made it
-        (`RouteResult.explanation`); `names`: the clusters' labels, for the explanation.
+        (`RouteResult.explanation`); `names`: the clusters' labels, for the explanation
+        (default: those the profile was saved with, if any).
         InputError when the vector's dimension is not the profile's."""
         vec = np.asarray(vec, dtype=np.float32).reshape(1, -1)
         if vec.shape[1] != self.centroids.shape[1]:
@@ -215,6 +217,7 @@ class AvengersRouter(Router):
                 f"query vector has dimension {vec.shape[1]}, the profile expects "
                 f"{self.centroids.shape[1]} (embedder {self.embedder_id})"
             )
+        names = names if names is not None else self.cluster_names
         near = self.nearest(vec)
         idx, sims, p = near
         cs, fused = self._fuse(vec, near)
@@ -334,5 +337,7 @@ class AvengersRouter(Router):
         if config.prior == "task" and self.task_prior is None:
             raise InputError("prior 'task' needs a task classifier: refit with prior 'task'")
         profile = replace(self.profile, shrinkage=float(config.shrinkage))
-        return AvengersRouter(self.centroids, profile, config, self.embedder_id,
-                              self.cluster_tasks, self.labels, self.task_prior)
+        out = AvengersRouter(self.centroids, profile, config, self.embedder_id,
+                             self.cluster_tasks, self.labels, self.task_prior)
+        out.cluster_names = self.cluster_names
+        return out
