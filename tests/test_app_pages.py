@@ -285,8 +285,12 @@ def test_route_explains_the_choice():
     button(at, "Route").click().run()
     clean(at)
     msg = at.success[0].value
-    assert msg.startswith("**Route to") and "Cluster" in msg and "p = " in msg
-    assert len(at.dataframe[0].value) == 8  # the most similar known queries
+    assert msg.startswith("**Route to") and "Nearest cluster" in msg and "p = " in msg
+    expl = at.dataframe[0].value  # the fused clusters, from the router's explanation
+    assert len(expl) == 3 and {"raw", "prior", "effective", "best model here"} <= set(expl)
+    parts = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("How the"))
+    assert [tr["name"] for tr in parts["data"]][-1] == "fused score"
+    assert len(at.dataframe[1].value) == 8  # the most similar known queries
     star = charts(at)[-1]["data"][-1]
     assert star["marker"]["symbol"] == "star"
 
@@ -618,10 +622,12 @@ def test_tour_steps(upload):
     at.radio[1].set_value(ks[-1]).run()
     clean(at)
     assert f"K = {ks[-1]}" in charts(at)[0]["layout"]["title"]["text"]
-    at.radio[0].set_value(steps[2]).run()  # 3: raw against shrunk
+    at.radio[0].set_value(steps[2]).run()  # 3: raw against effective, and the prior in use
     clean(at)
     bars = charts(at)[0]["data"]
-    assert [tr["name"] for tr in bars] == ["raw accuracy", "shrunk score"]
+    assert [tr["name"] for tr in bars] == ["raw accuracy", "effective (routing) score", "prior"]
+    text = next(m.value for m in at.markdown if "effective = " in m.value)
+    assert "prior**" in text  # names the prior the router uses (global or task)
     at.radio[0].set_value(steps[3]).run()  # 4: binomial majority
     clean(at)
     at.slider[0].set_value(0.7)
