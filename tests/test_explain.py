@@ -20,10 +20,9 @@ import pytest
 from avengers_core.data.table import from_rows
 from avengers_core.routing.routers.avengers import AvengersRouter
 from avengers_core.routing.routers.base import RouterConfig
+from tests import specialists
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-import specialists  # noqa: E402
 
 
 def three_specialists(n: int = 240, seed: int = 0):
