@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     from avengers_core.device import use_device
 
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for suggested commands
     try:
         use_device(getattr(args, "device", None))
         return int(args.func(args) or 0)

@@ -1,0 +1,39 @@
+"""Issue 19, item 4: when none of the routed models is served, `avengers vote` prints the
+exact command that maps them to what the engine serves, and that command works."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from avengers_core.cli import main
+from tests.fake_ollama import FakeOllama, ModelScript
+from tests.test_cli_ollama import MATH, build_profile
+
+
+@pytest.fixture
+def small_engine():
+    """An engine serving one chat model that no table names (as the tests' SmolLM2)."""
+    models = {"smollm2": ModelScript(replies=["#### 42"]), "nomic-embed-text": ModelScript()}
+    with FakeOllama(models) as s:
+        yield s
+
+
+def test_vote_prints_the_command_that_maps_the_routed_models(small_engine, tmp_path,
+                                                            monkeypatch, capsys):
+    monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
+    profile = build_profile(small_engine.url, tmp_path / "profile")
+    argv = ["vote", str(profile), MATH[0], "--host", small_engine.url, "--samples", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: none of the routed models") and "smollm2" in err
+    command = err.split("to use what it serves: ", 1)[1]
+    words = shlex.split(command)
+    assert words[:len(argv) + 1] == ["avengers", *argv]
+    mapping = json.loads(words[words.index("--model-map") + 1])
+    assert mapping == {"qwen2.5-7b-instruct": "smollm2", "llama-3.1-8b-instruct": "smollm2"}
+    assert main(words[1:]) == 0  # the printed command votes
+    out = capsys.readouterr()
+    assert out.out.startswith("answer: 42") and "smollm2" in out.err
