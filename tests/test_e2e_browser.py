@@ -332,7 +332,7 @@ def test_three_specialists_route_as_shown(app_url, tmp_path):
         page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(
             state="attached", timeout=PAGE_TIMEOUT_MS)
         assert set(trace_names(page, 0)) == set(specialists.MODELS)
-        k = int(page.get_by_role("slider").first.get_attribute("aria-valuenow"))
+        k = int(page.get_by_test_id("stSliderThumbValue").first.inner_text())  # K
 
         visit(page, "Route")
         route(page, query)
