@@ -9,7 +9,7 @@ from avengers_core.backends import BackendUnavailable
 from avengers_core.errors import InputError
 from avengers_core.pipeline import plan_vote, start_vote
 from avengers_core.present import maps, plots
-from avengers_core.present.tour import majority_probability, moved
+from avengers_core.present.tour import majority_probability, moved, no_votes_line, sample_rows
 from avengers_core.vote.events import SampleFinished
 
 STEPS = ["1 Embedding", "2 Clustering", "3 Scoring", "4 Voting", "5 Your turn"]
@@ -129,11 +129,16 @@ elif step == STEPS[3]:
                 st.session_state["tour_vote"] = run.run(show)
             bar.empty()
         result = st.session_state.get("tour_vote")
-        if result is not None and result.tally.votes:
+        if result is not None:
             tally = result.tally
-            st.plotly_chart(plots.vote_tally(tally.votes, tally.winner), key="tour_tally")
-            st.caption(f"{tally.counted} answers counted, {tally.failed} failed; the winner "
-                       f"has {tally.confidence:.0%} of the votes.")
+            if tally.votes:
+                st.plotly_chart(plots.vote_tally(tally.votes, tally.winner), key="tour_tally")
+                st.caption(f"{tally.counted} answers counted, {tally.failed} failed; the "
+                           f"winner has {tally.confidence:.0%} of the votes.")
+            else:  # never a dead button: say why, and show what the samples said
+                st.warning(fmt.md_escape(no_votes_line(result)))
+            st.dataframe(pd.DataFrame(sample_rows(result)), hide_index=True,
+                         key="tour_samples")
 
 else:
     st.subheader("5 · Your turn: route a query")

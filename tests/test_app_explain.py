@@ -63,3 +63,28 @@ def test_pages_show_the_numbers_route_json_gives(tmp_path):
         assert abs(row["effective"] - c["scores"][top]) < 1e-6
         assert abs(row["raw"] - c["raw"][top]) < 1e-6 and row["answered"] == c["count"][top]
         assert abs(row["prior"] - data["prior"]["scores"][top]) < 1e-6
+
+
+def test_tour_vote_without_answers_shows_its_samples(monkeypatch):
+    """Issue 19, item 2: a live vote that ends without votes says why and shows what each
+    sample said (it drew nothing before: a dead button in front of a class)."""
+    from tests.fake_ollama import FakeOllama, ModelScript
+
+    mute = {"qwen2.5:7b-instruct": ModelScript(replies=["Hmm, hard to say"]),
+            "nomic-embed-text": ModelScript(replies=[""])}
+    with FakeOllama(mute) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = app("tour")
+        at.session_state["route_query"] = "What is 6 times 7?"  # a number: none in the reply
+        at.radio[0].set_value(at.radio[0].options[3]).run()
+        clean(at)
+        button(at, "Run a live vote").click().run()
+        clean(at)
+    result = at.session_state["tour_vote"]
+    assert not result.tally.votes
+    warnings = [w.value for w in at.warning]
+    assert any("none of the 9 samples gave an answer" in w for w in warnings), warnings
+    samples = at.dataframe[-1].value
+    assert len(samples) == 9 and set(samples["model"]) == {"qwen2.5:7b-instruct"}
+    assert samples["why no answer"].str.len().min() > 0
+    assert samples["reply"].str.contains("hard to say").all()

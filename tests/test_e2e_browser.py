@@ -340,7 +340,7 @@ def test_three_specialists_route_as_shown(app_url, tmp_path):
         reason = page.locator('[data-testid="stAlert"]', has_text="Route to").inner_text()
         fused = page.evaluate("""() => {
             const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(
-                d => ((d.layout.title || {}).text || '').startsWith('How the'));
+                d => ((d._fullLayout.title || {}).text || '').startsWith('How the'));
             const t = gd.data[gd.data.length - 1];
             return Object.fromEntries(Array.from(t.y).map((y, i) => [y, Array.from(t.x)[i]]));
         }""")
