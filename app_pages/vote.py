@@ -49,19 +49,28 @@ eng, local = engines.engine_settings(ranking)
 st.subheader("Models")
 names = ranking or list(local)  # best routed first
 table_models = list(ds.table.models) if ds is not None else list(local)
-suggested = map_models(table_models, local)
+saved_key = f"model_map@{ds.key if ds is not None else 'local'}"  # survives page switches
+saved = {m: v for m, v in st.session_state.get(saved_key, {}).items() if v in local}
+every = st.selectbox("Use one served model for every routed model", [UNMAPPED] + local,
+                     **engines.kept("vote_map_all", UNMAPPED, [UNMAPPED] + local),
+                     help="E.g. a single small model behind an OpenAI-compatible server.")
+if every != UNMAPPED:
+    saved = {m: every for m in table_models}
+suggested = {**map_models(table_models, local), **saved}  # the engine's list suggests
 mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
     "routed model": table_models,
     "served model": [suggested[n] or UNMAPPED for n in table_models],
 })
 edited = st.data_editor(
     mapping_df, hide_index=True, disabled=["routed model"],
-    key=f"model_map-{ds.key if ds is not None else 'local'}",
-    column_config={"served model": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
+    key=f"model_map-{ds.key if ds is not None else 'local'}-{hash(tuple(sorted(saved.items())))}",
+    column_config={"served model": st.column_config.SelectboxColumn(
+        options=[UNMAPPED] + local, required=True)},
     height=min(360, 40 + 35 * len(table_models)),
 )
 user_map = {r["routed model"]: r["served model"] for r in edited.to_dict("records")
             if r["served model"] not in (None, "", UNMAPPED)}
+st.session_state[saved_key] = user_map
 
 c1, c2, c3, c4 = st.columns(4)
 samples = c1.slider("Samples", 1, 40, 10)

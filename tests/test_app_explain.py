@@ -88,3 +88,32 @@ def test_tour_vote_without_answers_shows_its_samples(monkeypatch):
     assert len(samples) == 9 and set(samples["model"]) == {"qwen2.5:7b-instruct"}
     assert samples["why no answer"].str.len().min() > 0
     assert samples["reply"].str.contains("hard to say").all()
+
+
+def test_engine_settings_and_mapping_survive_page_changes(monkeypatch):
+    """Issue 19, item 3: the OpenAI-compatible backend, its URL and a model mapping chosen
+    on Vote are still there after Route, and Calibrate starts on the same engine."""
+    from tests.fake_ollama import FakeOllama, ModelScript
+    from tests.net import free_port
+
+    with FakeOllama({"smollm2": ModelScript(replies=["#### 42"])}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")  # not used
+        at = app("vote")
+        at.selectbox(key="engine_backend").set_value("openai").run()
+        next(t for t in at.text_input if t.label == "Server URL").set_value(srv.url).run()
+        clean(at)
+        at.selectbox(key="vote_map_all").set_value("smollm2").run()
+        clean(at)
+        assert set(at.dataframe[0].value["served model"]) == {"smollm2"}
+        for page in ("route", "vote"):
+            at.switch_page(f"app_pages/{page}.py").run()
+            clean(at)
+        # (AppTest reads a refilled selectbox's value from its proto: ask the session)
+        assert at.session_state["engine_backend"] == "openai"
+        assert next(t for t in at.text_input if t.label == "Server URL").value == srv.url
+        assert not [w for w in at.warning if "not reachable" in w.value]
+        assert set(at.dataframe[0].value["served model"]) == {"smollm2"}  # the mapping
+        at.switch_page("app_pages/calibrate.py").run()
+        clean(at)
+        assert at.session_state["engine_backend"] == "openai"
+        assert next(t for t in at.text_input if t.label == "Server URL").value == srv.url
