@@ -339,11 +339,13 @@ def test_three_specialists_route_as_shown(app_url, tmp_path):
         shoot(page, "route-specialists")
         reason = page.locator('[data-testid="stAlert"]', has_text="Route to").inner_text()
         fused = page.evaluate("""() => {
-            const gd = Array.from(document.querySelectorAll('.js-plotly-plot')).find(
-                d => ((d._fullLayout.title || {}).text || '').startsWith('How the'));
+            const all = Array.from(document.querySelectorAll('.js-plotly-plot'));
+            const gd = all.find(d => (d.data || []).some(t => t.name === 'fused score'));
+            if (!gd) return all.map(d => (d.data || []).map(t => t.name));
             const t = gd.data[gd.data.length - 1];
             return Object.fromEntries(Array.from(t.y).map((y, i) => [y, Array.from(t.x)[i]]));
         }""")
+        assert isinstance(fused, dict), fused  # else: the figures' trace names
         browser.close()
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
