@@ -38,9 +38,10 @@ def slug(text: str) -> str:
 
 
 def route_reason(res: Any, names: list[str]) -> str:
-    """The plain-language reason for a route (Markdown, data escaped)."""
+    """The plain-language reason for a route (Markdown, data escaped), from the router's
+    own explanation (`RouteResult.reason`)."""
     return (f"**Route to {md_escape(', '.join(res.models))}.** "
-            f"{res.reason(names[res.cluster], md_escape)}.")
+            f"{res.reason(names[res.cluster], md_escape)}")
 
 
 def missing_as_dash(df: Any, columns: list[str]) -> Any:

@@ -52,8 +52,8 @@ def fused_parts(explanation: Any, top: int = 5,
                              hovertemplate="%{y}<br>fused %{x:.3f}<extra></extra>"))
     fig.update_layout(title=title, barmode="stack",
                       yaxis={"autorange": "reversed", "type": "category"},
-                      xaxis={"title": "fused score", "range": [0, max(totals + [0]) * 1.2 or 1]},
-                      legend={"orientation": "h", "y": -0.25},
+                      xaxis={"range": [0, max(totals + [0]) * 1.2 or 1]},
+                      legend={"orientation": "h", "y": -0.15, "yanchor": "top"},
                       height=170 + 34 * len(models), **_LAYOUT)
     return fig
 
