@@ -37,3 +37,33 @@ def test_vote_prints_the_command_that_maps_the_routed_models(small_engine, tmp_p
     assert main(words[1:]) == 0  # the printed command votes
     out = capsys.readouterr()
     assert out.out.startswith("answer: 42") and "smollm2" in out.err
+
+
+def test_serve_checks_its_sample_cap_before_the_engines(tmp_path, capsys):
+    """Issue 19, item 9: `serve --samples 100` names the cap, not an unreachable engine."""
+    from tests.net import free_port
+
+    code = main(["serve", str(tmp_path / "no-profile"), "--samples", "100",
+                 "--host", f"http://127.0.0.1:{free_port()}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: --samples must be from 1 to") and "got 100" in err[0]
+
+
+def test_a_misspelt_command_gets_the_closest_one(capsys):
+    """Issue 19, item 9: `avengers rout` -> did you mean route?"""
+    with pytest.raises(SystemExit) as stop:
+        main(["rout", "x", "y"])
+    assert stop.value.code == 2
+    assert "(did you mean route?)" in capsys.readouterr().err
+
+
+def test_route_and_evaluate_arguments_have_help():
+    from avengers_core.cli.main import build_parser
+
+    sub = build_parser()._subparsers_by_name()
+    helps = {(cmd, a.dest): a.help for cmd in ("route", "evaluate")
+             for a in sub[cmd]._actions}
+    for key in (("route", "query"), ("route", "top_n"), ("evaluate", "test_size"),
+                ("evaluate", "seed"), ("evaluate", "table")):
+        assert helps[key], key

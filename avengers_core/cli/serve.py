@@ -75,7 +75,7 @@ def prepare(args: argparse.Namespace) -> Any:
     from avengers_core.backends.endpoints import api_key
     from avengers_core.routing.profile import check_embedder, load_profile
     from avengers_core.serve.app import KEEPALIVE_S, build_app
-    from avengers_core.serve.service import ServeConfig, Service
+    from avengers_core.serve.service import MAX_SAMPLES, ServeConfig, Service
 
     key = api_key(args.api_key_env)
     if not _loopback(args.bind) and key is None:
@@ -86,6 +86,8 @@ def prepare(args: argparse.Namespace) -> Any:
         raise InputError("--max-concurrent must be ≥ 1, --max-queue ≥ 0, --keepalive > 0")
     if args.top_n < 1 or args.concurrency < 1:
         raise InputError("--top-n and --concurrency must be at least 1")
+    if not 1 <= args.samples <= MAX_SAMPLES:  # before the engines are asked (issue 19)
+        raise InputError(f"--samples must be from 1 to {MAX_SAMPLES}, got {args.samples}")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
                          options=request_options(args), mapping=parse_model_map(args.model_map))
     engines = engines_from_args(args)
