@@ -67,3 +67,15 @@ def test_route_and_evaluate_arguments_have_help():
     for key in (("route", "query"), ("route", "top_n"), ("evaluate", "test_size"),
                 ("evaluate", "seed"), ("evaluate", "table")):
         assert helps[key], key
+
+
+def test_n_ignored_is_noted_once_per_endpoint():
+    """Issue 19, item 7: several workers finding out that a server ignores `n` give one
+    note for that endpoint, not one each."""
+    from avengers_core.vote.run import VoteRun
+    from tests.test_backend_openai import GOOD, engines
+
+    with FakeOllama({GOOD: ModelScript(replies=["#### 7"], honours_n=False)}) as srv:
+        result = VoteRun(engines(srv.url), [GOOD], "q", samples=9, concurrency=3).run()
+    assert len(result.samples) == 9 and result.tally.votes == {"7": 9}
+    assert len([n for n in result.notes if "ignores n" in n]) == 1
