@@ -105,9 +105,12 @@ chosen = plan.models
 for note in plan.notes:
     st.info(fmt.md_escape(note))
 if not chosen:
-    pull = f"ollama pull {engines.PULL_TAGS.get(names[0], names[0])}"
-    st.error("None of the routed models is served: map one to a served model above, "
-             f"or serve one (on Ollama: {fmt.code(pull)}).")
+    tag = next((engines.PULL_TAGS[m] for m in names if m in engines.PULL_TAGS
+                and m not in engines.LARGE), None)  # an Ollama tag that fits a laptop
+    serve = (f" (on Ollama: {fmt.code('ollama pull ' + tag)})"
+             if tag and st.session_state.get("engine_backend") == "ollama" else "")
+    st.error("None of the routed models is served: map one to a served model above "
+             f"(or use one served model for every routed model), or serve one{serve}.")
     st.stop()
 st.write("Sampling: " + ", ".join(f"**{fmt.md_escape(m)}**" for m in chosen))
 

@@ -20,6 +20,7 @@ PULL_TAGS = {
     "llama3-chatqa-1.5-8b": "llama3-chatqa:8b",
     "llama3-chatqa-1.5-70b": "llama3-chatqa:70b",
 }
+LARGE = {"llama3-chatqa-1.5-70b"}  # ~40 GB: never suggested as a first pull (issue 19)
 
 
 def ollama_host() -> str:
@@ -40,7 +41,8 @@ def calibration_path(source: str, host: str) -> Path:
 
 def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
     """Say exactly what to start (or pull) when Ollama cannot be used at `host`."""
-    pulls = [PULL_TAGS[m] for m in wanted if m in PULL_TAGS] or ["qwen2.5:7b-instruct"]
+    pulls = ([PULL_TAGS[m] for m in wanted if m in PULL_TAGS and m not in LARGE]
+             or ["qwen2.5:7b-instruct"])
     if running:
         st.warning(f"Ollama at {code(host)} answers but has no model yet.")
         st.markdown("Pull a model, then press **Check again**:")

@@ -79,3 +79,22 @@ def test_n_ignored_is_noted_once_per_endpoint():
         result = VoteRun(engines(srv.url), [GOOD], "q", samples=9, concurrency=3).run()
     assert len(result.samples) == 9 and result.tally.votes == {"7": 9}
     assert len([n for n in result.notes if "ignores n" in n]) == 1
+
+
+def test_calibrate_hints_follow_the_backend(tmp_path):
+    """Issue 19, item 5: a misspelt model on an OpenAI-compatible server gets a did-you-mean
+    from the server's own list and no `ollama pull`; on Ollama an unknown one still gets
+    the pull hint."""
+    from avengers_core.backends import get_backend
+    from avengers_core.backends.endpoints import Engines
+    from avengers_core.calibrate.run import calibrate
+    from avengers_core.errors import InputError
+
+    with FakeOllama({"smollm2": ModelScript()}) as srv:
+        oai = Engines(get_backend("openai", srv.url + "/v1"))
+        with pytest.raises(InputError) as err:
+            calibrate([], ["smolm2"], tmp_path / "out.jsonl", client=oai)
+        assert "did you mean smollm2?" in str(err.value) and "ollama pull" not in str(err.value)
+        oll = Engines(get_backend("ollama", srv.url))
+        with pytest.raises(InputError, match="try `ollama pull qwen9`"):
+            calibrate([], ["qwen9"], tmp_path / "out.jsonl", client=oll)
