@@ -384,7 +384,7 @@ def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypa
     at.number_input[0].set_value(2).run()
     button(at, "Run calibration").click().run()  # resumed from the same file
     clean(at)
-    ds = at.session_state["tables"][at.session_state["dataset"]]
+    ds = at.session_state["tables"][at.session_state["calibration"]["key"]]  # the last run's
     assert len(ds.table) == 2 and ds.table.models == ["qwen2.5:7b-instruct"]
 
 
@@ -409,6 +409,9 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     out = tmp_path / "calibration" / "cal.jsonl"
     out_name(at).set_value("cal.jsonl").run()
     button(at, "Run calibration").click().run()
+    clean(at)
+    assert at.session_state["dataset"] == "llmrouter"  # kept: the result is added (issue 19)
+    button(at, "Switch to it").click().run()
     clean(at)
     assert at.session_state["dataset"].startswith("calibrated:")
     assert len(out.read_text().splitlines()) == 6
