@@ -51,8 +51,8 @@ except InputError as e:
     st.stop()
 for note in qs.notes:
     st.caption(note)
-st.write(f"{len(qs.questions)} questions × {len(models)} models "
-         f"= {len(qs.questions) * len(models)} answers to grade.")
+st.write(f"{fmt.plural(len(qs.questions), 'question')} × {fmt.plural(len(models), 'model')} "
+         f"= {fmt.plural(len(qs.questions) * len(models), 'answer')} to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
 default_out = engines.calibration_path(stem, host)

@@ -117,3 +117,17 @@ def test_engine_settings_and_mapping_survive_page_changes(monkeypatch):
         clean(at)
         assert at.session_state["engine_backend"] == "openai"
         assert next(t for t in at.text_input if t.label == "Server URL").value == srv.url
+
+
+def test_data_page_task_table_follows_the_chart_and_counts_read_well():
+    """Issue 19, item 8: the per-task table's models are in the bar chart's order (best
+    first); the sidebar says "1 model", not "1 models"."""
+    at = app("data")
+    bars = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Mean score per model")
+    per_task = next(d.value for d in at.dataframe if "gsm8k" in list(d.value.index))
+    assert list(per_task.columns) == bars["data"][0]["y"]
+    one = "query,m1\n" + "".join(f"question number {i}?,{i % 2}\n" for i in range(8))
+    at.file_uploader[0].set_value(("one.csv", one.encode(), "text/csv")).run()
+    clean(at)
+    side = " ".join(m.value for m in at.sidebar.markdown)
+    assert "8 queries · 1 model" in side and "1 models" not in side
