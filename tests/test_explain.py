@@ -187,3 +187,37 @@ def test_route_json_on_three_specialists(tmp_path):
         assert_consistent(data)
         seen.add(data["models"][0])
     assert seen == set(specialists.MODELS)  # each specialist gets its own kind of query
+
+
+def test_effective_heatmap_and_report_show_what_routes():
+    """The Leaderboard's and the report's effective heatmap is `cluster_scores()`; the
+    report has the map by best model and that heatmap after the raw one."""
+    from avengers_core.present import plots
+    from avengers_core.present.explain import effective_heatmap, fused_parts
+    from avengers_core.present.report import dataset_report
+    from avengers_core.routing.explain import describe_prior
+
+    table, x = three_specialists()
+    r = AvengersRouter.fit(table, x, RouterConfig(k=6, prior="task", shrinkage=1000.0))
+    names = [f"c{c}" for c in range(6)]
+    order = r.cluster_order("best model")
+    heat = effective_heatmap(r, names, order)
+    cols = [r.models.index(m) for m in heat.data[0].x]
+    np.testing.assert_allclose(np.asarray(heat.data[0].z, dtype=float),
+                               r.cluster_scores()[order][:, cols])
+    best = r.best_models()
+    best_map = plots.cluster_map(np.zeros((len(x), 2)), table.queries,
+                                 [best[c] for c in r.labels])
+    sentence = describe_prior(r.config.prior, r.config.shrinkage)
+    assert "task prior" in sentence and "τ = 1000" in sentence
+    rows = [{"k": 4, "router": 0.6, "paper": 0.58}]
+    evaluation = {"router": 0.7, "paper": 0.69, "best_single": 0.6, "n_train": 1,
+                  "n_test": 1, "best_single_model": "m"}
+    page = dataset_report("spec", len(x), best_map, heat, evaluation, rows,
+                          routing=(sentence, best_map, heat))
+    assert page.count("Plotly.newPlot(") == 6
+    assert "<h2>Where the router sends each cluster</h2>" in page
+    assert "<h2>What the router uses</h2>" in page
+    fig = fused_parts(r.route_vector(x[0]).explanation)
+    assert [t.name for t in fig.data] == ["from the prior", "from the clusters' own answers",
+                                         "fused score"]
