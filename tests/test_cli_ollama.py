@@ -194,7 +194,7 @@ def test_help_imports_no_heavy_library():
     assert "ollama" not in proc.stderr
     check = subprocess.run(
         [sys.executable, "-c",
-         "import sys, avengers_core.cli as c; c.build_parser();"
+         "import sys; from avengers_core.cli.main import build_parser; build_parser();"
          "print(sorted(m for m in ('ollama', 'httpx', 'torch') if m in sys.modules))"],
         capture_output=True, text=True, timeout=60,
     )
