@@ -226,6 +226,7 @@ class AvengersRouter(Router):
         ranking = [self.models[j] for j in order if self._allowed[j]]
         expl = self._explain(vec, near, cs[0], fused, ranking, names)
         mean, count = self.profile.mean, self.profile.count
+        filled = np.nan_to_num(cs[0]).tolist()  # once: per-element nan_to_num is slow
         details = []
         for i, c in enumerate(idx[0]):
             c = int(c)
@@ -239,7 +240,7 @@ class AvengersRouter(Router):
                     m: {
                         "mean": None if np.isnan(mean[c, j]) else float(mean[c, j]),
                         "count": int(count[c, j]),
-                        "score": float(np.nan_to_num(cs[0, i, j])),
+                        "score": filled[i][j],
                     }
                     for j, m in enumerate(self.models)
                 },
@@ -270,16 +271,16 @@ class AvengersRouter(Router):
         prior = self.prior(vec)[0]
         tasks = self.task_mixture(vec) if prior_kind == "task" else []
         mean, count = prof.mean, prof.count
-        allowed = [j for j in range(len(models)) if self._allowed[j]]
 
         def opt(v: float) -> float | None:
             return None if not np.isfinite(v) else float(v)
 
         perf = prof.shrunk(idx[None, :], prior[None, :])[0]  # (k, M) before the cost term
         costed = cfg.alpha < 1.0 and prof.cost is not None
+        ranked = np.where(self._allowed, np.nan_to_num(cs, nan=-1.0), -np.inf)  # (k, M)
         clusters = []
         for i, c in enumerate(int(c) for c in idx):
-            best = max(allowed, key=lambda j: np.nan_to_num(cs[i, j], nan=-1.0))
+            best = int(np.argmax(ranked[i]))  # the first best, as max() over allowed
             clusters.append(ClusterEvidence(
                 id=c, label=names[c] if names else None, p=float(p[i]),
                 similarity=float(sims[i]),
