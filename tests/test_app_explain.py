@@ -131,3 +131,17 @@ def test_data_page_task_table_follows_the_chart_and_counts_read_well():
     clean(at)
     side = " ".join(m.value for m in at.sidebar.markdown)
     assert "8 queries · 1 model" in side and "1 models" not in side
+
+
+def test_leaderboard_uses_the_effective_scores_and_names_the_prior():
+    at = app("leaderboard")
+    caption = " ".join(c.value for c in at.caption)
+    assert "Routing scores are shrunk toward the task prior" in caption  # the demo's CV pick
+    assert "τ = 1000" in caption
+    ranking = at.dataframe[0].value
+    scores = list(ranking["routing score"])
+    assert scores == sorted(scores, reverse=True)  # ranked by what the router uses
+    at.toggle(key="lb_effective").set_value(True).run()
+    clean(at)
+    titles = [c["layout"]["title"]["text"] for c in charts(at) if c["layout"].get("title")]
+    assert any(t.startswith("Effective routing score per cluster") for t in titles)
