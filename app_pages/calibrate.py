@@ -51,8 +51,8 @@ except InputError as e:
     st.stop()
 for note in qs.notes:
     st.caption(note)
-st.write(f"{len(qs.questions)} questions × {len(models)} models "
-         f"= {len(qs.questions) * len(models)} answers to grade.")
+st.write(f"{fmt.plural(len(qs.questions), 'question')} × {fmt.plural(len(models), 'model')} "
+         f"= {fmt.plural(len(qs.questions) * len(models), 'answer')} to grade.")
 
 stem = Path(str(source if source != "upload" else Path(path).stem)).name
 default_out = engines.calibration_path(stem, host)
@@ -103,11 +103,12 @@ if start:
         st.error(f"No table to use yet: {fmt.md_escape(str(e))}")
         st.text(reasons)
         st.stop()
+    added = session.add_table(f"calibration: {stem} ({', '.join(models)})", table,
+                              "calibrated", current=False)  # the current dataset stays
     st.session_state["calibration"] = {
         "out": str(out), "accuracy": report.accuracy(), "errors": report.errors,
-        "ran": report.ran, "resumed": report.resumed,
+        "ran": report.ran, "resumed": report.resumed, "key": added.key, "name": added.name,
     }
-    session.add_table(f"calibration: {stem} ({', '.join(models)})", table, "calibrated")
     st.rerun()
 
 stopped = st.session_state.get("calibration_stopped")
@@ -117,8 +118,12 @@ if stopped and not start:
 done = st.session_state.get("calibration")
 if done:
     st.success(f"Calibrated: {done['ran']} new answers, {done['resumed']} resumed from "
-               f"{fmt.code(done['out'])}. The table is now the current dataset "
-               "(see **Data**).")
+               f"{fmt.code(done['out'])}. Added as the dataset "
+               f"**{fmt.md_escape(done['name'])}**; the current dataset is unchanged "
+               "(switch on **Data**, or here).")
+    if st.session_state.get("dataset") != done["key"] and st.button("Switch to it"):
+        st.session_state["dataset"] = done["key"]
+        st.rerun()
     st.dataframe([{"model": m, "accuracy": round(a, 3)} for m, a in done["accuracy"].items()],
                  hide_index=True)
     if done["errors"]:

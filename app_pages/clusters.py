@@ -5,6 +5,7 @@ import streamlit as st
 
 from app_state import compute, fmt, session
 from avengers_core.present import plots
+from avengers_core.routing.explain import describe_prior
 
 st.title("Clusters")
 ds = session.require_dataset()
@@ -56,3 +57,6 @@ if rows:
 
 st.subheader("Clusters")
 st.dataframe(pd.DataFrame(compute.cluster_summary(ds, r, names)), hide_index=True, height=360)
+st.caption("A cluster's best model (also the map's colours) is the argmax of the effective "
+           "scores the router uses for a query at the cluster's centre: "
+           + fmt.md_escape(describe_prior(r.config.prior, r.config.shrinkage)))

@@ -30,8 +30,8 @@ with st.expander("Upload a routing table", expanded=not session.demo_available()
         else:
             session.add_table(up.name, table, "upload")
             st.session_state["_uploaded"] = up.file_id
-            st.success(f"Loaded {fmt.md_escape(up.name)}: {len(table)} queries, "
-                       f"{len(table.models)} models.")
+            st.success(f"Loaded {fmt.md_escape(up.name)}: {fmt.plural(len(table), 'query')}, "
+                       f"{fmt.plural(len(table.models), 'model')}.")
     if up is not None and up.file_id == failed_id:
         st.error("Could not use this file, the previous dataset is kept.\n\n"
                  + fmt.md_escape(failure))
@@ -105,6 +105,9 @@ st.plotly_chart(plots.model_bars(t.models, means, counts), key="model_bars")
 if t.tasks is not None:
     st.subheader("Mean score per task and model")
     tm = t.task_model_means()
+    mean_of = dict(zip(t.models, (float(v) for v in means), strict=True))
+    best_first = sorted(t.models, key=lambda m: -mean_of[m] if mean_of[m] == mean_of[m] else 1)
+    tm = tm[[m for m in best_first if m in tm.columns]]  # the chart's order, best first
     st.dataframe(tm, column_config={
         m: st.column_config.ProgressColumn(m, format="%.2f", min_value=0.0, max_value=1.0)
         for m in t.models

@@ -5,8 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from app_state import compute, fmt, session
+from app_state import explain as state
 from avengers_core.errors import InputError
-from avengers_core.present import maps, plots
+from avengers_core.present import explain, maps, plots
+from avengers_core.routing.explain import describe_prior
 
 EXAMPLE = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
            "clips in May. How many clips did Natalia sell altogether in April and May?")
@@ -38,7 +40,7 @@ r = compute.router(ds)
 names = compute.labels(ds, r)
 try:
     vec = compute.query_vector(query)
-    res = r.route_vector(vec)
+    res = r.route_vector(vec, names)  # its explanation: the numbers the router used
 except InputError as e:
     st.error(fmt.md_escape(str(e)))
     st.stop()
@@ -50,16 +52,21 @@ if session.few_per_cluster(ds, r.config.k):
 st.caption("Query:")
 st.text(query[:300])
 
+expl = res.explanation
 left, right = st.columns(2)
 left.plotly_chart(plots.route_probabilities(res.clusters, names), key="route_p")
-right.plotly_chart(plots.score_bars(res.scores, res.models), key="route_scores")
+right.plotly_chart(explain.fused_parts(expl), key="route_scores")
+st.caption(fmt.md_escape(describe_prior(expl.prior.kind, expl.prior.tau)))
+st.dataframe(state.explanation_table(expl), hide_index=True, key="route_clusters",
+             column_config=state.EXPLANATION_COLUMNS)
 
 st.subheader("Most similar known queries")
 x = compute.embeddings(ds)
 near, sims = maps.nearest(vec, x, 8)
 df = compute.query_rows(ds, r, [int(i) for i in near])
 df.insert(0, "similarity", np.round(sims, 3))
-st.dataframe(fmt.missing_as_dash(pd.DataFrame(df), t.models), hide_index=True, height=260)
+similar = fmt.missing_as_dash(pd.DataFrame(df), t.models).format("{:.3f}", subset=["similarity"])
+st.dataframe(similar, hide_index=True, height=260)
 
 st.subheader("On the map")
 coords, method, _ = compute.map_coords(ds)

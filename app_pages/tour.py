@@ -9,7 +9,7 @@ from avengers_core.backends import BackendUnavailable
 from avengers_core.errors import InputError
 from avengers_core.pipeline import plan_vote, start_vote
 from avengers_core.present import maps, plots
-from avengers_core.present.tour import majority_probability, moved
+from avengers_core.present.tour import majority_probability, moved, no_votes_line, sample_rows
 from avengers_core.vote.events import SampleFinished
 
 STEPS = ["1 Embedding", "2 Clustering", "3 Scoring", "4 Voting", "5 Your turn"]
@@ -66,16 +66,25 @@ elif step == STEPS[2]:
                      format_func=lambda c: f"{plots.cluster_title(c, names[c])} — "
                                            f"{sizes[c]} queries")
     n = int(sizes[c])
-    tau = r.config.shrinkage
+    tau, kind = r.config.shrinkage, r.config.prior
+    centre = r.centroids[c:c + 1]
+    prior_c = r.prior(centre)[0]  # the prior the router uses at this cluster's centre
+    if kind == "task":
+        mix = ", ".join(f"{fmt.md_escape(t)} {p:.0%}" for t, p in r.task_mixture(centre))
+        what = (f"the **task prior**: each model's accuracy on the task mixture predicted "
+                f"for the cluster's centre ({mix}), Σ P(task | query) · accuracy on the task")
+    else:
+        what = "the **global prior**: each model's accuracy over all queries"
     st.markdown(
-        f"Within each cluster, a model's score is the share of its queries it got right; on "
-        f"{n} queries one answer moves it by {1 / max(n, 1):.0%}, so small clusters are noisy "
-        f"and the router pulls each score toward the model's overall accuracy with the "
-        f"weight of τ = {tau:g} queries: (right + τ · overall) / (answered + τ).")
-    st.plotly_chart(plots.cluster_accuracy(r.models, prof.mean[c], prof.scores()[c],
-                                           prof.count[c],
+        f"Within each cluster, a model's raw score is the share of its queries it got right; "
+        f"on {n} queries one answer moves it by {1 / max(n, 1):.0%}, so small clusters are "
+        f"noisy. The router pulls each score toward a prior with the weight of τ = {tau:g} "
+        f"queries: **effective = (right + τ · prior) / (answered + τ)**. The prior in use is "
+        f"{what}.")
+    st.plotly_chart(plots.cluster_accuracy(r.models, prof.mean[c], r.cluster_scores()[c],
+                                           prof.count[c], prior=prior_c,
                                            title=f"{plots.cluster_title(c, names[c])}: raw "
-                                                 "against shrunk"), key="tour_scores")
+                                                 "against effective"), key="tour_scores")
 
 elif step == STEPS[3]:
     st.subheader("4 · Voting: sample several times, keep the majority")
@@ -120,11 +129,16 @@ elif step == STEPS[3]:
                 st.session_state["tour_vote"] = run.run(show)
             bar.empty()
         result = st.session_state.get("tour_vote")
-        if result is not None and result.tally.votes:
+        if result is not None:
             tally = result.tally
-            st.plotly_chart(plots.vote_tally(tally.votes, tally.winner), key="tour_tally")
-            st.caption(f"{tally.counted} answers counted, {tally.failed} failed; the winner "
-                       f"has {tally.confidence:.0%} of the votes.")
+            if tally.votes:
+                st.plotly_chart(plots.vote_tally(tally.votes, tally.winner), key="tour_tally")
+                st.caption(f"{tally.counted} answers counted, {tally.failed} failed; the "
+                           f"winner has {tally.confidence:.0%} of the votes.")
+            else:  # never a dead button: say why, and show what the samples said
+                st.warning(fmt.md_escape(no_votes_line(result)))
+            st.dataframe(pd.DataFrame(sample_rows(result)), hide_index=True,
+                         key="tour_samples")
 
 else:
     st.subheader("5 · Your turn: route a query")
@@ -137,7 +151,7 @@ else:
     routed = st.session_state.get("tour_routed")
     if routed:
         try:
-            res = r.route_vector(compute.query_vector(routed))
+            res = r.route_vector(compute.query_vector(routed), names)
         except InputError as e:
             st.error(fmt.md_escape(str(e)))
             st.stop()

@@ -39,27 +39,38 @@ query = st.text_area("Query", value=default_query or "What is 6 times 7?", heigh
 
 ranking, task, res = [], None, None
 if ds is not None and query.strip():
-    res = compute.router(ds).route_vector(compute.query_vector(query))
+    _r = compute.router(ds)
+    res = _r.route_vector(compute.query_vector(query), compute.labels(ds, _r))
     ranking, task = res.ranking, res.task
+    st.caption("Routing: " + fmt.route_reason(res, compute.labels(ds, _r)))
 
 eng, local = engines.engine_settings(ranking)
 
 st.subheader("Models")
 names = ranking or list(local)  # best routed first
 table_models = list(ds.table.models) if ds is not None else list(local)
-suggested = map_models(table_models, local)
+saved_key = f"model_map@{ds.key if ds is not None else 'local'}"  # survives page switches
+saved = {m: v for m, v in st.session_state.get(saved_key, {}).items() if v in local}
+every = st.selectbox("Use one served model for every routed model", [UNMAPPED] + local,
+                     **engines.kept("vote_map_all", UNMAPPED, [UNMAPPED] + local),
+                     help="E.g. a single small model behind an OpenAI-compatible server.")
+if every != UNMAPPED:
+    saved = {m: every for m in table_models}
+suggested = {**map_models(table_models, local), **saved}  # the engine's list suggests
 mapping_df = pd.DataFrame({  # the table's order, so edits stay on their row as queries change
     "routed model": table_models,
     "served model": [suggested[n] or UNMAPPED for n in table_models],
 })
 edited = st.data_editor(
     mapping_df, hide_index=True, disabled=["routed model"],
-    key=f"model_map-{ds.key if ds is not None else 'local'}",
-    column_config={"served model": st.column_config.SelectboxColumn(options=[UNMAPPED] + local)},
+    key=f"model_map-{ds.key if ds is not None else 'local'}-{hash(tuple(sorted(saved.items())))}",
+    column_config={"served model": st.column_config.SelectboxColumn(
+        options=[UNMAPPED] + local, required=True)},
     height=min(360, 40 + 35 * len(table_models)),
 )
 user_map = {r["routed model"]: r["served model"] for r in edited.to_dict("records")
             if r["served model"] not in (None, "", UNMAPPED)}
+st.session_state[saved_key] = user_map
 
 c1, c2, c3, c4 = st.columns(4)
 samples = c1.slider("Samples", 1, 40, 10)
@@ -94,9 +105,12 @@ chosen = plan.models
 for note in plan.notes:
     st.info(fmt.md_escape(note))
 if not chosen:
-    pull = f"ollama pull {engines.PULL_TAGS.get(names[0], names[0])}"
-    st.error("None of the routed models is served: map one to a served model above, "
-             f"or serve one (on Ollama: {fmt.code(pull)}).")
+    tag = next((engines.PULL_TAGS[m] for m in names if m in engines.PULL_TAGS
+                and m not in engines.LARGE), None)  # an Ollama tag that fits a laptop
+    serve = (f" (on Ollama: {fmt.code('ollama pull ' + tag)})"
+             if tag and st.session_state.get("engine_backend") == "ollama" else "")
+    st.error("None of the routed models is served: map one to a served model above "
+             f"(or use one served model for every routed model), or serve one{serve}.")
     st.stop()
 st.write("Sampling: " + ", ".join(f"**{fmt.md_escape(m)}**" for m in chosen))
 

@@ -26,6 +26,7 @@ from avengers_core.embed.load import get_embedder
 from avengers_core.errors import InputError
 from avengers_core.present import maps, plots
 from avengers_core.present.labels import cluster_labels
+from avengers_core.routing.explain import describe_prior
 from avengers_core.routing.routers.avengers import AvengersRouter
 from avengers_core.routing.routers.base import RouterConfig
 
@@ -170,7 +171,8 @@ def map_coords(ds: Dataset) -> tuple[np.ndarray, str, dict]:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _cluster_figure(key: str, embedder_id: str, k: int, seed: int, color: str, method: str,
-                    _ds: Dataset, _r: AvengersRouter, _names: list[str], _coords: np.ndarray):
+                    alpha: float, _ds: Dataset, _r: AvengersRouter, _names: list[str],
+                    _coords: np.ndarray):
     t = _ds.table
     assign = _r.labels
     if color == "task" and t.tasks is not None:
@@ -191,7 +193,7 @@ def cluster_figure(ds: Dataset, r: AvengersRouter, names: list[str], coords: np.
                    method: str, color: str):
     """The cluster map figure for this fit, colouring and projection (cached)."""
     return _cluster_figure(ds.key, r.embedder_id, r.config.k, r.config.seed, color, method,
-                           ds, r, names, coords)
+                           float(r.config.alpha), ds, r, names, coords)  # α: best models
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -217,9 +219,12 @@ def query_rows(ds: Dataset, r: AvengersRouter, rows: list[int]):
 
 
 def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[dict]:
-    """One row per cluster: label, size, main task, best model and its raw accuracy there."""
+    """One row per cluster: label, size, main task, best model by the effective scores the
+    router uses at the cluster's centre (`AvengersRouter.cluster_scores`), that score and
+    the model's raw accuracy there."""
     prof = r.profile
     best = r.best_models()
+    eff = r.cluster_scores()
     sizes = np.bincount(r.labels, minlength=r.config.k)
     mean = prof.mean
     out = []
@@ -230,6 +235,7 @@ def cluster_summary(ds: Dataset, r: AvengersRouter, names: list[str]) -> list[di
             "cluster": c, "label": names[c], "queries": int(sizes[c]),
             "main task": next(iter(tasks), ""),
             "best model": best[c],
+            "routing score": None if np.isnan(eff[c, j]) else round(float(eff[c, j]), 3),
             "its accuracy": None if np.isnan(mean[c, j]) else round(float(mean[c, j]), 3),
         })
     return out
@@ -322,11 +328,15 @@ def heatmap(r: AvengersRouter, names: list[str], order: list[int] | None = None)
 @st.cache_data(show_spinner="Writing the report…", max_entries=4)
 def _report(key: tuple, _ds: Dataset, _r: AvengersRouter, _names: list[str], method: str,
             _coords: np.ndarray, _evaluation: dict, _rows: list[dict]) -> bytes:
+    from avengers_core.present.explain import effective_heatmap
     from avengers_core.present.report import dataset_report
 
     map_fig = cluster_figure(_ds, _r, _names, _coords, method, "cluster")
+    best_fig = cluster_figure(_ds, _r, _names, _coords, method, "best model")
+    routing = (describe_prior(_r.config.prior, _r.config.shrinkage), best_fig,
+               effective_heatmap(_r, _names, _r.cluster_order("best model")))
     return dataset_report(_ds.name, len(_ds.table), map_fig, heatmap(_r, _names),
-                          _evaluation, _rows).encode("utf-8")
+                          _evaluation, _rows, routing=routing).encode("utf-8")
 
 
 def report_html(ds: Dataset, evaluation_result: dict, sweep_rows: list[dict]) -> bytes:

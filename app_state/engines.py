@@ -20,6 +20,7 @@ PULL_TAGS = {
     "llama3-chatqa-1.5-8b": "llama3-chatqa:8b",
     "llama3-chatqa-1.5-70b": "llama3-chatqa:70b",
 }
+LARGE = {"llama3-chatqa-1.5-70b"}  # ~40 GB: never suggested as a first pull (issue 19)
 
 
 def ollama_host() -> str:
@@ -40,7 +41,8 @@ def calibration_path(source: str, host: str) -> Path:
 
 def ollama_missing(host: str, wanted: list[str], running: bool = False) -> None:
     """Say exactly what to start (or pull) when Ollama cannot be used at `host`."""
-    pulls = [PULL_TAGS[m] for m in wanted if m in PULL_TAGS] or ["qwen2.5:7b-instruct"]
+    pulls = ([PULL_TAGS[m] for m in wanted if m in PULL_TAGS and m not in LARGE]
+             or ["qwen2.5:7b-instruct"])
     if running:
         st.warning(f"Ollama at {code(host)} answers but has no model yet.")
         st.markdown("Pull a model, then press **Check again**:")
@@ -95,6 +97,25 @@ def session_engines() -> tuple[Any, list[str]]:
     return connect(*choice)
 
 
+def kept(name: str, default: Any, options: list[Any] | None = None) -> dict[str, Any]:
+    """Widget kwargs for key `name` whose value survives page switches (issue 19, item 3).
+
+    Streamlit deletes a widget's state on a run that does not draw it, and a widget of the
+    same key on another page starts afresh; so the value lives in a kept copy, written by
+    the widget's `on_change` and put back before the widget is drawn. `options`: a kept
+    value no longer among them (another engine's model) falls back to `default`."""
+    copy = f"{name}@kept"
+    st.session_state.setdefault(copy, default)
+    if options is not None and st.session_state[copy] not in options:
+        st.session_state[copy] = default
+    st.session_state[name] = st.session_state[copy]
+
+    def changed() -> None:
+        st.session_state[copy] = st.session_state[name]
+
+    return {"key": name, "on_change": changed}
+
+
 def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
     """Draw the engine settings (backend, host, API key variable, endpoints file) and
     return (Engines, the models they serve). When nothing can be used, say what to start
@@ -105,22 +126,21 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
     from avengers_core.redact import scrub
 
     b_col, host_col, check_col = st.columns([1.5, 3, 1], vertical_alignment="bottom")
-    backend = b_col.selectbox("Backend", BACKENDS, key="engine_backend",
+    backend = b_col.selectbox("Backend", BACKENDS, **kept("engine_backend", "ollama"),
                               format_func=BACKEND_LABELS.get,
                               help="Ollama's own API, or any OpenAI-compatible server: "
                                    "llama.cpp, vLLM, SGLang, LM Studio, Ollama's /v1.")
     if backend == "ollama":
-        host = host_col.text_input("Ollama host", value=ollama_host())
+        host = host_col.text_input("Ollama host", **kept("engine_ollama_host", ollama_host()))
         st.session_state["ollama_host"] = host
     else:
-        st.session_state.setdefault("openai_host", resolve_base_url())
-        host = host_col.text_input("Server URL", value=st.session_state["openai_host"],
+        host = host_col.text_input("Server URL", **kept("engine_openai_host",
+                                                        resolve_base_url()),
                                    help="The base URL, e.g. http://127.0.0.1:8000/v1")
-        st.session_state["openai_host"] = host
     check_again(check_col)
     with st.expander("API key and endpoints file"):
         key_env = st.text_input(
-            "API key variable", key="engine_key_env",
+            "API key variable", **kept("engine_key_env", ""),
             help="The name of an environment variable of the app's process that holds the "
                  "key (sent as a Bearer token); never the key itself.").strip()
         up = st.file_uploader(
@@ -128,20 +148,28 @@ def engine_settings(wanted: list[str] | None = None) -> tuple[Any, list[str]]:
             help="Per model: backend, urls (replicas), the engine's model name, api_key_env; "
                  "see docs/ENGINES.md. It overrides the backend and host for those models.")
         key_envs = st.text_input(
-            "Key variables the file may use", key="engine_key_envs",
+            "Key variables the file may use", **kept("engine_key_envs", ""),
             help="Names of environment variables whose keys the endpoints file may send "
                  "(comma-separated); a file someone else wrote can name no other. The API "
                  "key variable above is allowed too.").strip()
-    choice = (backend, host, key_env, up.getvalue() if up else None, up.name if up else "",
+        if up is not None:  # an uploader cannot be refilled: keep the file's bytes
+            st.session_state["engine_endpoints_file"] = (up.name, up.getvalue())
+        elif st.session_state.get("engine_endpoints_file"):
+            name = st.session_state["engine_endpoints_file"][0]
+            st.caption(f"Using {code(name)}, uploaded earlier in this session.")
+            if st.button("Forget the endpoints file"):
+                st.session_state.pop("engine_endpoints_file")
+    saved = st.session_state.get("engine_endpoints_file")
+    choice = (backend, host, key_env, saved[1] if saved else None, saved[0] if saved else "",
               key_envs)
-    st.session_state["engine_choice"] = choice  # for the tour's live vote
+    st.session_state["engine_choice"] = choice  # Vote, Calibrate and the tour share it
     try:
         eng, models = connect(*choice)
     except InputError as e:
         st.error(md_escape(scrub(str(e))))
         st.stop()
     except BackendUnavailable as e:
-        if backend == "ollama" and up is None:
+        if backend == "ollama" and saved is None:
             ollama_missing(host, wanted or [])
         else:
             st.warning(md_escape(str(e)))

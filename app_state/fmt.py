@@ -37,10 +37,18 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.") or "x"
 
 
+def plural(n: int, word: str) -> str:
+    """`n` and `word`, plural unless n is 1: "1 model", "5 queries" (word ending in y)."""
+    if n == 1:
+        return f"{n:,} {word}"
+    return f"{n:,} {word[:-1]}ies" if word.endswith("y") else f"{n:,} {word}s"
+
+
 def route_reason(res: Any, names: list[str]) -> str:
-    """The plain-language reason for a route (Markdown, data escaped)."""
+    """The plain-language reason for a route (Markdown, data escaped), from the router's
+    own explanation (`RouteResult.reason`)."""
     return (f"**Route to {md_escape(', '.join(res.models))}.** "
-            f"{res.reason(names[res.cluster], md_escape)}.")
+            f"{res.reason(names[res.cluster], md_escape)}")
 
 
 def missing_as_dash(df: Any, columns: list[str]) -> Any:

@@ -122,12 +122,14 @@ def _tables() -> dict[str, Dataset]:
     return st.session_state.setdefault("tables", {})
 
 
-def add_table(name: str, table: RoutingTable, origin: str) -> Dataset:
-    """Make `table` the session's current dataset (an upload or a calibration result)."""
+def add_table(name: str, table: RoutingTable, origin: str, current: bool = True) -> Dataset:
+    """Add `table` to the session's datasets (an upload or a calibration result) and, with
+    `current`, make it the current one (a calibration is only added: issue 19, item 6)."""
     digest = hashlib.sha256(table.to_csv().encode("utf-8")).hexdigest()[:16]
     ds = Dataset(f"{origin}:{digest}", name, table)
     _tables()[ds.key] = ds
-    st.session_state["dataset"] = ds.key
+    if current:
+        st.session_state["dataset"] = ds.key
     return ds
 
 

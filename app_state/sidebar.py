@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from app_state import compute
-from app_state.fmt import md_escape, slug
+from app_state.fmt import md_escape, plural, slug
 from app_state.session import Dataset, current_dataset, get, k_of
 from avengers_core import jsonsafe
 from avengers_core.routing.effective_k import asked_k, effective_k_note
@@ -28,7 +28,8 @@ def sidebar(sb: Any, compute_now: bool = True) -> None:
         sb.caption("No dataset loaded.")
         return
     t = ds.table
-    sb.markdown(f"**Dataset** {md_escape(ds.name)}  \n{len(t)} queries · {len(t.models)} models")
+    sb.markdown(f"**Dataset** {md_escape(ds.name)}  \n{plural(len(t), 'query')} · "
+                f"{plural(len(t.models), 'model')}")
     sb.markdown(f"**Embedder** {md_escape(get('embedder'))}  \n"
                 f"**K** {k_of(ds)} · seed {get('seed')}")
     r = compute.fitted_router(ds, compute_now)

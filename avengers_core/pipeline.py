@@ -143,7 +143,8 @@ class Pipeline:
     def route(self, query: str) -> RouteResult:
         """The router's decision for `query` (embeds it; never calls a model)."""
         with self._route_lock:
-            return self.router.route(query, embedder=self.embedder)
+            return self.router.route(query, embedder=self.embedder,
+                                     names=getattr(self.router, "cluster_names", None))
 
     def embed(self, texts: list[str]) -> Any:
         """The router's embedder's (n, d) vectors for `texts`, one call at a time as

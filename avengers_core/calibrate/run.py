@@ -91,8 +91,13 @@ def calibrate(
     engines = as_engines(client)
     local = engines.list_models()
     missing = [m for m in models if find_listed(m, local) is None]
-    if missing:
-        pull = f"; try `ollama pull {missing[0]}`" if not engines.endpoints else ""
+    if missing:  # did-you-mean from the engine's own list; `ollama pull` only on Ollama
+        import difflib
+
+        close = difflib.get_close_matches(missing[0], local, n=1, cutoff=0.6)
+        pull = f"; did you mean {close[0]}?" if close else ""
+        if not close and engines.default.name == "ollama" and not engines.endpoints:
+            pull = f"; try `ollama pull {missing[0]}`"
         raise InputError(
             f"model(s) {', '.join(missing)} not available on {engines.describe()} "
             f"(available: {', '.join(local) or 'none'}{pull})"

@@ -25,7 +25,17 @@ class Parser(argparse.ArgumentParser):
     an unknown flag is named with its subcommand and the closest known flag."""
 
     def error(self, message: str):
-        self.exit(EXIT_INPUT, f"error: {self.prog}: {message}\n")
+        self.exit(EXIT_INPUT, f"error: {self.prog}: {message}{self._command_hint(message)}\n")
+
+    def _command_hint(self, message: str) -> str:
+        """" (did you mean route?)" for a misspelt command (argparse's "invalid choice")."""
+        import difflib
+        import re
+
+        m = re.match(r"argument \w+: invalid choice: '([^']*)'", message)
+        commands = list(self._subparsers_by_name())
+        close = difflib.get_close_matches(m.group(1), commands, n=1, cutoff=0.6) if m else []
+        return f" (did you mean {close[0]}?)" if close else ""
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         ns, extras = self.parse_known_args(args, namespace)
@@ -163,26 +173,20 @@ def cmd_route(args: argparse.Namespace) -> int:
     router = router.with_config(**{k: v for k, v in changes.items() if v is not None})
     emb = get_embedder(_route_embedder(args, router.embedder_id), endpoints=args.endpoints)
     check_embedder(router, emb, args.dir)
-    res = router.route(args.query, embedder=emb)
+    res = router.route(args.query, embedder=emb, names=names)
+    expl = res.explanation
     notes = [n for n in [query_note(emb, args.query)] if n]  # issue 22: a cut query
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    if args.json:
-        print(jsonsafe.dumps({
-            "cluster": res.cluster,
-            "clusters": [{"id": c["id"], "p": c["p"]} for c in res.clusters],
-            "models": res.models,
-            "scores": res.scores,
-            "task": res.task,
-            "reason": res.reason(),
-            "notes": notes,
-        }))
+    if args.json:  # the router's own explanation (routing/explain.py), keys kept since 0.1
+        print(jsonsafe.dumps({**expl.to_json(), "notes": notes}))
         return 0
     print(f"models: {', '.join(res.models)}")
-    print(f"why:    {res.reason(names[res.cluster] if names else None)}")
-    for c in res.clusters:
-        label = f"  {names[c['id']]}" if names else ""
-        print(f"  cluster {c['id']:>3}  p = {c['p']:.3f}  cos = {c['similarity']:.3f}{label}")
+    print(f"why:    {expl.reason()}")
+    for c in expl.clusters:
+        label = f"  {c.label}" if c.label else ""
+        print(f"  cluster {c.id:>3}  p = {c.p:.3f}  cos = {c.similarity:.3f}  "
+              f"best here: {c.best_model}{label}")
     for m, s in res.scores.items():
         print(f"  {s:8.4f}  {m}")
     return 0
@@ -275,21 +279,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("route", help="route a query with a saved profile")
     s.add_argument("dir", help="profile folder written by `avengers fit`, or its .zip")
-    s.add_argument("query")
+    s.add_argument("query", help="the query text to route (quote it)")
     s.add_argument("--top-k", type=int, help="clusters to fuse (default: the profile's)")
-    s.add_argument("--top-n", type=int, help="models to choose")
+    s.add_argument("--top-n", type=int, help="how many models to choose, best first "
+                                             "(default: the profile's, 1)")
     s.add_argument("--beta", type=float, help="softmax sharpness over cosine distance")
     s.add_argument("--alpha", type=float, help="1 = performance only, 0 = cost only")
     _embedder_options(s, embedder=False)
     add_profile_embedder_options(s)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true",
+                   help="print the decision and its explanation as one JSON object")
     s.set_defaults(func=cmd_route)
 
     s = sub.add_parser("evaluate", help="held-out comparison with the baselines")
-    s.add_argument("table")
+    s.add_argument("table", help="a table file (.jsonl/.csv/.parquet) or a demo name "
+                                 "(llmrouter)")
     s.add_argument("--k", type=int, default=DEFAULT_K, help="number of clusters (default 64)")
-    s.add_argument("--test-size", type=float, default=0.3)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--test-size", type=float, default=0.3,
+                   help="share of the queries held out for scoring, in (0, 1) (default 0.3)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the train/test split and of K-means (default 0)")
     _embedder_options(s)
     s.add_argument("--prior", **PRIOR)
     s.add_argument("--sweeps", action="store_true",
@@ -312,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     install_log_scrubbing()  # notes logged on the way carry no secret
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for suggested commands
     try:
         # key variables the user named may be used by an endpoints file (issue 20)
         allow_key_envs([*(getattr(args, "allow_key_env", None) or []),

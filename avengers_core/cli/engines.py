@@ -187,6 +187,25 @@ def available_models(engines: Any) -> list[str]:
     return models
 
 
+def remap_command(args: argparse.Namespace, routed: list[str], served: list[str]) -> str:
+    """The command line of this vote (`args.argv`, else `sys.argv`) with a `--model-map`
+    that maps each routed model to a served one (a close tag where one fits, else the first
+    served model, embedding models apart), quoted for a POSIX shell (issue 19, item 4)."""
+    import shlex
+
+    from avengers_core.backends.model_names import map_models
+
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    if "--model-map" in argv:  # replace the user's own map
+        i = argv.index("--model-map")
+        del argv[i:i + 2]
+    argv = [a for a in argv if not a.startswith("--model-map=")]
+    chat = [m for m in served if "embed" not in m.lower()] or served  # not an embedder
+    guess = map_models(routed, chat)
+    mapping = {m: guess[m] or chat[0] for m in routed}
+    return shlex.join(["avengers", *argv, "--model-map", json.dumps(mapping)])
+
+
 def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core import jsonsafe
     from avengers_core.backends import BackendUnavailable
@@ -218,10 +237,13 @@ def cmd_vote(args: argparse.Namespace) -> int:
     if not models:
         first = res.ranking[0] if res.ranking else "a model"
         pull = f"`ollama pull <tag>` for {first}, " if engines.default.name == "ollama" else ""
+        fix = ""
+        if local:  # the exact command that maps every routed model to what is served
+            fix = f"; to use what it serves: {remap_command(args, res.ranking, local)}"
         return _error(
             f"none of the routed models is available on {engines.describe()} "
             f"(available: {', '.join(local) or 'none'}); serve one ({pull}or an endpoint) "
-            "or pass --model-map"
+            f"or pass --model-map{fix}"
         )
     run = pipeline.vote(
         plan, args.query, samples=args.samples, temperature=args.temperature,

@@ -96,7 +96,7 @@ def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
     from avengers_core.routing.profile import check_embedder, load_profile
     from avengers_core.serve.app import KEEPALIVE_S, build_app
     from avengers_core.serve.guard import BODY_TIMEOUT_S, env_origins, split_list
-    from avengers_core.serve.service import ServeConfig, Service
+    from avengers_core.serve.service import MAX_SAMPLES, ServeConfig, Service
 
     key = api_key(args.api_key_env)
     if not _loopback(args.bind) and key is None:
@@ -109,6 +109,8 @@ def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
         raise InputError("--top-n and --concurrency must be at least 1")
     if args.max_connections < 1:
         raise InputError("--max-connections must be at least 1")
+    if not 1 <= args.samples <= MAX_SAMPLES:  # before the engines are asked (issue 19)
+        raise InputError(f"--samples must be from 1 to {MAX_SAMPLES}, got {args.samples}")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
                          options=request_options(args), mapping=parse_model_map(args.model_map),
                          route_each_turn=args.route_each_turn)

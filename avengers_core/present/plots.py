@@ -428,7 +428,9 @@ def kmeans_steps(coords: np.ndarray, frames: Sequence[np.ndarray], title: str | 
              for i, f in enumerate(frames)]
     play = {"label": "▶ play", "method": "animate",
             "args": [None, {"frame": {"duration": 900, "redraw": True}, "fromcurrent": True}]}
+    # the slider starts right of the play button (they overlapped: issue 19, item 8)
     slider = {"active": 0, "currentvalue": {"prefix": "step "}, "pad": {"t": 20},
+              "x": 0.14, "len": 0.86, "xanchor": "left",
               "steps": [{"label": str(i), "method": "animate",
                          "args": [[str(i)], {"mode": "immediate",
                                              "frame": {"duration": 0, "redraw": True}}]}
@@ -437,29 +439,40 @@ def kmeans_steps(coords: np.ndarray, frames: Sequence[np.ndarray], title: str | 
         title=f"{title or ''} · {caption(0)}", height=520, xaxis={"visible": False},
         yaxis={"visible": False}, sliders=[slider],
         updatemenus=[{"type": "buttons", "buttons": [play], "x": 0, "y": 0, "xanchor": "left",
-                      "yanchor": "top", "pad": {"t": 50}}], **_LAYOUT))
+                      "yanchor": "top", "pad": {"t": 45}}], **_LAYOUT))
 
 
 def cluster_accuracy(models: Sequence[str], raw: Sequence[float], shrunk: Sequence[float],
-                     counts: Sequence[int], title: str | None = None) -> go.Figure:
+                     counts: Sequence[int], title: str | None = None,
+                     prior: Sequence[float] | None = None) -> go.Figure:
     """One cluster's per-model accuracy: the raw mean over its `counts` scored queries next
-    to the shrunk routing score (pulled toward the model's global mean), best shrunk first;
-    a model with no score in the cluster has no raw bar."""
+    to the effective routing score (`shrunk`: pulled toward the `prior`, drawn as a marker
+    when given), best effective first; a model with no score in the cluster has no raw
+    bar."""
     order = sorted(range(len(models)), key=lambda j: -float(np.nan_to_num(shrunk[j], nan=-1)))
     names = [html.escape(models[j]) for j in order]
     raw_v = [float(raw[j]) for j in order]
+    eff_v = [float(shrunk[j]) for j in order]
+    font = {"size": 14}
     fig = go.Figure()
     fig.add_trace(go.Bar(
         y=names, x=raw_v, orientation="h", name="raw accuracy", marker_color=color_of(0),
         text=[f"{v:.2f} of {int(counts[j])}" if np.isfinite(v) else "no score"
               for v, j in zip(raw_v, order, strict=True)], textposition="auto",
-        hovertemplate="%{y}<br>raw %{x:.3f}<extra></extra>"))
+        textfont=font, hovertemplate="%{y}<br>raw %{x:.3f}<extra></extra>"))
     fig.add_trace(go.Bar(
-        y=names, x=[float(shrunk[j]) for j in order], orientation="h", name="shrunk score",
-        marker_color=color_of(2), hovertemplate="%{y}<br>shrunk %{x:.3f}<extra></extra>"))
+        y=names, x=eff_v, orientation="h", name="effective (routing) score",
+        marker_color=color_of(2), text=[f"{v:.2f}" for v in eff_v], textposition="auto",
+        textfont=font, hovertemplate="%{y}<br>effective %{x:.3f}<extra></extra>"))
+    if prior is not None:
+        fig.add_trace(go.Scatter(
+            y=names, x=[float(prior[j]) for j in order], mode="markers", name="prior",
+            marker={"symbol": "diamond", "size": 13, "color": "black"},
+            hovertemplate="%{y}<br>prior %{x:.3f}<extra></extra>"))
     fig.update_layout(title=title, barmode="group", xaxis={"range": [0, 1], "title": "accuracy"},
-                      yaxis={"autorange": "reversed", "type": "category"},
-                      height=120 + 40 * len(models), **_LAYOUT)
+                      yaxis={"autorange": "reversed", "type": "category",
+                             "tickfont": font}, legend={"font": font},
+                      height=140 + 56 * len(models), **_LAYOUT)
     return fig
 
 

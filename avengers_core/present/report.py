@@ -66,20 +66,32 @@ def k_sweep_series(rows: Sequence[dict], best_single: float) -> dict[str, list[f
 
 
 def dataset_report(name: str, n_queries: int, map_figure: go.Figure, heatmap: go.Figure,
-                   evaluation: dict, sweep_rows: Sequence[dict]) -> str:
+                   evaluation: dict, sweep_rows: Sequence[dict],
+                   routing: tuple[str, go.Figure, go.Figure] | None = None) -> str:
     """The report of one dataset: its cluster map, the K × M heatmap, the held-out
     evaluation against the baselines and the K sweep (`evaluate.sweep_k` rows), as
-    `html_report` writes it."""
+    `html_report` writes it. `routing`: (the sentence naming the prior in use, the map
+    coloured by each cluster's best model, the heatmap of the effective scores), both from
+    the router's own `cluster_scores` (issue 19), shown after the raw heatmap."""
     from avengers_core.present import plots
 
     k_fig = plots.k_sweep([row["k"] for row in sweep_rows],
                           k_sweep_series(sweep_rows, evaluation["best_single"]))
+    extra = []
+    if routing is not None:
+        sentence, best_map, effective = routing
+        extra = [("Where the router sends each cluster",
+                  sentence + " Each query is coloured by the best model of its cluster: the "
+                  "argmax of the effective scores at the cluster's centre.", best_map),
+                 ("What the router uses", "The effective score of each model in each "
+                  "cluster: the raw mean above, shrunk toward the prior.", effective)]
     return html_report(f"Avengers Lab report: {name}", [
         ("The map", f"{n_queries:,} queries embedded and projected to 2-D, coloured by their "
                     "K-means cluster. Hover a point to read its query and scores.", map_figure),
         ("Who is good where", "Each model's mean score in each cluster (rows) — the capability "
                               "profile the router reads. Hover a cell for its query count.",
          heatmap),
+        *extra,
         ("Held-out evaluation", f"Trained on {evaluation['n_train']:,} queries, scored on the "
                                 f"other {evaluation['n_test']:,}. Best single model: "
                                 f"{evaluation['best_single_model']}; the oracle picks the best "

@@ -5,6 +5,7 @@ a majority vote is right. Pure functions, plain arrays in and out (no Streamlit)
 from __future__ import annotations
 
 from math import comb
+from typing import Any
 
 import numpy as np
 
@@ -66,3 +67,27 @@ def majority_probability(p: float, n: int) -> float:
     if n % 2 == 0:
         total += 0.5 * comb(n, n // 2) * (p * (1 - p)) ** (n // 2)
     return float(total)
+
+
+def sample_rows(result: Any) -> list[dict[str, Any]]:
+    """One row per sample of a finished vote (`vote.tally.VoteResult`) for the tour's
+    table: index, model, the answer it gave, or why it gave none (its error or the
+    extractor's reason), and the start of its reply (200 characters)."""
+    return [{"sample": s.index, "model": s.model, "answer": s.answer,
+             "why no answer": s.error or s.no_answer if s.answer is None else "",
+             "reply": " ".join((s.text or "").split())[:200]}
+            for s in sorted(result.samples, key=lambda s: s.index)]
+
+
+def no_votes_line(result: Any) -> str:
+    """One line for a vote that ended without votes: how many samples failed or gave no
+    answer of the vote's kind, and the commonest reasons (at most three)."""
+    from collections import Counter
+
+    samples = result.samples
+    if not samples:
+        return "The vote ended before any sample arrived."
+    reasons = Counter(s.error or s.no_answer or "no answer" for s in samples)
+    top = "; ".join(f"{r} (×{n})" if n > 1 else r for r, n in reasons.most_common(3))
+    return (f"No votes: none of the {len(samples)} samples gave an answer of kind "
+            f"{result.kind}. Why: {top}.")

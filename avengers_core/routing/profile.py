@@ -333,6 +333,9 @@ def load_profile(path: str | Path, embedder_id: str | None = None) -> AvengersRo
     router = AvengersRouter(centroids, profile, config, emb_id, tasks, task_prior=task_prior)
     asked = doc.get("k_asked")
     router.k_asked = asked if isinstance(asked, int) and asked >= k else k
+    names = [c.get("label") for c in cl]  # saved labels name the clusters of explanations
+    if all(isinstance(n, str) for n in names):
+        router.cluster_names = names
     return router
 
 

@@ -70,6 +70,7 @@ class Routing:
     kind: str = "free"
     strategy: str = "single"
     notes: tuple[str, ...] = ()  # what the client should know (issue 22: a cut query, retries)
+    explanation: dict[str, Any] | None = None  # the router's, compact (issue 19)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class Reply:
 
     def avengers(self) -> dict[str, Any]:
         """The `avengers` field: {cluster, models, answer, votes, confidence, notes}, plus
-        `rule` (what was routed) on routed replies and `single` when one sample answered."""
+        `rule` (what was routed) on routed replies, `single` when one sample answered, and
+        for a routed reply `explanation` (`routing.explain.Explanation.compact`)."""
         out = {"cluster": self.routing.cluster, "models": list(self.routing.models),
                "answer": self.answer, "votes": dict(self.votes),
                "confidence": self.confidence, "notes": list(self.routing.notes)}
@@ -103,6 +105,8 @@ class Reply:
             out["rule"] = self.rule
         if self.single is not None:
             out["single"] = self.single
+        if self.routing.explanation is not None:
+            out["explanation"] = self.routing.explanation
         return out
 
 
@@ -177,7 +181,8 @@ class Service:
             raise ServeError(502, f"none of the routed models ({', '.join(res.ranking[:3])}) "
                                   f"is served by {self.engines.describe()}; pass --model-map",
                              code="model_not_found")
-        return Routing(res.cluster, models, plan.kind, plan.strategy, tuple(cut))
+        expl = res.explanation.compact() if res.explanation is not None else None
+        return Routing(res.cluster, models, plan.kind, plan.strategy, tuple(cut), expl)
 
     async def open(self, req: ChatRequest) -> tuple[Routing, AsyncIterator[Any]]:
         """The flow for `req.model` and its routing (routed before the reply starts, so
@@ -288,7 +293,7 @@ def _verdict(result: VoteResult, routing: Routing, rule: str | None = None) -> R
     for s in result.samples:
         usage.add(s.prompt_tokens, s.completion_tokens)
     used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind,
-                   routing.strategy, (*routing.notes, *result.notes))
+                   routing.strategy, (*routing.notes, *result.notes), routing.explanation)
     return Reply(chosen.text, used, answer=tally.winner, votes=dict(tally.votes),
                  confidence=tally.confidence if tally.winner is not None else None,
                  finish=chosen.finish_reason or ("length" if chosen.truncated else "stop"),

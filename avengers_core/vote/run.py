@@ -112,6 +112,7 @@ class VoteRun:
         self.options = dict(options or {})
         self.notes: list[str] = []
         self._retries: list[tuple[str, int, float]] = []  # busy engines waited for (issue 22)
+        self._ignores_n: set[str] = set()  # endpoints already noted as ignoring n
         self.models = list(models)
         self.query = query
         self.n_samples = samples
@@ -271,9 +272,12 @@ class VoteRun:
                 if redo:  # the server ignored `n`: draw the rest one request each
                     self.engines.n_ignored(call.endpoint)
                     with self._lock:
-                        self.notes.append(f"{call.endpoint} returned {len(batch) - len(redo)} "
-                                          f"of {len(batch)} choices asked (it ignores n); "
-                                          "drew the rest one request each")
+                        if call.endpoint not in self._ignores_n:  # one note per endpoint
+                            self._ignores_n.add(call.endpoint)
+                            self.notes.append(
+                                f"{call.endpoint} returned {len(batch) - len(redo)} of "
+                                f"{len(batch)} choices asked (it ignores n); drew the rest "
+                                "one request each")
                         pending.extend(reversed(redo))
                 for s in batch:
                     if s not in redo:

@@ -113,6 +113,12 @@ def star_pixels(page):
     return np.asarray(Image.open(BytesIO(png)).convert("RGB"))
 
 
+def trace_names(page, i: int) -> list[str]:
+    """The trace names of the page's `i`-th plotly figure (a map's legend entries)."""
+    return page.evaluate(f"() => Array.from(document.querySelectorAll('.js-plotly-plot'))[{i}]"
+                         ".data.map(t => t.name)")
+
+
 def known_query() -> str:
     """A query of the demo table: routed, its star sits on its own point of the map."""
     from avengers_core.data.load import load_table
@@ -144,11 +150,11 @@ def check_report_offline(browser, report: Path) -> None:
                   if r.request.url.startswith("file:") else r.abort())
     page = context.new_page()
     page.goto(report.as_uri())
-    page.locator(".js-plotly-plot .main-svg").nth(3).wait_for(state="attached", timeout=60_000)
+    page.locator(".js-plotly-plot .main-svg").nth(5).wait_for(state="attached", timeout=60_000)
     drawn = page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
                           ".map(d => (d.data || []).length)")
-    assert len(drawn) == 4 and all(n > 0 for n in drawn), drawn
-    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 1
+    assert len(drawn) == 6 and all(n > 0 for n in drawn), drawn  # maps by cluster, best model
+    assert page.locator(".js-plotly-plot .heatmaplayer").count() == 2  # raw and effective
     assert page.locator(".js-plotly-plot .gl-container canvas").count() >= 1  # the map
     assert page.locator(".js-plotly-plot .xtick").count() > 0
     assert all(u.startswith("file:") for u in requests)
@@ -177,6 +183,12 @@ def test_every_page_in_chromium(app_url):
         page.locator("h3", has_text="selected queries").wait_for(timeout=60_000)
         settle(page)
         shoot(page, "clusters")
+        radio = page.get_by_test_id("stRadioGroup").first
+        radio.get_by_text("best model", exact=True).click()  # the router's choice per cluster
+        settle(page)
+        assert len(trace_names(page, 0)) >= 3  # not one model everywhere (issue 19)
+        radio.get_by_text("cluster", exact=True).click()
+        settle(page)
 
         visit(page, "Data")
         page.locator('[data-testid="stMetricValue"]', has_text="5,989").wait_for()
@@ -289,3 +301,65 @@ def test_every_page_in_chromium(app_url):
             img = Image.open(shot).convert("RGB")
             img.thumbnail((1000, 1000))
             img.quantize(colors=128).save(docs / shot.name, optimize=True)
+
+
+def test_three_specialists_route_as_shown(app_url, tmp_path):
+    """Issue 19 as a new user tries it: a table with three specialists; Clusters coloured
+    by best model shows all three, and the Route page's numbers are `route --json`'s."""
+    import json
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.support import specialists
+
+    table = specialists.write_csv(tmp_path / "spec.csv")
+    query = "What is 9 times 7?"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(app_url)
+        page.locator("h1", has_text="Data").wait_for(timeout=PAGE_TIMEOUT_MS)
+        settle(page)
+        page.locator('input[type="file"]').first.set_input_files(str(table))
+        page.locator('[data-testid="stSidebarUserContent"]').get_by_text("spec").first.wait_for(
+            timeout=PAGE_TIMEOUT_MS)
+        settle(page)
+
+        visit(page, "Clusters")
+        page.get_by_test_id("stRadioGroup").first.get_by_text("best model", exact=True).click()
+        settle(page)
+        page.locator(".js-plotly-plot .gl-container canvas").first.wait_for(
+            state="attached", timeout=PAGE_TIMEOUT_MS)
+        assert set(trace_names(page, 0)) == set(specialists.MODELS)
+        k = int(page.get_by_test_id("stSliderThumbValue").first.inner_text())  # K
+
+        visit(page, "Route")
+        route(page, query)
+        shoot(page, "route-specialists")
+        reason = page.locator('[data-testid="stAlert"]', has_text="Route to").inner_text()
+        fused = page.evaluate("""() => {
+            const all = Array.from(document.querySelectorAll('.js-plotly-plot'));
+            const gd = all.find(d => (d.data || []).some(t => t.name === 'fused score'));
+            if (!gd) return all.map(d => (d.data || []).map(t => t.name));
+            const t = gd.data[gd.data.length - 1];
+            return Object.fromEntries(Array.from(t.y).map((y, i) => [y, Array.from(t.x)[i]]));
+        }""")
+        assert isinstance(fused, dict), fused  # else: the figures' trace names
+        browser.close()
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "avengers_core.cli"]
+    fit = subprocess.run([*cli, "fit", str(table), "--k", str(k), "--seed", "0", "--out",
+                          str(tmp_path / "p")], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert fit.returncode == 0, fit.stderr
+    out = subprocess.run([*cli, "route", str(tmp_path / "p"), query, "--json"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    top = data["models"][0]
+    assert reason.startswith(f"Route to {top}.")
+    assert re.findall(r"\d+%", reason) == re.findall(r"\d+%", data["reason"])
+    assert {y.replace("★ ", ""): x for y, x in fused.items()} == pytest.approx(
+        {m: data["scores"][m] for m in list(data["scores"])[:len(fused)]}, abs=1e-6)

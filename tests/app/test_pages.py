@@ -184,19 +184,23 @@ def test_markdown_escape_makes_data_inert():
 
 def test_route_reason_reads_well():
     from app_state.fmt import route_reason
-    from avengers_core.routing.routers.base import RouteResult
+    from avengers_core.data.table import from_rows
+    from avengers_core.routing.routers.avengers import AvengersRouter
+    from avengers_core.routing.routers.base import RouterConfig
+    from tests.conftest import make_rows
 
-    def result(count: int, size: int) -> RouteResult:
-        stats = {"m_2": {"mean": None if count == 0 else 1.0, "count": count, "score": 0.5}}
-        return RouteResult(cluster=1, clusters=[{"id": 1, "p": 0.35, "similarity": 0.9}],
-                           scores={"m_2": 0.5}, models=["m_2"], ranking=["m_2"], task=None,
-                           details=[{"id": 1, "size": size, "task": None, "tasks": {},
-                                     "models": stats}])
-
-    none = route_reason(result(0, 1), ["plain", "x"])
-    assert "1 question," in none and "m\\_2 has no scores in this cluster" in none
-    one = route_reason(result(1, 3), ["plain", "x"])
-    assert "3 questions," in one and "answered 100% of 1 question." in one
+    rows, x = make_rows()
+    for row in rows:  # model names that Markdown would read as emphasis
+        row["scores"] = {f"m_{m}": v for m, v in row["scores"].items()}
+        row.pop("costs")
+    r = AvengersRouter.fit(from_rows(rows, "toy"), x,
+                           RouterConfig(k=2, prior="global", shrinkage=0.0))
+    res = r.route_vector(x[0])
+    one = route_reason(res, ["plain", "x_y"])
+    top = res.models[0].replace("_", "\\_")
+    assert one.startswith(f"**Route to {top}.**") and top in one
+    assert "m_" not in one.replace("m\\_", "")
+    assert "questions there; the router used" in one
 
 
 def test_download_names_are_slugs():
@@ -281,8 +285,12 @@ def test_route_explains_the_choice():
     button(at, "Route").click().run()
     clean(at)
     msg = at.success[0].value
-    assert msg.startswith("**Route to") and "Cluster" in msg and "p = " in msg
-    assert len(at.dataframe[0].value) == 8  # the most similar known queries
+    assert msg.startswith("**Route to") and "Nearest cluster" in msg and "p = " in msg
+    expl = at.dataframe[0].value  # the fused clusters, from the router's explanation
+    assert len(expl) == 3 and {"raw", "prior", "effective", "best model here"} <= set(expl)
+    parts = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("How the"))
+    assert [tr["name"] for tr in parts["data"]][-1] == "fused score"
+    assert len(at.dataframe[1].value) == 8  # the most similar known queries
     star = charts(at)[-1]["data"][-1]
     assert star["marker"]["symbol"] == "star"
 
@@ -376,7 +384,7 @@ def test_calibrate_writes_per_host_and_uses_only_the_chosen_run(ollama, monkeypa
     at.number_input[0].set_value(2).run()
     button(at, "Run calibration").click().run()  # resumed from the same file
     clean(at)
-    ds = at.session_state["tables"][at.session_state["dataset"]]
+    ds = at.session_state["tables"][at.session_state["calibration"]["key"]]  # the last run's
     assert len(ds.table) == 2 and ds.table.models == ["qwen2.5:7b-instruct"]
 
 
@@ -401,6 +409,9 @@ def test_calibrate_builds_the_current_dataset(ollama, monkeypatch, tmp_path):
     out = tmp_path / "calibration" / "cal.jsonl"
     out_name(at).set_value("cal.jsonl").run()
     button(at, "Run calibration").click().run()
+    clean(at)
+    assert at.session_state["dataset"] == "llmrouter"  # kept: the result is added (issue 19)
+    button(at, "Switch to it").click().run()
     clean(at)
     assert at.session_state["dataset"].startswith("calibrated:")
     assert len(out.read_text().splitlines()) == 6
@@ -614,10 +625,12 @@ def test_tour_steps(upload):
     at.radio[1].set_value(ks[-1]).run()
     clean(at)
     assert f"K = {ks[-1]}" in charts(at)[0]["layout"]["title"]["text"]
-    at.radio[0].set_value(steps[2]).run()  # 3: raw against shrunk
+    at.radio[0].set_value(steps[2]).run()  # 3: raw against effective, and the prior in use
     clean(at)
     bars = charts(at)[0]["data"]
-    assert [tr["name"] for tr in bars] == ["raw accuracy", "shrunk score"]
+    assert [tr["name"] for tr in bars] == ["raw accuracy", "effective (routing) score", "prior"]
+    text = next(m.value for m in at.markdown if "effective = " in m.value)
+    assert "prior**" in text  # names the prior the router uses (global or task)
     at.radio[0].set_value(steps[3]).run()  # 4: binomial majority
     clean(at)
     at.slider[0].set_value(0.7)

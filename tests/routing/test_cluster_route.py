@@ -45,7 +45,7 @@ def test_route_result_explains(toy):
     assert res.models == res.ranking[:2]
     assert set(res.scores) == {"A", "B"}
     assert res.task in ("topic0", "topic1")
-    assert f"Cluster {res.cluster}" in res.reason()
+    assert f"Nearest cluster {res.cluster}" in res.reason()
     assert res.details[0]["size"] > 0
     with pytest.raises(InputError, match="dimension"):
         r.route_vector(np.zeros(3))
@@ -105,16 +105,16 @@ def test_cluster_order_and_best_models(toy):
     assert [best[c] for c in by_model] == sorted(best, key=r.models.index)
 
 
-def test_reason_reads_well_without_scores_and_for_one_question():
-    from avengers_core.routing.routers.base import RouteResult
-
-    stats = {"A": {"mean": None, "count": 0, "score": 0.5}}
-    res = RouteResult(cluster=3, clusters=[{"id": 3, "p": 1.0, "similarity": 0.9}],
-                      scores={"A": 0.5}, models=["A"], ranking=["A"], task=None,
-                      details=[{"id": 3, "size": 1, "task": None, "tasks": {}, "models": stats}])
+def test_reason_reads_well_without_scores_and_for_one_question(toy):
+    table, x = toy
+    r = AvengersRouter.fit(table, x, RouterConfig(k=4, prior="global", shrinkage=5.0))
+    res = r.route_vector(x[0])
+    c = res.explanation.clusters[0]
+    c.n, c.tasks, c.raw[res.models[0]] = 1, {}, None  # as a one-query cluster reads
     text = res.reason()
     assert "1 question," in text and "mixed tasks" in text
-    assert "A has no scores in this cluster" in text
+    assert f"{res.models[0]} has no scores there, so its effective score there is the prior" \
+        in text
 
 
 # --- K-means at scale (issue 13): torch on a GPU, MiniBatchKMeans past 200k on CPU ------

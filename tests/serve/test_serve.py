@@ -83,6 +83,9 @@ def check_vote_field(field: dict, text: str) -> None:
     assert field["votes"] == {"42": 4, "41": 2}
     assert field["answer"] == "42" == extract(text, "number")
     assert field["confidence"] == pytest.approx(4 / 6)
+    why = field["explanation"]  # the router's own explanation, compact (issue 19)
+    assert why["clusters"][0]["id"] == field["cluster"] and why["reason"]
+    assert why["prior"]["kind"] in ("global", "task") and why["scores"]
 
 
 # -- models ------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from avengers_core.data.table import RoutingTable
 from avengers_core.errors import InputError
 from avengers_core.routing.cluster import DEFAULT_K
+from avengers_core.routing.explain import Explanation
 
 PRIORS = ("global", "task")  # what cluster scores shrink toward; "auto" = chosen by CV
 
@@ -92,7 +93,10 @@ class RouterConfig:
 
 @dataclass
 class RouteResult:
-    """One routing decision, with what is needed to explain it on screen."""
+    """One routing decision, with what is needed to explain it on screen.
+
+    `explanation` is the structured explanation built by the router that decided
+    (`routing.explain.Explanation`); every view renders from it."""
 
     cluster: int
     clusters: list[dict]  # [{"id", "p", "similarity"}], nearest first
@@ -101,28 +105,26 @@ class RouteResult:
     ranking: list[str]  # every model, best first
     task: str | None  # most common task of the nearest cluster
     details: list[dict] = field(default_factory=list)  # per cluster: size, tasks, per-model stats
+    explanation: Explanation | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The decision as plain JSON types (the explanation as `Explanation.to_json`)."""
+        out = asdict(self)
+        out["explanation"] = None if self.explanation is None else self.explanation.to_json()
+        return out
 
     def reason(self, label: str | None = None, escape: Callable[[str], str] = str) -> str:
-        """A one-line plain-language reason for the top choice.
-
-        `label` names the nearest cluster; `escape` is applied to every piece of data
-        (model, task, label), e.g. Markdown escaping in the app.
-        """
-        top, d = self.models[0], self.details[0]
-        stat = d["models"][top]
-        name = f" “{escape(label)}”" if label else ""
-        what = escape(d["task"]) if d["task"] else "mixed tasks"
-        if stat["count"] == 0:
-            why = (f"{escape(top)} has no scores in this cluster, so its rank comes from its "
-                   "global mean and the neighbouring clusters")
-        else:
-            why = f"here {escape(top)} answered {stat['mean']:.0%} of "
-            why += _plural(stat["count"], "question")
-        size, p = _plural(d["size"], "question"), self.clusters[0]["p"]
-        return f"Cluster {self.cluster}{name} ({what}, {size}, p = {p:.2f}): {why}"
+        """A plain-language reason for the top choice, from the explanation's numbers only
+        (`Explanation.reason`). `label` names the nearest cluster when the explanation has
+        no label; `escape` is applied to every piece of data (model, task, label), e.g.
+        Markdown escaping in the app. ValueError for a result without an explanation."""
+        if self.explanation is None:
+            raise ValueError("this route result carries no explanation")
+        expl = self.explanation
+        if label is not None and expl.clusters and expl.clusters[0].label is None:
+            expl = replace(expl, clusters=[replace(expl.clusters[0], label=label),
+                                           *expl.clusters[1:]])
+        return expl.reason(escape)
 
 
 def at_most_one(value: float) -> float:
