@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import specialists
 from tests.app.test_pages import app, button, charts, clean, k_of
+from tests.support import specialists
 
 ROOT = Path(__file__).resolve().parents[2]
 QUERY = "What is 9 times 7?"

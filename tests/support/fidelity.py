@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.fake_ollama import FakeOllama, ModelScript
+from tests.support.profiles import MATH
 from tests.support.serve_util import serving
 
 QWEN = "qwen2.5:7b-instruct"
@@ -71,3 +72,8 @@ def sse(text: str) -> list[dict[str, Any]]:
 def ndjson(text: str) -> list[dict[str, Any]]:
     """The lines of an NDJSON body."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def user(text: str = MATH[0]) -> list[dict[str, str]]:
+    """One user message."""
+    return [{"role": "user", "content": text}]

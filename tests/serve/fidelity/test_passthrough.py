@@ -16,18 +16,9 @@ import ollama
 import openai
 import pytest
 
-from tests.support.fake_ollama import FakeOllama, ModelScript
-from tests.support.fidelity import (
-    LLAMA,
-    OA_LLAMA,
-    QWEN,
-    ndjson,
-    scripts,
-    sent,
-    serve,
-    sse,
-)
-from tests.support.profiles import MATH, build_profile
+from tests.support.fake_ollama import ModelScript
+from tests.support.fidelity import LLAMA, OA_LLAMA, QWEN, ndjson, sent, sse, user
+from tests.support.profiles import MATH
 from tests.support.serve_util import clients
 
 QUESTION = MATH[0]
@@ -38,39 +29,15 @@ TOOL = {"type": "function", "function": {
 CALL = {"name": "add", "arguments": {"a": 40, "b": 2}}
 
 
-@pytest.fixture(scope="module")
-def srv():
-    with FakeOllama(scripts()) as s:
-        yield s
 
 
-@pytest.fixture(autouse=True)
-def fresh_scripts(srv):
-    srv.models.update(scripts())
 
 
-@pytest.fixture(scope="module")
-def profile(srv, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AVENGERS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield build_profile(srv.url, tmp_path_factory.mktemp("pass") / "profile")
 
 
-@pytest.fixture(scope="module")
-def url(srv, profile, tmp_path_factory):
-    with serve(srv, profile, tmp_path_factory.mktemp("ep")) as u:
-        yield u
 
 
-@pytest.fixture(scope="module")
-def mixed(srv, profile, tmp_path_factory):
-    """The router's models reached over the engine's OpenAI-compatible API."""
-    with serve(srv, profile, tmp_path_factory.mktemp("ep2"), mixed=True) as u:
-        yield u
 
-
-def user(text: str = QUESTION) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def tool_conversation() -> list[dict]:

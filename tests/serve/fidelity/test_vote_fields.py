@@ -16,8 +16,8 @@ import pytest
 
 from avengers_core.serve.fields import VOTE_FIELDS
 from tests.support.fake_ollama import FakeOllama, ModelScript
-from tests.support.fidelity import QWEN, scripts, sent, serve
-from tests.support.profiles import MATH, build_profile
+from tests.support.fidelity import QWEN, sent, user
+from tests.support.profiles import MATH
 from tests.support.serve_util import clients
 
 QUESTION = MATH[0]
@@ -25,38 +25,15 @@ SAMPLES = 6
 TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
 
 
-@pytest.fixture(scope="module")
-def srv():
-    with FakeOllama(scripts()) as s:
-        yield s
 
 
-@pytest.fixture(autouse=True)
-def fresh_scripts(srv):
-    srv.models.update(scripts())
 
 
-@pytest.fixture(scope="module")
-def profile(srv, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AVENGERS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield build_profile(srv.url, tmp_path_factory.mktemp("vote") / "profile")
 
 
-@pytest.fixture(scope="module")
-def url(srv, profile, tmp_path_factory):
-    with serve(srv, profile, tmp_path_factory.mktemp("ep")) as u:
-        yield u
 
 
-@pytest.fixture(scope="module")
-def mixed(srv, profile, tmp_path_factory):
-    with serve(srv, profile, tmp_path_factory.mktemp("ep2"), mixed=True) as u:
-        yield u
 
-
-def user(text: str = QUESTION) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 def samples_sent(srv: FakeOllama, before: int) -> list[dict]:

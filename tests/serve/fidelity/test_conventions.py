@@ -19,36 +19,20 @@ import pytest
 
 from avengers_core.serve.replies import HEADER_BYTES, avengers_headers
 from avengers_core.serve.service import Reply, Routing
-from tests.support.fake_ollama import FakeOllama, fake_embedding
-from tests.support.fidelity import LLAMA, OA_LLAMA, QWEN, scripts, sent, serve
-from tests.support.profiles import MATH, TRIVIA, build_profile
+from tests.support.fake_ollama import fake_embedding
+from tests.support.fidelity import LLAMA, OA_LLAMA, QWEN, sent, serve, user
+from tests.support.profiles import MATH, TRIVIA
 from tests.support.serve_util import clients
 
 QUESTION = MATH[0]
 
 
-@pytest.fixture(scope="module")
-def srv():
-    with FakeOllama(scripts()) as s:
-        yield s
 
 
-@pytest.fixture(autouse=True)
-def fresh_scripts(srv):
-    srv.models.update(scripts())
 
 
-@pytest.fixture(scope="module")
-def profile(srv, tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AVENGERS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield build_profile(srv.url, tmp_path_factory.mktemp("conv") / "profile")
 
 
-@pytest.fixture(scope="module")
-def url(srv, profile, tmp_path_factory):
-    with serve(srv, profile, tmp_path_factory.mktemp("ep")) as u:
-        yield u
 
 
 @pytest.fixture
@@ -60,9 +44,6 @@ def oai(url):
 def oll(url):
     return clients(url, 30)[1]
 
-
-def user(text: str = QUESTION) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
 
 
 # -- Ollama names, preload and unload, ps, show ------------------------------------------
