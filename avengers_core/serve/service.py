@@ -64,12 +64,15 @@ class Reply:
     votes: dict[str, int] = field(default_factory=dict)
     confidence: float | None = None
     relayed: bool = False
+    sampling: dict[str, Any] | None = None  # a vote's {drawn, asked, stopped}
 
     def avengers(self) -> dict[str, Any]:
-        """The `avengers` field: {cluster, models, answer, votes, confidence}."""
+        """The `avengers` field: {cluster, models, answer, votes, confidence}, and for a
+        vote `drawn` (samples that ran to the end), `asked` (N) and `stopped` (why the
+        sampling ended: complete, decided or confident; see vote.stopping)."""
         return {"cluster": self.routing.cluster, "models": list(self.routing.models),
                 "answer": self.answer, "votes": dict(self.votes),
-                "confidence": self.confidence}
+                "confidence": self.confidence, **(self.sampling or {})}
 
 
 @dataclass(frozen=True)
@@ -210,4 +213,6 @@ def _verdict(result: VoteResult, routing: Routing) -> Reply:
     text = samples[tally.voters[tally.winner][0]].text if tally.winner is not None else ok[0].text
     used = Routing(routing.cluster, list(result.models) or routing.models, routing.kind)
     return Reply(text, used, answer=tally.winner, votes=dict(tally.votes),
-                 confidence=tally.confidence if tally.winner is not None else None)
+                 confidence=tally.confidence if tally.winner is not None else None,
+                 sampling={"drawn": result.drawn, "asked": result.asked,
+                           "stopped": result.stopped})
