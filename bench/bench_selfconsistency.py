@@ -48,7 +48,7 @@ from tests.engine import MODEL, llama_server
 QUESTIONS = 100
 SEED = 23
 N = 10
-LIVE = 20
+LIVE = 12
 MAX_TOKENS = 16
 TEMPERATURE = 0.7
 PROMPT = "What is {q}? Answer with one short sentence."

@@ -62,6 +62,9 @@ class ModelScript:
     honours_n: on `/v1`, return `n` choices (choice i answers as seed + i would), or one
         (as llama-cpp-python's server and Ollama's `/v1` do).
     truncated: end each reply as the token limit does (finish/done reason "length").
+    interrupts: on `/v1`, end a stream with `[DONE]` and no finish reason as soon as a later
+        request is in flight, as llama-cpp-python's server does unless started with
+        `--interrupt_requests false`.
     """
 
     replies: list[str] = field(default_factory=lambda: ["The answer is 42.\n#### 42"])
@@ -73,6 +76,7 @@ class ModelScript:
     thinking: str = ""
     honours_n: bool = True
     truncated: bool = False
+    interrupts: bool = False
 
     def __post_init__(self) -> None:
         modes = [self.fail, *self.fail_seeds.values()]
@@ -112,6 +116,7 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.arrivals = 0  # completion requests received
         self._connections: dict[socket.socket, threading.Thread] = {}  # and their handlers
         self._lock = threading.Lock()
         self._closed = threading.Condition(self._lock)
@@ -180,10 +185,18 @@ class FakeOllama:
         failure = script.fail_seeds.get(seed, script.fail) if seed is not None else script.fail
         return script.replies[idx % len(script.replies)], failure
 
-    def _enter(self) -> None:
+    def _enter(self) -> int:
+        """Count a request in; return its arrival number."""
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.arrivals += 1
+            return self.arrivals
+
+    def _overtaken(self, arrival: int) -> bool:
+        """A request that arrived after `arrival` is in flight now."""
+        with self._lock:
+            return self.arrivals > arrival and self.in_flight > 1
 
     def _leave(self) -> None:
         with self._lock:
@@ -438,15 +451,15 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         for i, t in enumerate(texts)]
                 self._json(200, {"object": "list", "data": data, "model": model})
                 return
-            srv._enter()
+            arrival = srv._enter()
             try:
-                self._complete(model, body)
+                self._complete(model, body, arrival)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
                 srv._leave()
 
-        def _complete(self, model: str, body: dict[str, Any]) -> None:
+        def _complete(self, model: str, body: dict[str, Any], arrival: int = 0) -> None:
             script = srv.models[model]
             seed = body.get("seed")
             n = int(body.get("n") or 1) if script.honours_n else 1
@@ -487,6 +500,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 for i, p in enumerate(pieces):
                     if step < len(p):
                         event({"content": p[step]}, i)
+                if script.interrupts and srv._overtaken(arrival):
+                    failure = "interrupted"
+                    self._chunk("data: [DONE]\n\n")  # as llama-cpp-python: no finish reason
+                    break
                 if failure == "stall":
                     self._wait(math.inf)
                     return
@@ -502,7 +519,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                     elif failure == "drop":
                         self.close_connection = True
                         return
-            if failure not in ("cut", "errorline"):
+            if failure not in ("cut", "errorline", "interrupted"):
                 for i in range(n):
                     event({}, i, "length" if script.truncated else "stop")
                 self._chunk("data: [DONE]\n\n")

@@ -292,6 +292,9 @@ class VoteRun:
                     rule = self._stop_rule(stage)
                     if rule is not None:
                         self._settle(rule)
+                    with self._cond:  # counted: its place in the wave is free
+                        stage.in_flight -= 1
+                        self._cond.notify_all()
                 elif isinstance(ev, SampleStarted):
                     self._started_at.add(ev.sample)
                     yield ev
@@ -353,17 +356,22 @@ class VoteRun:
                         return
                     batch = [stage.pending.pop() for _ in range(self._batch_size(stage))]
                     stage.in_flight += len(batch)
+                # a finished sample keeps its place in the wave until the consumer has
+                # counted it (so a settled vote starts nothing more); one drawn again or
+                # lost to an error frees it here
+                freed = len(batch)
                 try:
-                    self._request(stage, batch, events)
+                    freed = self._request(stage, batch, events)
                 finally:
                     with self._cond:
-                        stage.in_flight -= len(batch)
+                        stage.in_flight -= freed
                         self._cond.notify_all()
         finally:
             events.put(_WorkerDone())
 
-    def _request(self, stage: _Stage, batch: list[Sample], events: queue.Queue[Any]) -> None:
-        """Draw `batch` in one request; put the samples it did not draw back in `pending`.
+    def _request(self, stage: _Stage, batch: list[Sample], events: queue.Queue[Any]) -> int:
+        """Draw `batch` in one request; put the samples it did not draw back in `pending`;
+        return how many samples went back (the rest are reported as SampleFinished).
 
         Two engine limits are handled here: a server that returns fewer choices than `n`
         asked (it ignores `n`: the rest are drawn one request each), and a server that ends
@@ -420,6 +428,7 @@ class VoteRun:
         for s in batch:
             if s not in redo:
                 events.put(SampleFinished(s))
+        return len(redo)
 
     def _hold(self, gate: threading.Lock | None, call: StreamCall) -> bool:
         """Wait for an endpoint's serial gate (None: no wait); give up when the call is
