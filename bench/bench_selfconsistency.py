@@ -41,17 +41,22 @@ from avengers_core.vote.stopping import (
     expected_draws,
     should_stop,
 )
-from avengers_core.vote.tally import Sample, count_votes
+from avengers_core.vote.tally import Sample, count_votes, failure_summary
 from bench.common import RESULTS
 from tests.engine import MODEL, llama_server
 
 QUESTIONS = 100
 SEED = 23
 N = 10
-LIVE = 12
+LIVE = 10
+BUDGET_S = 2400.0
+"""Seconds of questions at most: on a busy 2-core machine 100 questions may not fit."""
+THREADS = 1
+"""Engine threads: on an oversubscribed 2-core machine one thread waits on no other."""
+RESTARTS = 3
 MAX_TOKENS = 16
 TEMPERATURE = 0.7
-PROMPT = "What is {q}? Answer with one short sentence."
+PROMPT = "What is {q}? Reply only '#### <number>'."
 PARTIAL = "selfconsistency.partial.json"
 """Rows written as they come (a long run stopped early keeps what it measured)."""
 
@@ -124,40 +129,65 @@ def simulated(data: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
+def ask(engines: Engines, q: str, gold: str, live: bool) -> dict[str, Any]:
+    """One question's row: direct, off (recorded) and, if `live`, decided and confident.
+    Raises RuntimeError when every sample of the off vote failed (the engine is gone)."""
+    direct, _ = _vote(engines, q, 1, 0.0, "off")
+    off, off_s = _vote(engines, q, N, TEMPERATURE, "off")
+    failed = [s for s in off.samples if s.error is not None]
+    if len(failed) == len(off.samples):
+        raise RuntimeError(f"every sample failed: {failure_summary(off.samples)}")
+    row: dict[str, Any] = {
+        "question": q, "gold": gold, "direct": direct.answer,
+        "answers": [s.answer for s in sorted(off.samples, key=lambda s: s.index)],
+        "errors": len(failed),
+        "off": {"answer": off.answer, "drawn": off.drawn, "wall_s": off_s},
+    }
+    if live:
+        for rule in ("decided", "confident"):
+            res, wall = _vote(engines, q, N, TEMPERATURE, rule)
+            row[f"live_{rule}"] = {"answer": res.answer, "drawn": res.drawn,
+                                   "wall_s": wall, "stopped": res.stopped}
+    return row
+
+
 def run(repeats: int, quick: bool) -> dict[str, Any]:
-    """Direct, off (recorded), decided and confident (replayed, and live on LIVE) runs."""
-    count, live = (3, 1) if quick else (QUESTIONS, LIVE)
+    """Direct, off (recorded), decided and confident (replayed, and live on LIVE) runs,
+    question after question until QUESTIONS or BUDGET_S; an engine that dies is started
+    again (at most RESTARTS times) and its question asked again."""
+    count, live, budget = (3, 1, 600.0) if quick else (QUESTIONS, LIVE, BUDGET_S)
     qs = questions(count)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    with llama_server() as (url, _):
-        engines = Engines(OpenAIBackend(url, supports_n=False))
-        _vote(engines, "1 + 1", 1, 0.0, "off")  # warm-up
-        for i, (q, gold) in enumerate(qs):
-            direct, _ = _vote(engines, q, 1, 0.0, "off")
-            off, off_s = _vote(engines, q, N, TEMPERATURE, "off")
-            answers = [s.answer for s in sorted(off.samples, key=lambda s: s.index)]
-            row: dict[str, Any] = {
-                "question": q, "gold": gold, "direct": direct.answer, "answers": answers,
-                "errors": sum(s.error is not None for s in off.samples),
-                "off": {"answer": off.answer, "drawn": off.drawn, "wall_s": off_s},
-            }
-            if i < live:
-                for rule in ("decided", "confident"):
-                    res, wall = _vote(engines, q, N, TEMPERATURE, rule)
-                    row[f"live_{rule}"] = {"answer": res.answer, "drawn": res.drawn,
-                                           "wall_s": wall, "stopped": res.stopped}
-            rows.append(row)
-            if not quick:
-                (RESULTS / PARTIAL).write_text(json.dumps(rows))
-            print(f"[selfconsistency] {i + 1}/{count} {time.perf_counter() - t0:.0f} s",
-                  flush=True)
-    return results(rows, live)
+    restarts = 0
+    while len(rows) < count and time.perf_counter() - t0 < budget:
+        with llama_server(threads=THREADS) as (url, proc):
+            engines = Engines(OpenAIBackend(url, supports_n=False))
+            _vote(engines, "1 + 1", 1, 0.0, "off")  # warm-up
+            while len(rows) < count and time.perf_counter() - t0 < budget:
+                i = len(rows)
+                q, gold = qs[i]
+                try:
+                    rows.append(ask(engines, q, gold, i < live))
+                except RuntimeError as e:
+                    print(f"[selfconsistency] question {i + 1}: {e}; engine exit code "
+                          f"{proc.poll()}", flush=True)
+                    break
+                if not quick:
+                    (RESULTS / PARTIAL).write_text(json.dumps(rows))
+                print(f"[selfconsistency] {i + 1}/{count} {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+        if len(rows) < count and time.perf_counter() - t0 < budget:
+            restarts += 1
+            if restarts > RESTARTS:
+                raise RuntimeError("the engine failed too often")
+    return {**results(rows, live), "restarts": restarts, "budget_s": budget,
+            "planned": count}
 
 
 def results(rows: list[dict[str, Any]], live: int) -> dict[str, Any]:
     """The part's results from its rows (also from a partial run's rows)."""
-    return {"questions": len(rows), "seed": SEED, "samples": N, "live": live,
+    return {"questions": len(rows), "seed": SEED, "samples": N, "live": min(live, len(rows)),
             "max_tokens": MAX_TOKENS, "temperature": TEMPERATURE, "prompt": PROMPT,
             "confidence": DEFAULT_CONFIDENCE, "rows": rows, "simulated": simulated()}
 
