@@ -47,6 +47,11 @@ def register(subparsers: Any) -> None:
                         "see docs/SERVE.md)")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
     s.add_argument("--concurrency", type=int, default=4, help="parallel samples per vote")
+    s.add_argument("--early-stop", choices=["off", "decided", "confident"], default="decided",
+                   help="stop a vote's sampling early, as `avengers vote --early-stop` "
+                        "(default decided)")
+    s.add_argument("--confidence", type=float, default=0.95,
+                   help="posterior probability at which --early-stop confident stops")
     s.add_argument("--api-key-env", metavar="NAME",
                    help="environment variable holding the key clients must send as "
                         "`Authorization: Bearer <key>`")
@@ -86,8 +91,11 @@ def prepare(args: argparse.Namespace) -> Any:
         raise InputError("--max-concurrent must be ≥ 1, --max-queue ≥ 0, --keepalive > 0")
     if args.top_n < 1 or args.concurrency < 1:
         raise InputError("--top-n and --concurrency must be at least 1")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must lie strictly between 0 and 1, got {args.confidence}")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
-                         options=request_options(args), mapping=parse_model_map(args.model_map))
+                         options=request_options(args), mapping=parse_model_map(args.model_map),
+                         early_stop=args.early_stop, confidence=args.confidence)
     engines = engines_from_args(args)
     router = load_profile(args.dir)
     embedder = profile_embedder(router.embedder_id, engines)

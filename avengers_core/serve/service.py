@@ -86,6 +86,8 @@ class ServeConfig:
     top_n: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
     mapping: Mapping[str, str] = field(default_factory=dict)
+    early_stop: str = "decided"  # vote.stopping's rule and its confidence
+    confidence: float = 0.95
 
 
 class Service:
@@ -165,6 +167,7 @@ class Service:
             plan, req.query, samples=self.config.samples, temperature=temperature,
             concurrency=self.config.concurrency, seed=req.seed or 0,
             prompt=req.prompt(make_prompt(req.query, routing.kind)), options=self.options(req),
+            early_stop=self.config.early_stop, confidence=self.config.confidence,
         )
         async for item in bridged(lambda _put: run.run(), run.cancel):
             if isinstance(item, Finished):
