@@ -242,7 +242,9 @@ def cmd_vote(args: argparse.Namespace) -> int:
         print(
             f"answer: {_clip(str(result.answer))}  (confidence {result.confidence:.0%}, "
             f"{t.votes.get(result.answer, 0) if result.answer else 0}/{t.counted} votes, "
-            f"{t.failed} failed; drew {result.drawn} of {result.asked}, {result.stopped})"
+            f"{t.failed} failed)"
+            + (f"  settled after {result.drawn} of {result.asked} ({result.stopped})"
+               if result.stopped in ("decided", "confident") else "")
         )
         for answer, n in t.votes.items():
             print(f"  {n:3d}  {answer[:SHOWN_CHARS]!r}")
