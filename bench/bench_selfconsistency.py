@@ -49,31 +49,24 @@ QUESTIONS = 100
 SEED = 23
 N = 10
 LIVE = 10
-BUDGET_S = 2400.0
+BUDGET_S = 2700.0
 """Seconds of questions at most: on a busy 2-core machine 100 questions may not fit."""
 THREADS = 1
 """Engine threads: on an oversubscribed 2-core machine one thread waits on no other."""
 RESTARTS = 3
 MAX_TOKENS = 16
 TEMPERATURE = 0.7
-PROMPT = "What is {q}? Reply only '#### <number>'."
+PROMPT = "What is {q}? Answer in the form 'The answer is <number>.'"
 PARTIAL = "selfconsistency.partial.json"
 """Rows written as they come (a long run stopped early keeps what it measured)."""
 
 
 def questions(count: int = QUESTIONS, seed: int = SEED) -> list[tuple[str, str]]:
-    """`count` (question, gold answer) pairs: `a + b` or `a - b` with 2 ≤ b ≤ a ≤ 40 for a
-    difference (never negative), drawn with `random.Random(seed)`."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(count):
-        a, b = rng.randint(2, 40), rng.randint(2, 40)
-        if rng.random() < 0.5:
-            out.append((f"{a} + {b}", str(a + b)))
-        else:
-            a, b = max(a, b), min(a, b)
-            out.append((f"{a} - {b}", str(a - b)))
-    return out
+    """`count` distinct (question, gold answer) pairs: `a + b` or `a - b` with 1 ≤ b ≤ a ≤ 20
+    for a difference (never negative), drawn with `random.Random(seed)`."""
+    pool = [(f"{a} + {b}", str(a + b)) for a in range(1, 21) for b in range(1, 21)]
+    pool += [(f"{a} - {b}", str(a - b)) for a in range(1, 21) for b in range(1, a + 1)]
+    return random.Random(seed).sample(pool, count)
 
 
 def right(answer: str | None, gold: str) -> bool:
@@ -182,7 +175,7 @@ def run(repeats: int, quick: bool) -> dict[str, Any]:
             if restarts > RESTARTS:
                 raise RuntimeError("the engine failed too often")
     return {**results(rows, live), "restarts": restarts, "budget_s": budget,
-            "planned": count}
+            "planned": count, "threads": THREADS}
 
 
 def results(rows: list[dict[str, Any]], live: int) -> dict[str, Any]:
@@ -248,14 +241,27 @@ def section(res: dict[str, Any]) -> str:
     off_drawn = r["off"]["drawn"]
     lines = [
         "## Self-consistency on the real engine, and votes that stop when decided\n",
-        f"SmolLM2-135M-Instruct (Q4_1) on llama-cpp-python's server (`tests/engine.py`, 2 "
-        f"threads), through the product's pipeline and `openai` backend. The labeled set: "
-        f"{n} single-step arithmetic questions, `a + b` or `a - b` with 2 ≤ b ≤ a ≤ 40, "
-        f"generated with `random.Random({res['seed']})` (`bench/bench_selfconsistency.py`), "
-        f"asked as \"{res['prompt'].format(q='a + b')}\" with at most {res['max_tokens']} "
-        "tokens per reply. It was chosen so that this model is neither hopeless nor "
-        "perfect: its direct accuracy must lie between 20 % and 70 % (checked on every "
-        "run).\n",
+        f"SmolLM2-135M-Instruct (Q4_1) on llama-cpp-python's server (`tests/engine.py`, "
+        f"{res.get('threads', 1)} thread), through the product's pipeline, `openai` backend "
+        "and answer extraction (kind `number`). The labeled set: "
+        f"{n} distinct single-step arithmetic questions, `a + b` or `a - b` with "
+        f"1 ≤ b ≤ a ≤ 20, drawn with `random.Random({res['seed']})` "
+        f"(`bench/bench_selfconsistency.py`), asked as \"{res['prompt'].format(q='a + b')}\" "
+        f"with at most {res['max_tokens']} tokens per reply. It was chosen so that this "
+        "model is neither hopeless nor perfect: its direct accuracy must lie between 20 % "
+        f"and 70 %; measured: {s['direct']['accuracy']:.0%} "
+        f"({'inside' if 0.2 <= s['direct']['accuracy'] <= 0.7 else 'OUTSIDE'} the band). "
+        "The model mostly answers `7 + 3 = 10` without a full stop; the vote reads such a "
+        "reply as complete when the engine ended it itself (before issue 23 the extractor "
+        "took it for a reply cut mid-sentence, and this set was hopeless).\n",
+    ]
+    if res.get("planned", n) > n:
+        lines.append(
+            f"This run covers {n} of the {res['planned']} planned questions: the part stops "
+            f"after {res.get('budget_s', 0) / 60:.0f} minutes of questions, and the shared "
+            "2-core machine (load average about 15 while it ran) allowed no more. The "
+            "intervals below are the honest width of that sample.\n")
+    lines += [
         "Accuracy with 95 % Wilson intervals. Self-consistency samples at temperature "
         f"{res['temperature']}, one at a time with seeds 0..N−1; N = 3 and 5 are the votes "
         f"of the first 3 and 5 samples of each question's N = {res['samples']} run (the "

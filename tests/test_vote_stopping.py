@@ -254,3 +254,14 @@ def test_n_ignored_is_noted_once_per_endpoint():
     assert [n for n in result.notes if "ignores n" in n] == [
         f"{srv.url}/v1 returned 1 of 2 choices asked (it ignores n); "
         "drew the rest one request each"]
+
+
+def test_a_reply_the_engine_ended_itself_is_whole_without_a_full_stop():
+    """`7 + 3 = 10` is SmolLM2's usual answer: finished by the engine, it states 10; cut by
+    the token limit, it states nothing (its last number may be a step)."""
+    with FakeOllama({TOP: ModelScript(replies=["7 + 3 = 10"]),
+                     NEXT: ModelScript(replies=["7 + 3 = 10"], truncated=True)}) as srv:
+        whole = VoteRun(srv.url, [TOP], "What is 7 + 3?", samples=1).run()
+        cut = VoteRun(srv.url, [NEXT], "What is 7 + 3?", samples=1).run()
+    assert whole.answer == "10" and whole.samples[0].no_answer is None
+    assert cut.answer is None and cut.samples[0].no_answer.startswith("reply cut off")
