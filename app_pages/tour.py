@@ -10,7 +10,8 @@ from avengers_core.errors import InputError
 from avengers_core.pipeline import plan_vote, start_vote
 from avengers_core.present import maps, plots
 from avengers_core.present.tour import majority_probability, moved, no_votes_line, sample_rows
-from avengers_core.vote.events import SampleFinished
+from avengers_core.vote.events import SampleFinished, Settled
+from avengers_core.vote.stopping import expected_draws
 
 STEPS = ["1 Embedding", "2 Clustering", "3 Scoring", "4 Voting", "5 Your turn"]
 
@@ -98,6 +99,15 @@ elif step == STEPS[3]:
                 "above one half it grows with N, below one half it shrinks (a binomial tail; "
                 "with many different wrong answers a plurality needs even fewer right ones).")
     st.plotly_chart(plots.majority_curve(p, ns, probs, n), key="tour_majority")
+    decided, confident = expected_draws(p, n, "decided"), expected_draws(p, n, "confident")
+    st.markdown(f"A vote need not draw all {n}: drawn one at a time, it is **settled** as "
+                "soon as the leader is further ahead than the samples still to come, so "
+                "the rest cannot change the winner (`decided`, the default). With p = "
+                f"{p:.2f} that takes **{decided:.1f}** samples of {n} on average, for the "
+                "same answer. Stopping once the leader is the majority with 95 % "
+                f"probability (`confident`) takes {confident:.1f}, and may rarely differ. "
+                "(Wrong answers counted as all different; agreeing wrong answers stop "
+                "sooner.)")
     try:
         eng, local = engines.session_engines()  # the engine chosen on Vote or Calibrate
     except (BackendUnavailable, InputError):
@@ -122,6 +132,8 @@ elif step == STEPS[3]:
                 if isinstance(ev, SampleFinished):
                     finished.append(ev)
                     bar.progress(len(finished) / n, text=f"{len(finished)} of {n} samples")
+                elif isinstance(ev, Settled):
+                    bar.progress(1.0, text=f"settled after {ev.drawn} of {ev.asked}")
 
             # the Vote page's machinery; leaving the block (also when a click interrupts
             # the script) cancels the requests still in flight
@@ -133,8 +145,10 @@ elif step == STEPS[3]:
             tally = result.tally
             if tally.votes:
                 st.plotly_chart(plots.vote_tally(tally.votes, tally.winner), key="tour_tally")
-                st.caption(f"{tally.counted} answers counted, {tally.failed} failed; the "
-                           f"winner has {tally.confidence:.0%} of the votes.")
+                settled = (f"settled after {result.drawn} of {result.asked} ({result.stopped}); "
+                           if result.stopped in ("decided", "confident") else "")
+                st.caption(f"{settled}{tally.counted} answers counted, {tally.failed} failed; "
+                           f"the winner has {tally.confidence:.0%} of the votes.")
             else:  # never a dead button: say why, and show what the samples said
                 st.warning(fmt.md_escape(no_votes_line(result)))
             st.dataframe(pd.DataFrame(sample_rows(result)), hide_index=True,

@@ -16,10 +16,12 @@ from avengers_core.vote.events import (
     RunFinished,
     SampleFinished,
     SampleStarted,
+    Settled,
     TallyChanged,
     Token,
 )
 from avengers_core.vote.run import STRATEGIES
+from avengers_core.vote.stopping import DEFAULT_CONFIDENCE, DEFAULT_EARLY_STOP, EARLY_STOPS
 from avengers_core.vote.tally import VoteResult, count_votes, failure_summary
 
 PER_ROW = 5
@@ -96,6 +98,14 @@ c8, c9 = st.columns(2)
 max_tokens = c8.number_input("Max tokens per reply (0 = the engine's limit)", 0, 32768, 0)
 think = c9.selectbox("Thinking (reasoning models)", ["model default", "off", "on", "low",
                                                       "medium", "high"])
+c10, c11 = st.columns(2)
+early_stop = c10.selectbox(
+    "Early stop", EARLY_STOPS, index=EARLY_STOPS.index(DEFAULT_EARLY_STOP), key="vote_early",
+    help="decided: stop once the samples left cannot change the winner (same answer as all "
+         "N); confident: stop once the leader is the majority with the probability below "
+         "(after 3 samples); off: draw every sample.")
+confidence = c11.slider("Confidence (early stop: confident)", 0.5, 0.99, DEFAULT_CONFIDENCE,
+                        step=0.01, disabled=early_stop != "confident")
 options = {"max_tokens": int(max_tokens)} if max_tokens else {}
 if think != "model default":
     options["think"] = {"on": True, "off": False}.get(think, think)
@@ -157,6 +167,13 @@ def draw_tally(tally, final: bool = False) -> None:
                                key=f"tally-{time.monotonic_ns()}")
 
 
+def settled_text(stopped: str, drawn: int, asked: int) -> str:
+    """'settled after 6 of 10 (decided)', or '' when every sample asked was drawn."""
+    if stopped not in ("decided", "confident"):
+        return ""
+    return f"settled after {drawn} of {asked} ({stopped})"
+
+
 def show_result(result) -> None:
     t = result.tally
     why = fmt.md_escape(failure_summary(result.samples))
@@ -169,6 +186,7 @@ def show_result(result) -> None:
         summary.error(f"No answer: no sample gave an answer of kind {result.kind}.{failed}")
     else:
         state = "stopped early" if result.cancelled else "finished"
+        state = settled_text(result.stopped, result.drawn, result.asked) or state
         summary.success(
             f"**Answer: {fmt.md_escape(clip(t.winner))}** — {t.votes[t.winner]} of "
             f"{t.counted} votes ({t.confidence:.0%}); {t.failed} failed; {state}."
@@ -192,7 +210,8 @@ def show_result(result) -> None:
 
 if start:
     run = start_vote(eng, plan, query, samples=samples, temperature=temperature,
-                     concurrency=concurrency, threshold=threshold, options=options)
+                     concurrency=concurrency, threshold=threshold, options=options,
+                     early_stop=early_stop, confidence=confidence)
     # kept so a Stop (which interrupts the loop below) still shows what arrived
     st.session_state["vote_result"] = VoteResult(query, kind, chosen, [], count_votes([], kind),
                                                  cancelled=True)
@@ -235,6 +254,10 @@ if start:
             elif isinstance(ev, AnswerExtracted):
                 panels[ev.sample][0].markdown(
                     f"answer: **{fmt.md_escape(clip(ev.answer or '—'))}**")
+            elif isinstance(ev, Settled):
+                for i in ev.dropped:  # cancelled in flight: left out of the vote
+                    panels[i][0].caption("cancelled: the vote was settled")
+                progress.progress(1.0, text=settled_text(ev.rule, ev.drawn, ev.asked))
             elif isinstance(ev, TallyChanged):
                 draw_tally(ev.tally)
                 st.session_state["vote_result"] = VoteResult(

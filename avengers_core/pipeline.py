@@ -30,6 +30,7 @@ from avengers_core.errors import InputError
 from avengers_core.routing.routers.avengers import AvengersRouter
 from avengers_core.routing.routers.base import RouteResult
 from avengers_core.vote.run import STRATEGIES, VoteRun
+from avengers_core.vote.stopping import DEFAULT_CONFIDENCE, DEFAULT_EARLY_STOP
 
 DEFAULT_SAMPLES = 10
 """Samples per vote: the paper samples each query 10 times (Zhang et al. 2025, §4.1)."""
@@ -108,6 +109,8 @@ def start_vote(
     options: Mapping[str, Any] | None = None,
     embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
     timeouts: Timeouts | None = None,
+    early_stop: str = DEFAULT_EARLY_STOP,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> VoteRun:
     """A vote over `plan` (not started: iterate its `events()` or call `run()`).
 
@@ -121,7 +124,7 @@ def start_vote(
         engines, plan.models, query, samples=samples, temperature=temperature,
         kind=plan.kind, choices=choices, concurrency=concurrency, strategy=plan.strategy,
         threshold=threshold, seed=seed, prompt=prompt, embed=embed, timeouts=timeouts,
-        options=options,
+        options=options, early_stop=early_stop, confidence=confidence,
     )
 
 

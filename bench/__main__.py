@@ -17,7 +17,8 @@ import time
 
 from bench.common import RESULTS, ROOT, machine
 
-PARTS = ["quality", "speed", "gpu", "vote", "extract", "engine", "serve", "app"]
+PARTS = ["quality", "speed", "gpu", "vote", "extract", "engine", "selfconsistency", "serve",
+         "app"]
 TITLE = """# Benchmarks
 
 Every figure below comes from one command, run from the repository root:
@@ -26,11 +27,12 @@ Every figure below comes from one command, run from the repository root:
 AVENGERS_DATA_DIR=../shared/data python -m bench
 ```
 
-(`--only quality,speed,gpu,vote,extract,engine,serve,app` re-runs some parts; `--quick` is a
-smoke run with fewer repeats and smaller sizes, not for publishing.) Raw results are in
-`bench/results/*.json`. Times are the median over repeated runs with the range (min–max)
-and the number of runs in brackets. The machines here are shared, so where a figure has a
-natural reference the two are measured in the same run and reported as a ratio.
+(`--only quality,speed,gpu,vote,extract,engine,selfconsistency,serve,app` re-runs some
+parts; `--quick` is a smoke run with fewer repeats and smaller sizes, not for publishing.)
+Raw results are in `bench/results/*.json`. Times are the median over repeated runs with
+the range (min–max) and the number of runs in brackets. The machines here are shared, so
+where a figure has a natural reference the two are measured in the same run and reported
+as a ratio.
 """
 
 

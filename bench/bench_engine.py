@@ -38,7 +38,8 @@ def vote_once(url: str, samples: int, concurrency: int, supports_n: bool) -> lis
     """One vote; returns its notes. Raises unless every sample has text."""
     engines = Engines(OpenAIBackend(url, supports_n=supports_n))
     result = start_vote(engines, VotePlan([MODEL], "number"), PROMPT, samples=samples,
-                        concurrency=concurrency, options={"max_tokens": TOKENS}).run()
+                        concurrency=concurrency, options={"max_tokens": TOKENS},
+                        early_stop="off").run()
     if len(result.samples) != samples or any(s.error for s in result.samples):
         raise RuntimeError(f"a sample failed: {result.to_dict()}")
     return result.notes

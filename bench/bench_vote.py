@@ -21,7 +21,7 @@ SAMPLES = 10
 def vote_once(url: str, samples: int, concurrency: int) -> None:
     """One vote; raises if the majority is not the scripted answer (a broken run is no timing)."""
     result = start_vote(url, VotePlan([MODEL], "number"), "What is 6*7?", samples=samples,
-                        concurrency=concurrency).run()
+                        concurrency=concurrency, early_stop="off").run()
     if result.answer != "42" or result.tally.counted != samples:
         raise RuntimeError(f"unexpected vote result: {result.to_dict()}")
 

@@ -377,6 +377,7 @@ def test_vote_page_goes_on_when_one_model_fails(monkeypatch):
         at.selectbox(key="vote_strategy").set_value("spread").run()
         at.slider[0].set_value(4)
         at.slider[3].set_value(2).run()  # models used
+        at.selectbox(key="vote_early").set_value("off").run()  # every sample, failed or not
         button(at, "Run the vote").click().run()
         clean(at)
     result = at.session_state["vote_result"]

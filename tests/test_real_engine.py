@@ -17,7 +17,7 @@ from avengers_core.backends.endpoints import Engines
 from avengers_core.backends.openai import OpenAIBackend
 from avengers_core.cli import main
 from avengers_core.vote.events import SampleStarted, Token
-from avengers_core.vote.run import VoteRun
+from avengers_core.vote.run import SETTLED, VoteRun
 from tests.support.engine import MODEL, llama_server
 
 pytestmark = pytest.mark.engine
@@ -72,6 +72,37 @@ def test_cancel_during_generation_stops_within_a_second(engine):
     assert isinstance(text, str)
 
 
+def test_a_decided_vote_reports_what_it_drew_and_its_samples_are_whole(engine):
+    """Issue 23: the default rule on the real engine (structure only, not the answers)."""
+    result = VoteRun(Engines(OpenAIBackend(engine, supports_n=False)), [MODEL], QUERY,
+                     samples=5, concurrency=2, early_stop="decided",
+                     options={"max_tokens": 24}).run()
+    assert result.drawn == len(result.samples) <= result.asked == 5
+    assert result.stopped in ("decided", "complete") and not result.cancelled
+    # whole: no sample in the result is one the stop cut short; every one ran to its end
+    assert all(s.error != SETTLED for s in result.samples)
+    assert [s for s in result.samples if s.error is None and s.text.strip()]
+    for s in result.samples:
+        assert s.endpoint == engine and (s.error is None or "\n" not in s.error)
+    assert result.to_dict()["drawn"] == result.drawn
+
+
+def test_an_engine_that_interrupts_streams_loses_no_sample():
+    """Issue 22: llama-cpp-python's server started as its documentation shows (no
+    `--interrupt_requests false`) ends the stream in progress when another request
+    arrives; the vote finds it out, runs it one request at a time and draws the cut
+    samples again."""
+    with llama_server(interrupts=True) as (url, _):
+        result = VoteRun(Engines(OpenAIBackend(url, supports_n=False)), [MODEL], QUERY,
+                         samples=5, concurrency=4, early_stop="off",
+                         options={"max_tokens": 16}).run()
+    assert result.drawn == 5 and not result.cancelled
+    assert all(s.error is None and s.text.strip() for s in result.samples), [
+        s.error for s in result.samples]
+    notes = [n for n in result.notes if "one request at a time" in n]
+    assert len(notes) == 1 and url in notes[0]
+
+
 def test_killing_the_engine_mid_stream_gives_each_open_sample_a_reason():
     with llama_server() as (url, proc):
         run = VoteRun(Engines(OpenAIBackend(url, supports_n=False)), [MODEL],
@@ -114,5 +145,6 @@ def test_the_whole_recipe_on_a_real_local_model(engine, tmp_path, capsys):
                  "--samples", "3", "--max-tokens", "48", "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code in (0, 1)  # 1: the tiny model gave no number; the vote still completed
-    assert len(out["samples"]) == 3 and out["models"] == [MODEL]
+    assert len(out["samples"]) == out["drawn"] <= out["asked"] == 3  # it may settle early
+    assert out["models"] == [MODEL]
     assert all(s["endpoint"] == engine and s["error"] is None for s in out["samples"])

@@ -185,6 +185,7 @@ class Engines:
         self._routes: dict[str, _Route] | None = None
         self._default_models: list[str] = []
         self._lock = threading.Lock()
+        self._serial: dict[str, threading.Lock] = {}  # endpoints that take one request
 
     @classmethod
     def from_args(
@@ -320,6 +321,21 @@ class Engines:
         for backend in self._backends():
             if strip_userinfo(backend.host) == endpoint and hasattr(backend, "supports_n"):
                 backend.supports_n = False
+
+    def interrupts(self, endpoint: str) -> bool:
+        """The server at `endpoint` ends a stream when another request arrives: send it
+        one request at a time from now on. True when this is news."""
+        with self._lock:
+            if endpoint in self._serial:
+                return False
+            self._serial[endpoint] = threading.Lock()
+            return True
+
+    def serial_gate(self, endpoint: str) -> threading.Lock | None:
+        """The lock a request to `endpoint` must hold while it runs, for a server found to
+        interrupt its streams (see :meth:`interrupts`); None for every other server."""
+        with self._lock:
+            return self._serial.get(endpoint)
 
     def _backends(self) -> Iterator[Backend]:
         if self.default is not None:

@@ -42,6 +42,10 @@ DEFAULT_HOST = "http://127.0.0.1:8000/v1"
 """The default base URL: vLLM's and llama-cpp-python's default port (`OPENAI_BASE_URL`
 overrides it, as for the `openai` client itself)."""
 NO_KEY = "none"  # local servers take any key; the client insists on one
+CUT_STREAM = "stream ended before any choice ([DONE] too early)"
+CUT_CHOICE = "stream ended before the choice finished (no [DONE])"
+"""A stream that ended early: llama-cpp-python's server ends the stream in progress this
+way when another request arrives (unless started with `--interrupt_requests false`)."""
 
 
 def resolve_base_url(host: str | None = None) -> str:
@@ -166,10 +170,10 @@ class OpenAICall(StreamCall):
             if self.aborted is not None:
                 raise SampleError(self.aborted)
             if not choices:
-                raise SampleError("stream ended before any choice ([DONE] too early)")
+                raise SampleError(CUT_STREAM)
             for index, choice in choices.items():
                 if index not in finished:
-                    choice.error = "stream ended before the choice finished (no [DONE])"
+                    choice.error = CUT_CHOICE
             return [choices[i] for i in sorted(choices)]
         except SampleError:
             raise

@@ -96,6 +96,14 @@ def register(subparsers: Any) -> None:
         metavar="SHARE",
         help="Model-Switch: sample the next model while the winner's share < SHARE",
     )
+    s.add_argument("--early-stop", choices=["off", "decided", "confident"], default="decided",
+                   help="stop sampling early: decided (default: once the samples left "
+                        "cannot change the winner; same answer as all N), confident (once "
+                        "the posterior probability that the leader is the majority reaches "
+                        "--confidence, after 3 samples), off (draw all N)")
+    s.add_argument("--confidence", type=float, default=0.95,
+                   help="posterior probability at which --early-stop confident stops "
+                        "(default 0.95, Adaptive-Consistency's)")
     add_device_option(s)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_vote)
@@ -211,13 +219,15 @@ def cmd_vote(args: argparse.Namespace) -> int:
     from avengers_core.backends import BackendUnavailable
     from avengers_core.pipeline import DEFAULT_SWITCH_THRESHOLD, Pipeline
     from avengers_core.routing.profile import check_embedder, load_profile
-    from avengers_core.vote.events import SampleFinished
+    from avengers_core.vote.events import SampleFinished, Settled
     from avengers_core.vote.tally import failure_summary
 
     if args.samples < 1 or args.top_n < 1 or args.concurrency < 1:
         raise InputError("--samples, --top-n and --concurrency must be at least 1")
     if args.temperature <= 0:
         raise InputError(f"--temperature must be > 0 so samples differ, got {args.temperature}")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must lie strictly between 0 and 1, got {args.confidence}")
     mapping = parse_model_map(args.model_map)
     options = request_options(args)
     engines = engines_from_args(args)
@@ -248,6 +258,7 @@ def cmd_vote(args: argparse.Namespace) -> int:
     run = pipeline.vote(
         plan, args.query, samples=args.samples, temperature=args.temperature,
         concurrency=args.concurrency, options=options,
+        early_stop=args.early_stop, confidence=args.confidence,
         threshold=args.switch if args.switch is not None else DEFAULT_SWITCH_THRESHOLD,
     )
     run.notes.extend(cut)  # printed with the run's own notes at the end, and in --json
@@ -265,6 +276,10 @@ def cmd_vote(args: argparse.Namespace) -> int:
                     what = f"no answer ({s.no_answer})"
                 print(f"[{done}/{total}] {s.model} seed {s.seed} @ {s.endpoint}: {what}",
                       file=sys.stderr)
+            elif isinstance(ev, Settled):
+                print(f"settled ({ev.rule}) after {ev.drawn} of {ev.asked} samples"
+                      + (f"; cancelled {len(ev.dropped)} in flight" if ev.dropped else ""),
+                      file=sys.stderr)
     except KeyboardInterrupt:  # the event stream cancelled every request on its way out
         print(f"stopped: {done} of {total} samples had finished", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -280,6 +295,8 @@ def cmd_vote(args: argparse.Namespace) -> int:
             f"answer: {_clip(str(result.answer))}  (confidence {result.confidence:.0%}, "
             f"{t.votes.get(result.answer, 0) if result.answer else 0}/{t.counted} votes, "
             f"{t.failed} failed)"
+            + (f"  settled after {result.drawn} of {result.asked} ({result.stopped})"
+               if result.stopped in ("decided", "confident") else "")
         )
         for answer, n in t.votes.items():
             print(f"  {n:3d}  {answer[:SHOWN_CHARS]!r}")

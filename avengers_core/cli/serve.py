@@ -52,6 +52,11 @@ def register(subparsers: Any) -> None:
                         "see docs/SERVE.md)")
     s.add_argument("--top-n", type=int, default=1, help="spread samples over the top-n models")
     s.add_argument("--concurrency", type=int, default=4, help="parallel samples per vote")
+    s.add_argument("--early-stop", choices=["off", "decided", "confident"], default="decided",
+                   help="stop a vote's sampling early, as `avengers vote --early-stop` "
+                        "(default decided)")
+    s.add_argument("--confidence", type=float, default=0.95,
+                   help="posterior probability at which --early-stop confident stops")
     s.add_argument("--api-key-env", metavar="NAME",
                    help="environment variable holding the key clients must send as "
                         "`Authorization: Bearer <key>`")
@@ -111,9 +116,12 @@ def prepare(args: argparse.Namespace, limits: Any = None) -> Any:
         raise InputError("--max-connections must be at least 1")
     if not 1 <= args.samples <= MAX_SAMPLES:  # before the engines are asked (issue 19)
         raise InputError(f"--samples must be from 1 to {MAX_SAMPLES}, got {args.samples}")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must lie strictly between 0 and 1, got {args.confidence}")
     config = ServeConfig(samples=args.samples, concurrency=args.concurrency, top_n=args.top_n,
                          options=request_options(args), mapping=parse_model_map(args.model_map),
-                         route_each_turn=args.route_each_turn)
+                         route_each_turn=args.route_each_turn, early_stop=args.early_stop,
+                         confidence=args.confidence)
     engines = engines_from_args(args)
     router = load_profile(args.dir)
     embedder = embedder_for_profile(args, router, engines)

@@ -93,11 +93,14 @@ class Reply:
     usage: dict[str, int] | None = None
     rule: str | None = None
     single: str | None = None
+    sampling: dict[str, Any] | None = None  # a vote's {drawn, asked, stopped}
 
     def avengers(self) -> dict[str, Any]:
         """The `avengers` field: {cluster, models, answer, votes, confidence, notes}, plus
-        `rule` (what was routed) on routed replies, `single` when one sample answered, and
-        for a routed reply `explanation` (`routing.explain.Explanation.compact`)."""
+        `rule` (what was routed) on routed replies, `single` when one sample answered, for
+        a routed reply `explanation` (`routing.explain.Explanation.compact`), and for a vote
+        `drawn` (samples that ran to the end), `asked` (N) and `stopped` (complete, decided
+        or confident; see vote.stopping)."""
         out = {"cluster": self.routing.cluster, "models": list(self.routing.models),
                "answer": self.answer, "votes": dict(self.votes),
                "confidence": self.confidence, "notes": list(self.routing.notes)}
@@ -107,6 +110,7 @@ class Reply:
             out["single"] = self.single
         if self.routing.explanation is not None:
             out["explanation"] = self.routing.explanation
+        out.update(self.sampling or {})
         return out
 
 
@@ -123,6 +127,8 @@ class ServeConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     mapping: Mapping[str, str] = field(default_factory=dict)
     route_each_turn: bool = False
+    early_stop: str = "decided"  # vote.stopping's rule and its confidence
+    confidence: float = 0.95
 
 
 class Service:
@@ -236,6 +242,7 @@ class Service:
             concurrency=self.config.concurrency, seed=req.seed or 0,
             prompt=req.prompt(None if structured else make_prompt(req.query, routing.kind)),
             options=self.options(req),
+            early_stop=self.config.early_stop, confidence=self.config.confidence,
         )
         yield Begin()
         async for item in bridged(lambda _put: run.run(), run.cancel):
@@ -297,4 +304,6 @@ def _verdict(result: VoteResult, routing: Routing, rule: str | None = None) -> R
     return Reply(chosen.text, used, answer=tally.winner, votes=dict(tally.votes),
                  confidence=tally.confidence if tally.winner is not None else None,
                  finish=chosen.finish_reason or ("length" if chosen.truncated else "stop"),
-                 usage=usage.as_dict(), rule=rule)
+                 usage=usage.as_dict(), rule=rule,
+                 sampling={"drawn": result.drawn, "asked": result.asked,
+                           "stopped": result.stopped})

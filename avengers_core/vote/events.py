@@ -58,6 +58,18 @@ class TallyChanged:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """A stopping rule ended the vote early (`rule`: "decided" or "confident") after
+    `drawn` of the `asked` samples; `dropped` are the samples cancelled in flight (their
+    partial text is discarded)."""
+
+    rule: str
+    drawn: int
+    asked: int
+    dropped: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The last event: the result (also in `VoteRun.result`)."""
 

@@ -9,6 +9,14 @@ Where a server honours `n` (vLLM, SGLang, `llama-server`), one request draws sev
 samples that share the prompt's prefill; where it returns fewer choices than asked, the
 missing samples are drawn one request each and `VoteRun.notes` says so.
 :meth:`VoteRun.cancel` aborts every request; nothing keeps running afterwards.
+
+Early stopping (`early_stop`, rules in :mod:`avengers_core.vote.stopping`): with a rule on,
+at most `concurrency` samples are in flight (waves; an `n` request asks for the free part
+of the wave, never for all N), the rule is checked after every finished sample, and when
+it fires the samples still in flight are aborted at once and left out of the vote.
+A server that ends a stream whenever another request arrives (llama-cpp-python's server
+without `--interrupt_requests false`) is found out: the cut samples are drawn again and
+that server gets one request at a time for the rest of the run (and of its Engines).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avengers_core.answers.extract import extract_with_reason
+from avengers_core.answers.extract import NO_NUMBER, extract_with_reason
 from avengers_core.answers.prompts import make_prompt
 from avengers_core.answers.thinking import CUT_OFF, split_thinking
 from avengers_core.backends import (
@@ -30,6 +38,7 @@ from avengers_core.backends import (
     Timeouts,
 )
 from avengers_core.backends.endpoints import Engines, as_engines
+from avengers_core.backends.openai import CUT_CHOICE, CUT_STREAM
 from avengers_core.backends.retry import call_retries, retry_notes
 from avengers_core.vote.events import (
     AnswerExtracted,
@@ -37,13 +46,19 @@ from avengers_core.vote.events import (
     RunFinished,
     SampleFinished,
     SampleStarted,
+    Settled,
     TallyChanged,
     Token,
 )
+from avengers_core.vote.stopping import DEFAULT_CONFIDENCE, check_early_stop, should_stop
 from avengers_core.vote.tally import FINAL, TRUNCATED, Sample, Tally, VoteResult, count_votes
 
 STRATEGIES = ("single", "spread", "switch")
 THREAD_PREFIX = "avengers-vote"
+SETTLED = "vote settled"
+"""The abort reason of the samples still in flight when a stopping rule ends the vote."""
+CUT_REASONS = (CUT_CHOICE, CUT_STREAM)
+"""Stream ends that an engine interrupting its streams produces (see `_request`)."""
 
 
 Event = (
@@ -53,6 +68,7 @@ Event = (
     | SampleFinished
     | AnswerExtracted
     | TallyChanged
+    | Settled
     | RunFinished
 )
 
@@ -65,6 +81,9 @@ class _Stage:
     model: str
     rank: int
     samples: list[Sample] = field(default_factory=list)
+    pending: list[Sample] = field(default_factory=list)  # next to draw at the end
+    in_flight: int = 0  # samples in requests now
+    limit: int = 1  # samples in flight at most
 
 
 @dataclass(frozen=True)
@@ -80,7 +99,9 @@ class VoteRun:
     `spread` (samples spread over all given models), `switch` (Model-Switch: the next
     model is sampled only while the winner's share is below `threshold`). options:
     `max_tokens`, and `think` (False turns a reasoning model's thinking off; a level
-    such as "low" for models that take one).
+    such as "low" for models that take one). early_stop: "off" (draw every sample),
+    "decided" or "confident" (see :mod:`avengers_core.vote.stopping`); confidence: the
+    posterior probability at which `confident` stops.
     """
 
     def __init__(
@@ -101,7 +122,10 @@ class VoteRun:
         embed: Callable[[list[str]], Sequence[Sequence[float]]] | None = None,
         timeouts: Timeouts | None = None,
         options: Mapping[str, Any] | None = None,
+        early_stop: str = "off",
+        confidence: float = DEFAULT_CONFIDENCE,
     ) -> None:
+        check_early_stop(early_stop, confidence)
         if not models:
             raise ValueError("no model to sample")
         if samples < 1:
@@ -112,7 +136,6 @@ class VoteRun:
         self.options = dict(options or {})
         self.notes: list[str] = []
         self._retries: list[tuple[str, int, float]] = []  # busy engines waited for (issue 22)
-        self._ignores_n: set[str] = set()  # endpoints already noted as ignoring n
         self.models = list(models)
         self.query = query
         self.n_samples = samples
@@ -133,7 +156,16 @@ class VoteRun:
         self._arrivals = 0
         self._counted: tuple[int, Tally] | None = None  # (samples counted, their tally)
         self._started = False
-        self._stage_size = 1
+        self.early_stop = early_stop
+        self.confidence = confidence
+        self._cond = threading.Condition(self._lock)
+        self._plan: list[_Stage] = []
+        self._stage: _Stage | None = None
+        self._stopped: str | None = None  # the rule that settled the vote
+        self._active: dict[str, int] = {}  # requests running per endpoint
+        self._n_noted: set[str] = set()
+        self._redrawn: dict[str, int] = {}  # endpoint -> samples cut and drawn again
+        self._started_at: set[int] = set()  # samples sent at least once
         self.result: VoteResult | None = None
 
     # -- control ------------------------------------------------------------------------
@@ -147,7 +179,12 @@ class VoteRun:
 
     @property
     def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
         return self._cancel.is_set()
+
+    def _halted(self) -> bool:
+        """Cancelled, or settled by a stopping rule: start nothing more."""
+        return self._cancel.is_set() or self._stopped is not None
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the worker threads (after a cancel they end promptly)."""
@@ -177,13 +214,21 @@ class VoteRun:
         self._started = True
         finished = False
         try:
-            for stage in self._stages():
-                if self._cancel.is_set():
+            self._plan = list(self._stages())
+            reached: list[_Stage] = []
+            for stage in self._plan:
+                if self._halted():
                     break
+                reached.append(stage)
                 yield ModelStarted(stage.model, stage.rank, len(stage.samples))
                 yield from self._run_stage(stage)
                 if self.strategy == "switch" and self._tally().confidence >= self.threshold:
                     break
+            asked = sum(len(st.samples) for st in reached)
+            if self._cancel.is_set():
+                stopped = "cancelled"
+            else:
+                stopped = self._stopped or "complete"
             self.result = VoteResult(
                 query=self.query,
                 kind=self.kind,
@@ -191,7 +236,9 @@ class VoteRun:
                 samples=sorted(self._samples, key=lambda s: s.index),
                 tally=self._tally(),
                 cancelled=self._cancel.is_set(),
-                notes=[*self.notes, *retry_notes(self._retries)],
+                notes=[*self.notes, *self._redraw_notes(), *retry_notes(self._retries)],
+                asked=asked,
+                stopped=stopped,
             )
             finished = True
             yield RunFinished(self.result)
@@ -219,18 +266,20 @@ class VoteRun:
 
     def _run_stage(self, stage: _Stage) -> Iterator[Event]:
         events: queue.Queue[Any] = queue.Queue()
-        pending = list(reversed(stage.samples))
+        stage.pending = list(reversed(stage.samples))
+        stopping = self.early_stop != "off"
+        stage.limit = self.concurrency if stopping else len(stage.samples)
         workers = [
             threading.Thread(
                 target=self._worker,
-                args=(pending, events),
+                args=(stage, events),
                 name=f"{THREAD_PREFIX}-{stage.rank}-{i}",
                 daemon=True,
             )
-            for i in range(min(self.concurrency, len(pending)))
+            for i in range(min(self.concurrency, len(stage.pending)))
         ]
         self._threads = workers
-        self._stage_size = len(stage.samples)
+        self._stage = stage
         for t in workers:
             t.start()
         alive = len(workers)
@@ -238,59 +287,191 @@ class VoteRun:
             for ev in _drain(events):
                 if isinstance(ev, _WorkerDone):
                     alive -= 1
+                elif self._stopped is not None:
+                    continue  # settled: what still arrives is left out of the vote
                 elif isinstance(ev, SampleFinished):
                     yield from self._finish(ev.sample)
+                    rule = self._stop_rule(stage)
+                    if rule is not None:
+                        self._settle(rule)
+                    with self._cond:  # counted: its place in the wave is free
+                        stage.in_flight -= 1
+                        self._cond.notify_all()
+                elif isinstance(ev, SampleStarted):
+                    self._started_at.add(ev.sample)
+                    yield ev
                 else:
                     yield ev
         self.join()
+        if self._stopped is not None and not self._cancel.is_set():
+            done = {s.index for s in self._samples}
+            dropped = tuple(i for i in sorted(self._started_at) if i not in done)
+            asked = sum(len(st.samples) for st in self._plan[: self._plan.index(stage) + 1])
+            yield Settled(self._stopped, len(self._samples), asked, dropped)
 
-    def _worker(self, pending: list[Sample], events: queue.Queue[Any]) -> None:
+    def _stop_rule(self, stage: _Stage) -> str | None:
+        """The stopping rule that ends the vote now, or None (see vote.stopping).
+
+        Single and spread: the samples still to come are every unfinished one of the plan.
+        Model-Switch: those of this model; before the last model, `decided` also needs the
+        winner's share to stay at or above the switch threshold whatever they say, so the
+        full run would not have sampled the next model either.
+        """
+        if self.early_stop == "off" or self._cancel.is_set():
+            return None
+        if self.kind == "free" and self.early_stop == "decided":
+            return None  # later samples can regroup free text: nothing is decided early
+        done = {s.index for s in self._samples}
+        if self.strategy == "switch":
+            to_come = [s for s in stage.samples if s.index not in done]
+        else:
+            to_come = [s for st in self._plan for s in st.samples if s.index not in done]
+        if not to_come:
+            return None
+        tally = self._tally()
+        votes = list(tally.votes.values())  # winner first
+        rule = should_stop(self.early_stop, votes, len(to_come), self.confidence)
+        last = stage is self._plan[-1]
+        if rule == "decided" and self.strategy == "switch" and not last:
+            if votes[0] / (tally.counted + len(to_come)) < self.threshold:
+                return None
+        return rule
+
+    def _settle(self, rule: str) -> None:
+        """End the vote now: nothing more starts, and the requests in flight are aborted
+        (not awaited); their samples are left out of the vote."""
+        with self._cond:
+            self._stopped = rule
+            calls = list(self._calls)
+            self._cond.notify_all()
+        for call in calls:
+            call.abort(SETTLED)
+
+    def _worker(self, stage: _Stage, events: queue.Queue[Any]) -> None:
         try:
-            while not self._cancel.is_set():
-                with self._lock:
-                    if not pending or self._cancel.is_set():
+            while True:
+                with self._cond:
+                    while (not self._halted() and stage.pending
+                           and stage.in_flight >= stage.limit):
+                        self._cond.wait(0.1)
+                    if self._halted() or not stage.pending:
                         return
-                    batch = [pending.pop() for _ in range(self._batch_size(pending))]
-                first = batch[0]
-                call = self.engines.stream_call(
-                    first.model, self.prompt, seed=first.seed, temperature=self.temperature,
-                    n=len(batch), options=self.options,
-                )
+                    batch = [stage.pending.pop() for _ in range(self._batch_size(stage))]
+                    stage.in_flight += len(batch)
+                # a finished sample keeps its place in the wave until the consumer has
+                # counted it (so a settled vote starts nothing more); one drawn again or
+                # lost to an error frees it here
+                freed = len(batch)
+                try:
+                    freed = self._request(stage, batch, events)
+                finally:
+                    with self._cond:
+                        stage.in_flight -= freed
+                        self._cond.notify_all()
+        finally:
+            events.put(_WorkerDone())
+
+    def _request(self, stage: _Stage, batch: list[Sample], events: queue.Queue[Any]) -> int:
+        """Draw `batch` in one request; put the samples it did not draw back in `pending`;
+        return how many samples went back (the rest are reported as SampleFinished).
+
+        Two engine limits are handled here: a server that returns fewer choices than `n`
+        asked (it ignores `n`: the rest are drawn one request each), and a server that ends
+        a stream whenever another request arrives (a choice cut short while another request
+        runs on the same endpoint): that endpoint is run one request at a time from now on
+        and the cut samples are drawn again, so a vote never loses samples to it.
+        """
+        first = batch[0]
+        call = self.engines.stream_call(
+            first.model, self.prompt, seed=first.seed, temperature=self.temperature,
+            n=len(batch), options=self.options,
+        )
+        endpoint = call.endpoint
+        with self._lock:
+            self._calls.add(call)
+            if self._cancel.is_set():  # cancelled while the call was being built
+                call.abort("cancelled")
+            elif self._stopped is not None:
+                call.abort(SETTLED)
+        for s in batch:
+            s.endpoint = endpoint
+            events.put(SampleStarted(s.index, s.model, s.seed))
+        gate = self.engines.serial_gate(endpoint)
+        try:
+            held = self._hold(gate, call)
+            try:
                 with self._lock:
-                    self._calls.add(call)
-                    if self._cancel.is_set():  # cancelled while the call was being built
-                        call.abort("cancelled")
-                for s in batch:
-                    s.endpoint = call.endpoint
-                    events.put(SampleStarted(s.index, s.model, s.seed))
+                    self._active[endpoint] = self._active.get(endpoint, 0) + 1
                 try:
                     redo = self._draw(batch, call, events)
                 finally:
                     with self._lock:
-                        self._calls.discard(call)
-                        self._retries.extend(call_retries(call))
-                if redo:  # the server ignored `n`: draw the rest one request each
-                    self.engines.n_ignored(call.endpoint)
-                    with self._lock:
-                        if call.endpoint not in self._ignores_n:  # one note per endpoint
-                            self._ignores_n.add(call.endpoint)
-                            self.notes.append(
-                                f"{call.endpoint} returned {len(batch) - len(redo)} of "
-                                f"{len(batch)} choices asked (it ignores n); drew the rest "
-                                "one request each")
-                        pending.extend(reversed(redo))
-                for s in batch:
-                    if s not in redo:
-                        events.put(SampleFinished(s))
+                        others = self._active[endpoint] - 1
+                        self._active[endpoint] = others
+            finally:
+                if held:
+                    gate.release()
         finally:
-            events.put(_WorkerDone())
+            with self._lock:
+                self._calls.discard(call)
+                self._retries.extend(call_retries(call))  # busy engines waited for (issue 22)
+        if redo and call.aborted is None:  # fewer choices than asked
+            self._note_n_ignored(endpoint, len(batch) - len(redo), len(batch))
+        cut = [s for s in batch if s not in redo and s.error in CUT_REASONS]
+        if cut and others > 0 and call.aborted is None:
+            self.engines.interrupts(endpoint)
+            with self._lock:
+                self._redrawn[endpoint] = self._redrawn.get(endpoint, 0) + len(cut)
+            redo = redo + cut
+        if redo:
+            for s in redo:
+                _reset(s)
+            with self._cond:
+                stage.pending.extend(reversed(sorted(redo, key=lambda s: s.index)))
+        for s in batch:
+            if s not in redo:
+                events.put(SampleFinished(s))
+        return len(redo)
 
-    def _batch_size(self, pending: list[Sample]) -> int:
-        """Samples to draw in the next request: 1, or an equal share of the stage's
-        samples per worker where the server may honour `n` (call with the lock held)."""
+    def _hold(self, gate: threading.Lock | None, call: StreamCall) -> bool:
+        """Wait for an endpoint's serial gate (None: no wait); give up when the call is
+        aborted. True when the gate is held."""
+        if gate is None:
+            return False
+        while not gate.acquire(timeout=0.1):
+            if call.aborted is not None or self._halted():
+                return False
+        return True
+
+    def _note_n_ignored(self, endpoint: str, got: int, asked: int) -> None:
+        """The server at `endpoint` ignores `n`: ask it for one choice from now on, and
+        say so once per endpoint (issue 19)."""
+        self.engines.n_ignored(endpoint)
+        with self._lock:
+            if endpoint in self._n_noted:
+                return
+            self._n_noted.add(endpoint)
+            self.notes.append(f"{endpoint} returned {got} of {asked} choices asked (it "
+                              "ignores n); drew the rest one request each")
+
+    def _redraw_notes(self) -> list[str]:
+        """One note per endpoint whose streams were cut by other requests."""
+        return [f"{endpoint} ended {n} stream(s) early when another request arrived "
+                "(llama-cpp-python's server does so unless started with --interrupt_requests "
+                "false); ran it one request at a time and drew those samples again"
+                for endpoint, n in self._redrawn.items()]
+
+    def _batch_size(self, stage: _Stage) -> int:
+        """Samples to draw in the next request (call with the lock held): 1 where the
+        server does not honour `n`; else, with a stopping rule, the free part of the wave
+        (at most `concurrency` samples in flight), and without one an equal share of the
+        stage's samples per worker."""
+        pending = stage.pending
         if not self.engines.supports_n(pending[-1].model):
             return 1
-        return min(len(pending), -(-self._stage_size // self.concurrency))
+        if self.early_stop != "off":
+            return max(1, min(len(pending), stage.limit - stage.in_flight))
+        return min(len(pending), -(-len(stage.samples) // self.concurrency))
 
     @staticmethod
     def _draw(batch: list[Sample], call: StreamCall, events: queue.Queue[Any]) -> list[Sample]:
@@ -331,6 +512,14 @@ class VoteRun:
             else:
                 sample.answer, sample.no_answer = extract_with_reason(
                     sample.text, self.kind, self.choices, self.query)
+                if sample.no_answer == NO_NUMBER and not sample.truncated:
+                    # the engine ended this reply itself (it reports a token-limit cut),
+                    # so a last line `7 + 3 = 10` is whole even without a full stop: the
+                    # extractor's guard against replies cut mid-sentence does not apply
+                    answer, _ = extract_with_reason(sample.text.rstrip() + ".", self.kind,
+                                                    self.choices, self.query)
+                    if answer is not None:
+                        sample.answer, sample.no_answer = answer, None
         self._samples.append(sample)
         yield SampleFinished(sample)
         if sample.error is None:
@@ -344,6 +533,12 @@ class VoteRun:
         if self._counted is None or self._counted[0] != n:
             self._counted = (n, count_votes(self._samples, self.kind, self._embed))
         return self._counted[1]
+
+
+def _reset(sample: Sample) -> None:
+    """Clear a sample that will be drawn again."""
+    sample.text, sample.thinking, sample.error = "", "", None
+    sample.truncated, sample.choice, sample.endpoint = False, 0, ""
 
 
 def _drain(events: queue.Queue[Any]) -> list[Any]:

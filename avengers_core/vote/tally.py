@@ -72,7 +72,12 @@ class Tally:
 
 @dataclass
 class VoteResult:
-    """The outcome of a run; `to_dict()` is the CLI's `--json` object."""
+    """The outcome of a run; `to_dict()` is the CLI's `--json` object.
+
+    asked: the samples the run planned (N; Model-Switch: N per model it reached);
+    stopped: why sampling ended: "complete" (every sample asked ran), "decided" or
+    "confident" (a stopping rule of :mod:`avengers_core.vote.stopping`), "cancelled".
+    """
 
     query: str
     kind: str
@@ -81,6 +86,13 @@ class VoteResult:
     tally: Tally
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)
+    asked: int = 0
+    stopped: str = "complete"
+
+    @property
+    def drawn(self) -> int:
+        """Samples that ran to the end (answered, answerless or failed)."""
+        return len(self.samples)
 
     @property
     def answer(self) -> str | None:
@@ -99,6 +111,9 @@ class VoteResult:
             "kind": self.kind,
             "models": list(self.models),
             "cancelled": self.cancelled,
+            "drawn": self.drawn,
+            "asked": self.asked,
+            "stopped": self.stopped,
             "notes": list(self.notes),
             "samples": [s.to_dict() for s in self.samples],
         }

@@ -65,7 +65,7 @@ def test_r1_vote_through_the_cli(tmp_path, monkeypatch, capsys):
         monkeypatch.setenv("AVENGERS_CACHE_DIR", str(tmp_path / "cache"))
         profile = build_profile(srv.url, tmp_path / "profile")
         code = main(["vote", str(profile), MATH[0], "--host", srv.url, "--samples", "5",
-                     "--kind", "number", "--json"])
+                     "--kind", "number", "--json", "--early-stop", "off"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert (out["answer"], out["votes"], out["confidence"]) == ("72", {"72": 5}, 1.0)

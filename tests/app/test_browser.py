@@ -242,7 +242,9 @@ def test_every_page_in_chromium(app_url):
         page.get_by_role("button", name="Run the vote").click()
         page.locator('[data-testid="stAlert"]', has_text="Answer:").wait_for(timeout=120_000)
         settle(page)
-        assert page.locator('[data-testid="stCode"]').count() >= 10  # one panel per sample
+        # one panel per sample drawn: the default early stop settles this vote (mostly 42)
+        # after at least 6 of its 10 samples
+        assert page.locator('[data-testid="stCode"]').count() >= 6
         page.locator('[data-testid="stAlert"]', has_text="Answer:").evaluate(
             "e => e.scrollIntoView({block: 'start'})")
         shoot(page, "vote")

@@ -317,9 +317,28 @@ def test_vote_streams_and_finishes(ollama, monkeypatch):
     button(at, "Run the vote").click().run()
     clean(at)
     result = at.session_state["vote_result"]
-    assert not result.cancelled and result.tally.counted + result.tally.failed == 10
+    assert not result.cancelled and result.asked == 10
+    assert result.tally.counted + result.tally.failed == result.drawn <= 10  # may settle early
     assert at.success[0].value.startswith("**Answer: ")
     assert charts(at)[0]["data"][0]["type"] == "bar"
+
+
+def test_vote_page_shows_where_the_vote_settled(monkeypatch):
+    script = ModelScript(replies=["#### 42"] * 6 + ["#### 41"] * 4)
+    with FakeOllama({"qwen2.5:7b-instruct": script}) as srv:
+        monkeypatch.setenv("OLLAMA_HOST", srv.url)
+        at = app("vote")
+        at.slider[2].set_value(1)  # one sample at a time: the scripted order is the order
+        button(at, "Run the vote").click().run()
+        clean(at)
+        result = at.session_state["vote_result"]
+        assert (result.drawn, result.asked, result.stopped) == (6, 10, "decided")
+        assert "settled after 6 of 10 (decided)" in at.success[0].value
+        at.selectbox(key="vote_early").set_value("off").run()
+        button(at, "Run the vote").click().run()
+        clean(at)
+        assert at.session_state["vote_result"].drawn == 10
+        assert "settled" not in at.success[0].value
 
 
 def test_vote_failures_are_shown_and_vote_goes_on(monkeypatch):
@@ -328,6 +347,7 @@ def test_vote_failures_are_shown_and_vote_goes_on(monkeypatch):
         monkeypatch.setenv("OLLAMA_HOST", srv.url)
         at = app("vote")
         at.slider[0].set_value(5)
+        at.selectbox(key="vote_early").set_value("off").run()  # every sample, failed or not
         button(at, "Run the vote").click().run()
         clean(at)
         t = at.session_state["vote_result"].tally
@@ -654,7 +674,9 @@ def test_tour_live_vote_with_an_engine(ollama, monkeypatch):
     button(at, "Run a live vote").click().run()
     clean(at)
     result = at.session_state["tour_vote"]
-    assert result.tally.counted + result.tally.failed == 9  # N = 9 by default
+    assert result.asked == 9  # N = 9 by default; the vote may settle earlier
+    assert result.tally.counted + result.tally.failed == result.drawn <= 9
+    assert any("is **settled**" in m.value for m in at.markdown)
     tally = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Vote tally")
     assert tally["data"][0]["type"] == "bar"
 

@@ -37,13 +37,15 @@ def profile(srv, tmp_path, monkeypatch):
 
 
 def test_vote_json(srv, profile, capsys):
-    code = main(["vote", str(profile), MATH[0], "--host", srv.url, "--samples", "6", "--json"])
+    code = main(["vote", str(profile), MATH[0], "--host", srv.url, "--samples", "6", "--json",
+                 "--early-stop", "off"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert out["answer"] == "42"
     assert out["votes"] == {"42": 4, "41": 2}
     assert out["confidence"] == pytest.approx(4 / 6)
     assert len(out["samples"]) == 6
+    assert (out["drawn"], out["asked"], out["stopped"]) == (6, 6, "complete")
     assert set(out["samples"][0]) >= {"model", "seed", "text", "answer", "error"}
     assert {s["model"] for s in out["samples"]} == {"qwen2.5:7b-instruct"}
 
@@ -75,8 +77,24 @@ def test_vote_streams_progress_and_uses_the_model_map(srv, profile, capsys):
                  "--model-map", mapping])
     captured = capsys.readouterr()
     assert code == 0
-    assert "[3/3] llama3.1:8b" in captured.err
+    assert "[2/3] llama3.1:8b" in captured.err  # 41 twice: the third cannot change it
+    assert "settled (decided) after 2 of 3 samples" in captured.err
     assert captured.out.startswith("answer: 41")
+    assert captured.out.splitlines()[0].endswith("settled after 2 of 3 (decided)")
+
+
+def test_vote_early_stop_flags(srv, profile, capsys):
+    code = main(["vote", str(profile), MATH[1], "--host", srv.url, "--samples", "10",
+                 "--model-map", json.dumps({"qwen2.5-7b-instruct": "llama3.1:8b"}),
+                 "--early-stop", "confident", "--confidence", "0.9", "--concurrency", "1",
+                 "--json"])
+    out = json.loads(capsys.readouterr().out)
+    # one answer three times: P(leader is the majority) = 1 - 2^-4 ≥ 0.9 after 3 samples
+    assert code == 0 and (out["drawn"], out["asked"], out["stopped"]) == (3, 10, "confident")
+    code = main(["vote", str(profile), MATH[1], "--host", srv.url, "--confidence", "1.5"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --confidence must lie strictly between 0 and 1, got 1.5")
 
 
 def test_vote_top_n_spreads_over_models(srv, profile, capsys):

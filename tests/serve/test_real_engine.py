@@ -88,7 +88,8 @@ def check_field(field: dict, text: str, voted: bool) -> None:
     # no answer when the 16-token limit cut the reply before a final answer (issue 10)
     assert field["answer"] in (None, extract(text, "number"))
     if voted:
-        assert sum(field["votes"].values()) <= SAMPLES
+        assert sum(field["votes"].values()) <= field["drawn"] <= field["asked"] == SAMPLES
+        assert field["stopped"] in ("complete", "decided")
         if field["answer"] is not None:
             assert field["votes"][field["answer"]] == max(field["votes"].values())
             assert field["confidence"] == pytest.approx(

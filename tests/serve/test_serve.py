@@ -58,7 +58,8 @@ def profile(srv, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def url(srv, profile):
-    with serving([str(profile), "--host", srv.url, "--samples", "6", "--keepalive", "0.2"]) as u:
+    with serving([str(profile), "--host", srv.url, "--samples", "6", "--keepalive", "0.2",
+                  "--early-stop", "off"]) as u:  # every vote draws all 6 (see below for stops)
         yield u
 
 
@@ -331,7 +332,8 @@ def test_the_command_serves_until_stopped(srv, profile, tmp_path):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": ROOT, "AVENGERS_CACHE_DIR": str(tmp_path)}
     proc = subprocess.Popen([sys.executable, "-m", "avengers_core.cli", "serve", str(profile),
-                             "--host", srv.url, "--port", str(port), "--samples", "3"],
+                             "--host", srv.url, "--port", str(port), "--samples", "3",
+                             "--early-stop", "off"],
                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -354,3 +356,16 @@ def test_threads_do_not_outlive_requests(url, oai):
             break
         time.sleep(0.05)
     assert not [t.name for t in threading.enumerate() if t.name == "avengers-serve"]
+
+
+def test_a_vote_that_settles_says_so_in_the_avengers_field(srv, profile):
+    """Issue 23: serve's default stops a vote once decided; the field says how far it got."""
+    srv.models[QWEN] = ModelScript(replies=["#### 42"])
+    with serving([str(profile), "--host", srv.url, "--samples", "6"]) as u:
+        res = openai.OpenAI(base_url=f"{u}/v1", api_key="-").chat.completions.create(
+            model="avengers", messages=user())
+    field = res.model_extra["avengers"]
+    # one answer: after 4 votes the last 2 cannot catch it (4 > 0 + 2); samples in flight
+    # then are cancelled and left out
+    assert (field["drawn"], field["asked"], field["stopped"]) == (4, 6, "decided")
+    assert field["votes"] == {"42": 4}

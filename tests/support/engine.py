@@ -32,15 +32,20 @@ def smollm2_path() -> Path:
 
 @contextlib.contextmanager
 def llama_server(
-    embedding: bool = False, threads: int = 2
+    embedding: bool = False, threads: int = 2, interrupts: bool = False
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start the engine; yield (base URL with /v1, process); stop it afterwards."""
+    """Start the engine; yield (base URL with /v1, process); stop it afterwards.
+
+    interrupts: start it as its own documentation shows, without `--interrupt_requests
+    false`: a request that arrives then ends the stream in progress (issue 22).
+    """
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()),
            "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port),
-           "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "false",
-           # queue concurrent requests (by default a new one ends the stream in progress)
-           "--interrupt_requests", "false"]
+           "--n_ctx", "2048", "--n_threads", str(threads), "--verbose", "false"]
+    if not interrupts:
+        # queue concurrent requests (by default a new one ends the stream in progress)
+        cmd += ["--interrupt_requests", "false"]
     if embedding:
         cmd += ["--embedding", "true"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -73,6 +73,9 @@ class ModelScript:
     tool_call: when the request offers `tools`, answer with this call instead of text:
         {"name": ..., "arguments": {...}} (Ollama's `message.tool_calls`; on `/v1` streamed
         `delta.tool_calls` fragments and finish reason "tool_calls").
+    interrupts: on `/v1`, end a stream with `[DONE]` and no finish reason as soon as a later
+        request is in flight, as llama-cpp-python's server does unless started with
+        `--interrupt_requests false`.
 
     Every script also (issue 21): cuts a reply at the first `stop` sequence asked
     (`options.stop`, or `stop` on `/v1`); reports usage (Ollama's `prompt_eval_count` and
@@ -93,6 +96,7 @@ class ModelScript:
     busy_first: int = 0
     busy_mode: str = "http503"
     tool_call: dict[str, Any] | None = None
+    interrupts: bool = False
 
     def __post_init__(self) -> None:
         modes = [self.fail, *self.fail_seeds.values(), self.busy_mode]
@@ -132,6 +136,7 @@ class FakeOllama:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.arrivals = 0  # completion requests received
         self._connections: dict[socket.socket, threading.Thread] = {}  # and their handlers
         self._lock = threading.Lock()
         self._closed = threading.Condition(self._lock)
@@ -209,10 +214,18 @@ class FakeOllama:
             self._busy_seen[model] = n + 1
         return script.busy_mode if n < script.busy_first else None
 
-    def _enter(self) -> None:
+    def _enter(self) -> int:
+        """Count a request in; return its arrival number."""
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.arrivals += 1
+            return self.arrivals
+
+    def _overtaken(self, arrival: int) -> bool:
+        """A request that arrived after `arrival` is in flight now."""
+        with self._lock:
+            return self.arrivals > arrival and self.in_flight > 1
 
     def _leave(self) -> None:
         with self._lock:
@@ -548,15 +561,15 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                         for i, t in enumerate(texts)]
                 self._json(200, {"object": "list", "data": data, "model": model})
                 return
-            srv._enter()
+            arrival = srv._enter()
             try:
-                self._complete(model, body)
+                self._complete(model, body, arrival)
             except (BrokenPipeError, ConnectionResetError):
                 pass
             finally:
                 srv._leave()
 
-        def _complete(self, model: str, body: dict[str, Any]) -> None:
+        def _complete(self, model: str, body: dict[str, Any], arrival: int = 0) -> None:
             script = srv.models[model]
             seed = body.get("seed")
             n = int(body.get("n") or 1) if script.honours_n else 1
@@ -640,6 +653,10 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                 for i, p in enumerate(pieces):
                     if step < len(p) and (p[step] or call is None):
                         event({"content": p[step]}, i)
+                if script.interrupts and srv._overtaken(arrival):
+                    failure = "interrupted"
+                    self._chunk("data: [DONE]\n\n")  # as llama-cpp-python: no finish reason
+                    break
                 if failure == "stall":
                     self._wait(math.inf)
                     return
@@ -655,7 +672,7 @@ def _make_handler(srv: FakeOllama) -> type[BaseHTTPRequestHandler]:
                     elif failure == "drop":
                         self.close_connection = True
                         return
-            if failure not in ("cut", "errorline"):
+            if failure not in ("cut", "errorline", "interrupted"):
                 for i in range(n):
                     event({}, i, finish)
                 if (body.get("stream_options") or {}).get("include_usage"):

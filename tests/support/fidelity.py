@@ -45,9 +45,10 @@ def endpoints_file(srv: FakeOllama, folder: Path) -> Path:
 @contextlib.contextmanager
 def serve(srv: FakeOllama, profile: Path, folder: Path, *extra: str,
           mixed: bool = False) -> Iterator[str]:
-    """`avengers serve` over the scripted engine (6 samples); yields its URL."""
-    argv = [str(profile), "--host", srv.url, "--samples", "6", "--keepalive", "0.2",
-            "--endpoints", str(endpoints_file(srv, folder)), *extra]
+    """`avengers serve` over the scripted engine (6 samples, every one drawn: these tests
+    count them); yields its URL."""
+    argv = [str(profile), "--host", srv.url, "--samples", "6", "--early-stop", "off",
+            "--keepalive", "0.2", "--endpoints", str(endpoints_file(srv, folder)), *extra]
     if mixed:
         argv += ["--model-map", json.dumps({"qwen2.5-7b-instruct": OA_QWEN,
                                             "llama-3.1-8b-instruct": OA_LLAMA})]
