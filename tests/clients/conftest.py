@@ -32,7 +32,8 @@ def profile(srv, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def serve_url(srv, profile):
-    """`avengers serve` (6 samples) in front of the scripted engine."""
+    """`avengers serve` (6 samples, all drawn: the tests check the whole tally) in front of
+    the scripted engine."""
     with serving([str(profile), "--host", srv.url, "--samples", str(SAMPLES),
-                  "--keepalive", "0.2"]) as url:
+                  "--early-stop", "off", "--keepalive", "0.2"]) as url:
         yield url

@@ -167,7 +167,8 @@ def test_a_big_vote_fits_undicis_header_limit(srv, profile):
     8 KiB (part A of issue 21); the full tally is in the body."""
     srv.models[LLAMA] = ModelScript(replies=[f"The answer is {i} " + "日本語の長い答え" * 40
                                              for i in range(40)])
-    with serving([str(profile), "--host", srv.url, "--samples", "40"]) as url:
+    with serving([str(profile), "--host", srv.url, "--samples", "40",
+                  "--early-stop", "off"]) as url:
         calls = [{"op": "chat", "model": "avengers", "messages": user(TRIVIA_QUESTION)}]
         for client in ("openai", "ollama"):
             res = ok(drive(client, url, calls)[0])

@@ -57,7 +57,7 @@ it with its tag, as Ollama names always have one)."""
 def recorded(srv, profile) -> Iterator[tuple[str, Recorder]]:
     """serve (6 samples) with a record of the requests it got."""
     with recorded_serving([str(profile), "--host", srv.url, "--samples", str(SAMPLES),
-                           "--keepalive", "0.2"]) as served:
+                           "--early-stop", "off", "--keepalive", "0.2"]) as served:
         yield served
 
 
