@@ -101,8 +101,13 @@ VOTE_FIELDS: dict[str, str] = {
     "response_format / format": "per sample; the vote is over the parsed JSON (replies "
                                 "that do not parse do not vote)",
     "stream_options.include_usage": "the usage chunk, summed over the samples",
-    "tools / tool_choice / tool messages": "one routed sample (a vote cannot merge tool "
-                                           "calls); `avengers.single` says why",
+    "tools offered (tool_choice absent, auto or none; no tool turn yet)": "voted on text "
+        "answers, the tools left out (a model may always answer without calling one, as "
+        "`auto` allows; Open WebUI offers its built-in tools with every chat); "
+        "`avengers.notes` says so",
+    "tool_choice required or a function / tool messages": "one routed sample (a vote "
+                                                          "cannot merge tool calls); "
+                                                          "`avengers.single` says why",
     "logprobs / top_logprobs": "one routed sample (the winner's log-probabilities would "
                                "not describe a vote)",
     "images (image_url parts, images)": "one routed sample; an engine without vision "
@@ -130,11 +135,31 @@ SINGLE_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "logprobs", "top
 """Fields that make `avengers` answer with one routed sample (see VOTE_FIELDS)."""
 
 
+TOOLS_NOTE = ("tools were offered but not required: the vote answered in text, without "
+              "them (tool_choice 'required' asks for one routed sample that may call a tool)")
+
+
+def tools_merely_offered(body: Mapping[str, Any]) -> bool:
+    """True when `body` offers tools that no answer is required to call: `tool_choice`
+    absent, "auto" or "none", and no tool turn in the conversation yet. Such a request is
+    voted on text answers (an answer without a tool call is one `auto` allows)."""
+    if body.get("tools") in (None, [], ""):
+        return False
+    if body.get("tool_choice") not in (None, "auto", "none"):
+        return False
+    return not any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool")
+                   for m in body.get("messages") or ())
+
+
 def single_reason(body: Mapping[str, Any]) -> str | None:
     """Why the vote cannot answer `body` (it is then answered by one routed sample), or
-    None. Looks at tools, logprobs, images and tool turns in the conversation."""
+    None. Looks at tools (when an answer must call one), logprobs, images and tool turns
+    in the conversation."""
+    offered = tools_merely_offered(body)
     for key in SINGLE_FIELDS:
         value = body.get(key)
+        if offered and key in ("tools", "tool_choice", "parallel_tool_calls"):
+            continue
         if value not in (None, False, [], "", 0, "none"):
             return f"{key}: a vote cannot honour it, so one routed sample answered"
     for m in body.get("messages") or ():

@@ -17,7 +17,7 @@ async iterator of :class:`~avengers_core.serve.streams.Tick` (nothing new yet),
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -28,7 +28,7 @@ from avengers_core.backends import DEFAULT_TEMPERATURE, BackendUnavailable, Samp
 from avengers_core.backends.endpoints import Engines
 from avengers_core.errors import InputError
 from avengers_core.pipeline import Pipeline, VotePlan
-from avengers_core.serve import passthrough
+from avengers_core.serve import fields, passthrough
 from avengers_core.serve.fields import canonical_json
 from avengers_core.serve.requests import ChatRequest, ServeError
 from avengers_core.serve.streams import Finished, Tick, bridged
@@ -235,6 +235,8 @@ class Service:
         a JSON format the samples vote with their parsed JSON (the query unchanged)."""
         temperature = req.temperature if req.temperature else DEFAULT_TEMPERATURE
         structured = req.json_format is not None
+        if fields.tools_merely_offered(req.body):  # voted on text, and said so
+            routing = replace(routing, notes=(*routing.notes, fields.TOOLS_NOTE))
         plan = VotePlan(list(routing.models), "free" if structured else routing.kind,
                         routing.strategy)
         run = self.pipeline.vote(

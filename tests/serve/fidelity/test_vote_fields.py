@@ -54,7 +54,7 @@ def vote(base: str, **fields) -> dict:
 
 
 def test_the_table_has_a_test_per_row():
-    assert len(VOTE_FIELDS) == 14  # add a test below for a new row
+    assert len(VOTE_FIELDS) == 15  # add a test below for a new row
 
 
 @pytest.mark.parametrize("server", ["url", "mixed"])
@@ -145,9 +145,31 @@ def test_the_winners_finish_reason_is_reported(srv, server, request):
 
 
 @pytest.mark.parametrize("fields", [
-    {"tools": [TOOL]}, {"tools": [TOOL], "tool_choice": "auto"}, {"logprobs": True},
-    {"logprobs": True, "top_logprobs": 2}])
-def test_tools_and_logprobs_get_one_routed_sample(srv, url, fields):
+    {"tools": [TOOL]}, {"tools": [TOOL], "tool_choice": "auto"},
+    {"tools": [TOOL], "tool_choice": "none"}])
+def test_tools_merely_offered_are_voted_on_text_and_noted(srv, url, fields):
+    """Open WebUI offers its built-in tools with every chat: a vote still answers (in
+    text, as `auto` allows), the samples are sent without the tools, and a note says so."""
+    before = len(srv.requests)
+    res = vote(url, **fields)
+    drawn = samples_sent(srv, before)
+    assert len(drawn) == 6 and not any(s.get("tools") for s in drawn)
+    field = res["avengers"]
+    assert field["votes"] and "single" not in field
+    assert any("tools were offered but not required" in n for n in field["notes"])
+
+
+def test_required_tools_get_one_routed_sample(srv, mixed):
+    """tool_choice "required" (here relayed to an OpenAI-compatible engine, which has it):
+    one routed sample, which may call the tool."""
+    before = len(srv.requests)
+    res = vote(mixed, tools=[TOOL], tool_choice="required")
+    assert len(samples_sent(srv, before)) == 1
+    assert res["avengers"]["votes"] == {} and "tools" in res["avengers"]["single"]
+
+
+@pytest.mark.parametrize("fields", [{"logprobs": True}, {"logprobs": True, "top_logprobs": 2}])
+def test_logprobs_get_one_routed_sample(srv, url, fields):
     before = len(srv.requests)
     res = vote(url, **fields)
     assert len(samples_sent(srv, before)) == 1
