@@ -54,8 +54,8 @@ def test_fifty_clients_get_an_answer_or_a_clean_busy(tmp_path, monkeypatch):
               "nomic-embed-text": ModelScript()}
     with FakeOllama(models) as srv:
         profile = build_profile(srv.url, tmp_path / "profile")
-        argv = [str(profile), "--host", srv.url, "--samples", "3", "--max-concurrent", "4",
-                "--max-queue", "20"]
+        argv = [str(profile), "--host", srv.url, "--samples", "3", "--early-stop", "off",
+                "--max-concurrent", "4", "--max-queue", "20"]  # every sample drawn: 3 votes
         with serving(argv) as url:
             results: dict[tuple[int, int], str] = {}
 
