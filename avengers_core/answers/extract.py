@@ -255,7 +255,7 @@ def extract_number(text: str) -> str | None:
     return _number_with_reason(text)[0]
 
 
-def _number_with_reason(text: str) -> tuple[str | None, str | None]:
+def _number_with_reason(text: str, whole: bool = False) -> tuple[str | None, str | None]:
     text = _DASH_MINUS.sub("-", text.translate(_MINUS).translate(_SPACES))
     span, how = _number_span(text)
     try:
@@ -267,7 +267,8 @@ def _number_with_reason(text: str) -> tuple[str | None, str | None]:
             if key is not None:
                 return key, None
         last = [m for p in (_PLAIN, _LATEX_FRAC) for m in p.finditer(text)]
-        if last and _ends_complete(text):  # a reply cut mid-sentence states no answer
+        # a reply cut mid-sentence states no answer; one the engine ended itself is whole
+        if last and (whole or _ends_complete(text)):
             key = _parse_key(max(last, key=lambda m: (m.end(), -m.start())).group())
             if key is not None:
                 return key, None
@@ -525,9 +526,14 @@ def _unit(vectors: Sequence[Sequence[float]]) -> list[list[float]]:
 
 
 def extract_with_reason(
-    text: str, kind: str, choices: Sequence[str] | None = None, query: str | None = None
+    text: str, kind: str, choices: Sequence[str] | None = None, query: str | None = None,
+    whole: bool = False,
 ) -> tuple[str | None, str | None]:
     """`(answer, None)`, or `(None, reason)` when `text` holds no answer of `kind`.
+
+    `whole`: the engine ended the reply itself (not the token limit), so a number on its
+    last line counts even without a closing full stop (SmolLM2 answers `7 + 3 = 10`);
+    otherwise such a reply may have been cut mid-sentence and states no answer.
 
     The answer is the canonical vote key: equal keys are one answer. Reasons: "reasoning
     cut off" (an unclosed `<think>`), "empty reply", "no number found", "unparsable in
@@ -544,7 +550,7 @@ def extract_with_reason(
     if not answer.strip():
         return None, EMPTY
     if kind == "number":
-        return _number_with_reason(answer)
+        return _number_with_reason(answer, whole)
     if kind == "choice":
         got = extract_choice(answer, choices, query)
         return (got, None) if got else (None, NO_LETTER)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avengers_core.answers.extract import NO_NUMBER, extract_with_reason
+from avengers_core.answers.extract import extract_with_reason
 from avengers_core.answers.prompts import make_prompt
 from avengers_core.answers.thinking import CUT_OFF, split_thinking
 from avengers_core.backends import (
@@ -510,16 +510,10 @@ class VoteRun:
             elif sample.truncated and self.kind != "free" and not FINAL.search(sample.text):
                 sample.no_answer = TRUNCATED  # its last number may be a step, not the answer
             else:
+                # the engine reports a token-limit cut, so any other reply is whole
                 sample.answer, sample.no_answer = extract_with_reason(
-                    sample.text, self.kind, self.choices, self.query)
-                if sample.no_answer == NO_NUMBER and not sample.truncated:
-                    # the engine ended this reply itself (it reports a token-limit cut),
-                    # so a last line `7 + 3 = 10` is whole even without a full stop: the
-                    # extractor's guard against replies cut mid-sentence does not apply
-                    answer, _ = extract_with_reason(sample.text.rstrip() + ".", self.kind,
-                                                    self.choices, self.query)
-                    if answer is not None:
-                        sample.answer, sample.no_answer = answer, None
+                    sample.text, self.kind, self.choices, self.query,
+                    whole=not sample.truncated)
         self._samples.append(sample)
         yield SampleFinished(sample)
         if sample.error is None:
