@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.fake_ollama import ModelScript
 from tests.support.profiles import MATH, TRIVIA
 
@@ -107,3 +109,14 @@ def chat_calls(stream_key: str = "stream") -> dict[str, dict[str, Any]]:
     calls["unknown"] = {"model": "no-such-model", "messages": user()}
     calls["two-turns"] = {"model": "avengers", "messages": two_turns()}
     return calls
+
+
+def py_drive(client: str, url: str, calls: list[dict[str, Any]],
+             **env: str) -> list[dict[str, Any]]:
+    """Run `calls` through the Python client `client` (LangChain or LiteLLM, in the clients'
+    venv; see py_drive.py) against `url`. Fails the test when the venv is missing."""
+    python = CLIENTS_VENV / "bin" / "python"
+    if not python.exists():
+        pytest.fail(f"no clients venv at {CLIENTS_VENV}: bash scripts/setup.sh --test")
+    return run_driver([str(python), str(CLIENTS_DIR / "py_drive.py")], client, url, calls,
+                      **env)

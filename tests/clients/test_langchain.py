@@ -10,14 +10,12 @@ import pytest
 
 from avengers_core.answers.extract import extract
 from tests.clients.common import (
-    CLIENTS_DIR,
-    CLIENTS_VENV,
     LLAMA,
     LLAMA_TEXT,
     VOTED_TEXT,
     chat_calls,
     ok,
-    run_driver,
+    py_drive,
 )
 
 CLIENTS = ["langchain-openai", "langchain-ollama"]
@@ -25,18 +23,9 @@ STREAM = ["whole", "streamed"]
 CALLS = chat_calls()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def venv_python():
-    python = CLIENTS_VENV / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"no clients venv at {CLIENTS_VENV}: bash scripts/setup.sh --test")
-    return python
-
-
 def drive(client: str, url: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run `calls` through LangChain's `client` against `url` (see py_drive.py)."""
-    return run_driver([str(CLIENTS_VENV / "bin" / "python"), str(CLIENTS_DIR / "py_drive.py")],
-                      client, url, calls)
+    """Run `calls` through `client` against `url` (common.py_drive)."""
+    return py_drive(client, url, calls)
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,12 @@ import pytest
 
 from avengers_core.answers.extract import extract
 from tests.clients.common import (
-    CLIENTS_DIR,
-    CLIENTS_VENV,
     LLAMA_TEXT,
     VOTED_TEXT,
     VOTES,
     chat_calls,
     ok,
-    run_driver,
+    py_drive,
 )
 
 CLIENTS = ["litellm-openai", "litellm-ollama-chat", "litellm-ollama"]
@@ -27,18 +25,9 @@ STREAM = ["whole", "streamed"]
 CALLS = chat_calls()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def venv_python():
-    python = CLIENTS_VENV / "bin" / "python"
-    if not python.exists():
-        pytest.fail(f"no clients venv at {CLIENTS_VENV}: bash scripts/setup.sh --test")
-    return python
-
-
 def drive(client: str, url: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run `calls` through LiteLLM with the `client` prefix against `url` (see py_drive.py)."""
-    return run_driver([str(CLIENTS_VENV / "bin" / "python"), str(CLIENTS_DIR / "py_drive.py")],
-                      client, url, calls, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    """Run `calls` through `client` against `url` (common.py_drive)."""
+    return py_drive(client, url, calls, LITELLM_LOCAL_MODEL_COST_MAP="True")
 
 
 @pytest.fixture(scope="module")
