@@ -16,6 +16,7 @@ known window and nothing is reported. An embedder may also say it itself with a 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,9 +83,11 @@ def _model_folder(name: str) -> Path | None:
     return path if path.is_dir() else None
 
 
+@functools.lru_cache(maxsize=8)
 def _from_folder(folder: Path | None) -> tuple[int, Counter] | None:
     """The window from `sentence_bert_config.json` and the tokenizer from `tokenizer.json`,
-    without loading the model; None when either is missing or unreadable."""
+    without loading the model; None when either is missing or unreadable. Read once per
+    folder: `route`, `vote` and every serve request ask it again."""
     if folder is None:
         return None
     try:
