@@ -113,12 +113,13 @@ def nothing_left_behind(srv: FakeOllama | None = None) -> Iterator[None]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         extra = set(threading.enumerate()) - threads
-        if not extra and _socket_count() == sockets:
+        if not extra and _socket_count() <= sockets:
             break
         time.sleep(0.02)
     assert sorted(t.name for t in set(threading.enumerate()) - threads) == []
     assert threading.active_count() == len(threads)
-    assert _socket_count() == sockets
+    # none left behind; one held before (an earlier test's connection) may close meanwhile
+    assert _socket_count() <= sockets
 
 
 @contextmanager
